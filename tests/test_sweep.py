@@ -1,0 +1,113 @@
+"""The sweep: grid, visiting order, incremental files, fits and claims of a real tiny run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from trainbench.experiments import EXPERIMENTS
+from trainbench.models import mlp_heads
+from trainbench.results import FORMAT_VERSION, POINT_COLUMNS
+from trainbench.sweep import SweepConfig, SweepError, plan, resolve_device, run_sweep, size_grid
+
+EXP = EXPERIMENTS["mlp-heads"]
+TINY = {"width": 8, "batch": 4, "in_dim": 3, "activation": "sigmoid", "impl": "einsum"}
+
+
+def _cfg(**kw) -> SweepConfig:
+    base = dict(min_size=1, max_size=16, options=TINY, repeats=1, min_time=0.0, threads=1)
+    return SweepConfig(**(base | kw))
+
+
+def test_size_grid_is_geometric_and_keeps_both_ends() -> None:
+    assert size_grid(1, 128) == [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128]
+    assert size_grid(5, 5) == [5]
+    assert size_grid(3, 10, ratio=2.0) == [3, 6, 10]
+    for bad in ((0, 4), (8, 4)):
+        with pytest.raises(SweepError):
+            size_grid(*bad)
+
+
+def test_plan_is_shuffled_reproducible_and_honours_the_control_cap() -> None:
+    cfg = _cfg(max_size=128, control_max_size=32)
+    order = plan(EXP, cfg)
+    assert order == plan(EXP, cfg)
+    assert order != plan(EXP, _cfg(max_size=128, control_max_size=32, seed=1))
+    assert order != sorted(order)
+    assert {s for v, s in order if v == "full"} == set(size_grid(1, 128))
+    assert {s for v, s in order if v == "per-head"} == {s for s in size_grid(1, 128) if s <= 32}
+    assert {v for v, _ in plan(EXP, _cfg(control=False))} == {"full"}
+
+
+def test_device_names() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(SweepError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SweepError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_a_tiny_run_end_to_end(tmp_path: Path) -> None:
+    result = run_sweep(EXP, _cfg(), out_dir=tmp_path)
+    folder = tmp_path / "mlp-heads"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(summary))  # plain JSON
+    assert summary["complete"] is True and result.complete
+    assert summary["format_version"] == FORMAT_VERSION
+    sizes = size_grid(1, 16)
+    assert summary["config"]["sizes"] == sizes
+    table = pd.read_csv(folder / "measurements.csv")
+    assert list(table.columns) == list(POINT_COLUMNS)
+    assert len(table) == 2 * len(sizes)
+    assert set(zip(table.variant, table["size"], strict=True)) == {
+        (v, s) for v in ("full", "per-head") for s in sizes
+    }
+    full = table[table.variant == "full"].set_index("size")
+    for L in sizes:
+        assert full.loc[L, "bwd_flops"] == mlp_heads.flops_backward(L, 8, 4, 3)
+        assert full.loc[L, "graph_nodes"] == mlp_heads.graph_nodes(L)
+    samples = pd.read_csv(folder / "samples.csv")
+    assert set(samples.phase) == {"fwd", "bwd"} and (samples.sample_s > 0).all()
+    # every metric of every variant fitted; the exact counts read exactly
+    fits = {(f["variant"], f["metric"]): f for f in summary["fits"]}
+    assert fits[("full", "bwd_flops")]["exponent"] == 1.0
+    assert fits[("full", "bwd_flops")]["exact"] is True
+    assert fits[("per-head", "bwd_flops")]["exponent"] > 1.7
+    assert ("full", "peak_bytes") not in fits  # not measured on CPU: never fitted
+    claims = {c["id"]: c for c in summary["claims"]}
+    assert set(claims) == {c.id for c in EXP.claims}
+    assert claims["P1b-flops"]["verdict"] == "confirmed"
+    assert claims["P1b-memory"]["verdict"] == "confirmed"
+    assert claims["P1b-control-flops"]["verdict"] == "confirmed"
+
+
+def test_no_control_leaves_the_time_claim_unconfirmed(tmp_path: Path) -> None:
+    result = run_sweep(EXP, _cfg(control=False), out_dir=tmp_path)
+    claims = {c["id"]: c for c in result.claims}
+    assert "P1b-control" not in claims
+    assert claims["P1b-flops"]["verdict"] == "inconclusive"
+    assert "control was not measured" in claims["P1b-flops"]["reason"]
+
+
+def test_an_interrupt_keeps_every_finished_point(tmp_path: Path) -> None:
+    seen = []
+
+    def stop_after_three(p) -> None:
+        if p.finished:
+            seen.append((p.variant, p.size))
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(EXP, _cfg(), out_dir=tmp_path, on_progress=stop_after_three)
+    folder = tmp_path / "mlp-heads"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["complete"] is False
+    assert {(p["variant"], p["size"]) for p in summary["points"]} == set(seen)
+    assert any("interrupted" in n for n in summary["notes"])
+    assert len(pd.read_csv(folder / "measurements.csv")) == 3

@@ -1,0 +1,6 @@
+"""python -m trainbench"""
+
+from trainbench.cli import main
+
+if __name__ == "__main__":
+    main()

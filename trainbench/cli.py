@@ -1,0 +1,289 @@
+"""The command line: parse, call one core function, render. No torch logic here."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from trainbench import __version__
+
+try:  # recent typer vendors click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
+USAGE_EXIT = 2
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Report every usage error as one line on stderr (exit 2), never a traceback."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.UsageError as err:
+            if type(err).__name__ == "NoArgsIsHelpError" and err.ctx is not None:
+                typer.echo(err.ctx.get_help())
+                sys.exit(0)
+            typer.echo(f"trainbench: error: {err.format_message()}", err=True)
+            sys.exit(USAGE_EXIT)
+        except click_errors.ClickException as err:
+            typer.echo(f"trainbench: error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            typer.echo("trainbench: interrupted", err=True)
+            sys.exit(130)
+        code = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    help="Tests textbook answers about the cost of backpropagation against measurement.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = USAGE_EXIT) -> typer.Exit:
+    """Print one line on stderr and return the Exit to raise."""
+    typer.echo(f"trainbench: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"trainbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Tests textbook answers about the cost of backpropagation against measurement."""
+
+
+class Device(str, enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Activation(str, enum.Enum):
+    sigmoid = "sigmoid"
+    tanh = "tanh"
+    relu = "relu"
+
+
+class Impl(str, enum.Enum):
+    einsum = "einsum"
+    fused = "fused"
+
+
+class DType(str, enum.Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+# Options shared by every sweep command.
+Repeats = Annotated[
+    int,
+    typer.Option(min=1, help="Timing rounds: each round times every point once, shuffled."),
+]
+MinTime = Annotated[
+    float, typer.Option(min=0.0, help="Seconds of timing per point and round (at least).")
+]
+Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
+DTypeOpt = Annotated[DType, typer.Option(help="Floating point type of the model.")]
+Seed = Annotated[int, typer.Option(min=0, help="Seed for weights, data and visiting order.")]
+Out = Annotated[Path, typer.Option(help="Results folder; the run goes to OUT/<experiment>/.")]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print the summary as JSON on stdout and nothing else.")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")]
+Control = Annotated[
+    bool, typer.Option("--control/--no-control", help="Also measure the O(n²) control.")
+]
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".trainbench-write-test-"):
+            pass
+    except OSError as err:
+        raise fail(f"--out: cannot write to {str(out)!r}: {err.strerror or err}") from None
+
+
+def _run_and_render(
+    experiment: str,
+    *,
+    min_size: int,
+    max_size: int,
+    size_flag: str,
+    options: dict[str, Any],
+    control: bool,
+    control_max_size: int,
+    repeats: int,
+    min_time: float,
+    threads: int,
+    device: Device,
+    dtype: DType,
+    seed: int,
+    out: Path,
+    json_out: bool,
+    quiet: bool,
+) -> None:
+    if min_size > max_size:
+        raise fail(f"--min-{size_flag} ({min_size}) is above --max-{size_flag} ({max_size})")
+    _check_writable(out)
+
+    from trainbench.experiments import EXPERIMENTS
+    from trainbench.results import to_json
+    from trainbench.sweep import SweepConfig, SweepError, resolve_device, run_sweep
+
+    try:
+        resolve_device(device.value)
+    except SweepError as err:
+        raise fail(str(err)) from None
+    exp = EXPERIMENTS[experiment]
+    cfg = SweepConfig(
+        min_size=min_size,
+        max_size=max_size,
+        options=options,
+        control=control,
+        control_max_size=control_max_size,
+        repeats=repeats,
+        min_time=min_time,
+        threads=threads,
+        device=device.value,
+        dtype=dtype.value,
+        seed=seed,
+    )
+    err_console = Console(stderr=True)
+    show_progress = not (quiet or json_out)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("points"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not show_progress,
+    )
+    task = progress.add_task(f"{experiment}", total=None)
+
+    def on_progress(p: Any) -> None:
+        progress.update(
+            task,
+            total=p.total,
+            completed=p.done,
+            description=f"{experiment}  {p.variant:<9} {exp.size_name} = {p.size:<5}",
+        )
+
+    try:
+        with progress:
+            result = run_sweep(exp, cfg, out_dir=out, on_progress=on_progress)
+    except SweepError as err:
+        raise fail(str(err)) from None
+    except KeyboardInterrupt:
+        raise fail(
+            f"interrupted; the points measured so far are in {out / experiment}", 130
+        ) from None
+    except RuntimeError as err:  # e.g. out of memory inside torch
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise fail(
+            f"measurement failed: {first}; points measured so far are in {out / experiment}", 1
+        ) from None
+    summary = result.summary()
+    if json_out:
+        sys.stdout.write(to_json(summary))
+        return
+    from trainbench.render import fits_table, points_table, verdict_lines
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if not quiet:
+        console.print(points_table(summary, exp.size_name))
+        for note in summary["notes"]:
+            console.print(f"note: {note}")
+        console.print(fits_table(summary))
+    descriptions = {v.name: v.description for v in exp.variants}
+    for line in verdict_lines(summary, descriptions):
+        console.print(line)
+    if not quiet:
+        console.print(f"results: {out / experiment}{os.sep}")
+
+
+@app.command("mlp-heads")
+def mlp_heads(
+    max_depth: Annotated[int, typer.Option(min=1, help="Largest depth L.")] = 64,
+    min_depth: Annotated[int, typer.Option(min=1, help="Smallest depth L.")] = 1,
+    width: Annotated[int, typer.Option(min=1, help="Hidden width (size of I).")] = 256,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size (size of b).")] = 64,
+    in_dim: Annotated[int, typer.Option(min=1, help="Input dimension (size of K).")] = 32,
+    activation: Annotated[Activation, typer.Option(help="σ of the hidden layers.")] = (
+        Activation.sigmoid
+    ),
+    impl: Annotated[
+        Impl, typer.Option(help="einsum: reads like the problem; fused: addmm, faster.")
+    ] = Impl.einsum,
+    control: Control = True,
+    control_max_depth: Annotated[
+        int, typer.Option(min=1, help="Largest depth for the per-head control (it is O(L²)).")
+    ] = 256,
+    repeats: Repeats = 3,
+    min_time: MinTime = 0.05,
+    threads: Threads = 0,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.float32,
+    seed: Seed = 0,
+    out: Out = Path("results"),
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Problem 1b: backprop time of the L-layer MLP with a loss head per layer, against L."""
+    _run_and_render(
+        "mlp-heads",
+        min_size=min_depth,
+        max_size=max_depth,
+        size_flag="depth",
+        options={
+            "width": width,
+            "batch": batch,
+            "in_dim": in_dim,
+            "activation": activation.value,
+            "impl": impl.value,
+        },
+        control=control,
+        control_max_size=control_max_depth,
+        repeats=repeats,
+        min_time=min_time,
+        threads=threads,
+        device=device,
+        dtype=dtype,
+        seed=seed,
+        out=out,
+        json_out=json_out,
+        quiet=quiet,
+    )
+
+
+def main() -> None:
+    app()

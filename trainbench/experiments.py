@@ -1,0 +1,177 @@
+"""Named experiments: size -> (model, inputs, loss terms), their variants and claims.
+
+An experiment's ``build(size, options, device, dtype)`` returns a zero-argument
+function that runs one forward pass and returns the loss terms (one scalar per
+loss head). A variant turns the terms into the roots that backward is called on:
+
+* ``full``: the terms summed into the one loss SGD minimises (stack, then one
+  sum, so the summation adds a constant, not a chain, to the graph), one backward;
+* a control (``per-head``): every term back-propagated on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig, make_data
+
+Terms = Callable[[], list[Tensor]]
+Builder = Callable[[int, Mapping[str, Any], torch.device, torch.dtype], Terms]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    split: bool  # back-propagate each loss term on its own
+
+    def roots(self, terms: Sequence[Tensor]) -> list[Tensor]:
+        if self.split or len(terms) == 1:
+            return list(terms)
+        return [torch.stack(list(terms)).sum()]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement "metric of variant grows as size**expected", to be tested."""
+
+    id: str
+    problem: str
+    statement: str
+    variant: str
+    metric: str
+    expected: float
+    tolerance: float
+    control: str | None = None  # id of the claim whose growth must come out faster
+    is_control: bool = False
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    size_name: str  # the problem's letter for the size: L, T
+    size_option: str  # what the size is called on the command line
+    variants: tuple[Variant, ...]
+    claims: tuple[Claim, ...]
+    build: Builder
+    # (rows, inner, cols) of the torch.mm whose rate is the efficiency reference
+    reference_matmul: Callable[[Mapping[str, Any]], tuple[int, int, int]]
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def forward(
+        self,
+        variant: str,
+        size: int,
+        options: Mapping[str, Any],
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> Callable[[], list[Tensor]]:
+        """The harness's contract for one point: forward() -> roots to back-propagate."""
+        terms = self.build(size, options, device, dtype)
+        v = self.variant(variant)
+        return lambda: v.roots(terms())
+
+
+FULL = Variant("full", "one backward of the summed loss", split=False)
+PER_HEAD = Variant("per-head", "one backward per loss head (retain_graph)", split=True)
+
+
+def _build_mlp_heads(
+    depth: int, options: Mapping[str, Any], device: torch.device, dtype: torch.dtype
+) -> Terms:
+    torch.manual_seed(int(options.get("seed", 0)))
+    cfg = MLPHeadsConfig(
+        depth=depth,
+        width=int(options["width"]),
+        in_dim=int(options["in_dim"]),
+        activation=str(options.get("activation", "sigmoid")),
+        impl=str(options.get("impl", "einsum")),
+    )
+    model = MLPHeads(cfg).to(device=device, dtype=dtype)
+    x, y = make_data(int(options["batch"]), cfg.in_dim)
+    x, y = x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
+    return lambda: model(x, y)
+
+
+MLP_HEADS = Experiment(
+    name="mlp-heads",
+    title="Problem 1b: the L-layer MLP with a loss head on every layer",
+    size_name="L",
+    size_option="depth",
+    variants=(FULL, PER_HEAD),
+    claims=(
+        Claim(
+            id="P1b",
+            problem="1b",
+            statement="backprop time of the L-head MLP is O(L)",
+            variant="full",
+            metric="bwd_s",
+            expected=1.0,
+            tolerance=0.15,
+            control="P1b-control",
+        ),
+        Claim(
+            id="P1b-flops",
+            problem="1b",
+            statement="backprop FLOPs of the L-head MLP are O(L)",
+            variant="full",
+            metric="bwd_flops",
+            expected=1.0,
+            tolerance=0.02,
+            control="P1b-control-flops",
+        ),
+        Claim(
+            id="P1b-graph",
+            problem="1b",
+            statement="the backward graph of the L-head MLP has O(L) nodes",
+            variant="full",
+            metric="graph_nodes",
+            expected=1.0,
+            tolerance=0.02,
+        ),
+        Claim(
+            id="P1b-memory",
+            problem="1b",
+            statement="activation memory saved for backward is O(L)",
+            variant="full",
+            metric="saved_bytes",
+            expected=1.0,
+            tolerance=0.02,
+        ),
+        Claim(
+            id="P1b-control",
+            problem="1b",
+            statement="backprop time with one backward per head is O(L²)",
+            variant="per-head",
+            metric="bwd_s",
+            expected=2.0,
+            tolerance=0.25,
+            is_control=True,
+        ),
+        Claim(
+            id="P1b-control-flops",
+            problem="1b",
+            statement="backprop FLOPs with one backward per head are O(L²)",
+            variant="per-head",
+            metric="bwd_flops",
+            expected=2.0,
+            tolerance=0.1,
+            is_control=True,
+        ),
+    ),
+    build=_build_mlp_heads,
+    reference_matmul=lambda o: (int(o["batch"]), int(o["width"]), int(o["width"])),
+)
+
+EXPERIMENTS: dict[str, Experiment] = {MLP_HEADS.name: MLP_HEADS}

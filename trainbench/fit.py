@@ -1,0 +1,324 @@
+"""Growth order of a metric against a size: exponent, interval, class, verdict.
+
+No torch in here: numbers in, dataclasses out, so every rule can be tested on
+synthetic data of known order.
+
+* Exponent: least squares fit of ``y = a + b * n**k`` (a free, b >= 0, k in
+  [0, K_MAX]), weighted by relative error (weights 1/y**2), so a fixed overhead
+  ``a`` at small sizes does not bend the exponent and the largest sizes do not
+  dominate. For fixed k the model is linear in (a, b); k is found by a grid
+  search refined around the best grid point.
+* Interval: percentile bootstrap. Where each size has several raw repeats the
+  repeats are resampled within each size (median per size, then refit); where
+  a size has fewer than three, the fit's relative residuals are resampled.
+  Exact counts (every repeat identical, zero residual) give a zero-width
+  interval.
+* Class: ``a + b * g(n)`` for g in 1, log n, n, n log n, n^2, n^3, fitted with
+  the same weights and ranked by BIC; the simplest class within ``BIC_MARGIN``
+  of the best wins.
+* Window: the order is asymptotic, so the fit uses the top ``WINDOW`` (16x)
+  of the size range, where fixed overheads and the small sizes' cache effects
+  no longer dominate; it is widened to take in at least ``WINDOW_MIN_SIZES``
+  sizes where the grid is coarse.
+* Verdict: see :func:`judge`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+K_MAX = 4.5
+BIC_MARGIN = 2.0
+LEVEL = 0.95
+MIN_SIZES = 4
+MIN_RANGE = 8.0
+WINDOW = 16.0
+WINDOW_MIN_SIZES = 8
+
+# Growth classes, simplest first, with their basis function and polynomial degree.
+CLASSES: dict[str, tuple[float, object]] = {
+    "1": (0.0, lambda n: np.zeros_like(n)),
+    "log n": (0.0, lambda n: np.log(n)),
+    "n": (1.0, lambda n: n),
+    "n log n": (1.0, lambda n: n * np.log(n)),
+    "n^2": (2.0, lambda n: n**2),
+    "n^3": (3.0, lambda n: n**3),
+}
+CLASS_FOR_EXPONENT = {0.0: "1", 1.0: "n", 2.0: "n^2", 3.0: "n^3"}
+
+CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
+
+
+@dataclass(frozen=True)
+class OrderFit:
+    """The fitted growth order of one metric."""
+
+    exponent: float
+    ci_low: float
+    ci_high: float
+    best_class: str
+    n_sizes: int
+    size_range: float  # largest fitted size over smallest fitted size
+    fit_from: float  # smallest size inside the fit window
+    exact: bool  # no spread between repeats and no residual: a count
+    rel_spread: float  # largest IQR/median over the sizes (0 for counts)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # confirmed | refuted | inconclusive
+    reason: str
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def _as_samples(values: Sequence[float] | Sequence[Sequence[float]]) -> list[np.ndarray]:
+    out = []
+    for v in values:
+        arr = np.atleast_1d(np.asarray(v, dtype=float)).ravel()
+        arr = arr[np.isfinite(arr)]
+        out.append(arr)
+    return out
+
+
+def _wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Weighted least squares of y on [1, x] along the last axis; b clipped at 0.
+
+    ``x`` may carry leading batch axes (one row per candidate exponent).
+    Returns (a, b, rss) with the batch shape.
+    """
+    sw = w.sum(axis=-1)
+    mx = (w * x).sum(axis=-1) / sw
+    my = (w * y).sum(axis=-1) / sw
+    dx = x - mx[..., None]
+    sxx = (w * dx * dx).sum(axis=-1)
+    sxy = (w * dx * (y - my[..., None])).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = np.where(sxx > 0, sxy / sxx, 0.0)
+    b = np.maximum(b, 0.0)
+    a = my - b * mx
+    resid = y - a[..., None] - b[..., None] * x
+    rss = (w * resid * resid).sum(axis=-1)
+    return a, b, rss
+
+
+def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, float, float]:
+    """Fit ``values ≈ a + b * sizes**k``; return (k, a, b).
+
+    Weighted by relative error. A metric that does not grow gets k = 0.
+    """
+    n = np.asarray(sizes, dtype=float)
+    y = np.asarray(values, dtype=float)
+    w = 1.0 / np.maximum(np.abs(y), 1e-300) ** 2
+    ln = np.log(n)
+    scale = float((w * y * y).sum())
+
+    def scan(ks: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        x = np.exp(ks[:, None] * ln[None, :])
+        a, b, rss = _wls_line(x, np.broadcast_to(y, x.shape), np.broadcast_to(w, x.shape))
+        # Relative to the data's own weighted size (about len(y)): differences
+        # below 1e-12 are rounding, and ties (a flat profile) go to the smallest k.
+        i = int(np.argmin(np.round(rss / scale, 12)))
+        return i, a, b, rss
+
+    ks = np.linspace(0.0, K_MAX, 451)
+    i, a, b, _ = scan(ks)
+    if b[i] <= 0:  # best is a constant: no growth
+        return 0.0, float(a[i]), 0.0
+    for step in (0.01, 0.0001):
+        lo, hi = max(ks[i] - step, 0.0), min(ks[i] + step, K_MAX)
+        ks = np.linspace(lo, hi, 201)
+        i, a, b, rss = scan(ks)
+    if 0 < i < len(ks) - 1:  # parabolic step to the profile's minimum between grid points
+        r0, r1, r2 = rss[i - 1], rss[i], rss[i + 1]
+        curv = r0 - 2 * r1 + r2
+        if curv > 0:
+            h = ks[i + 1] - ks[i]
+            k_star = np.array([ks[i] + 0.5 * h * (r0 - r2) / curv])
+            _, a2, b2, rss2 = scan(k_star)
+            if rss2[0] <= r1 and b2[0] > 0:
+                return float(k_star[0]), float(a2[0]), float(b2[0])
+    return float(ks[i]), float(a[i]), float(b[i])
+
+
+def choose_class(sizes: Sequence[float], values: Sequence[float]) -> tuple[str, dict[str, float]]:
+    """Rank the growth classes by BIC; return the simplest within BIC_MARGIN of the best."""
+    n = np.asarray(sizes, dtype=float)
+    y = np.asarray(values, dtype=float)
+    w = 1.0 / np.maximum(np.abs(y), 1e-300) ** 2
+    m = len(n)
+    scores: dict[str, float] = {}
+    for name, (_, g) in CLASSES.items():
+        x = g(n)
+        if name == "1":
+            a = (w * y).sum() / w.sum()
+            rss = float((w * (y - a) ** 2).sum())
+            p = 1
+        else:
+            _, _, rss_arr = _wls_line(x, y, w)
+            rss = float(rss_arr)
+            p = 2
+        # Relative residuals below 1e-9 are rounding: treat them as a perfect fit.
+        scores[name] = m * math.log(max(rss / m, 1e-18)) + p * math.log(m)
+    best = min(scores.values())
+    for name in CLASSES:  # simplest first
+        if scores[name] <= best + BIC_MARGIN:
+            return name, scores
+    raise AssertionError("unreachable")
+
+
+def _medians(samples: list[np.ndarray]) -> np.ndarray:
+    return np.array([np.median(s) for s in samples])
+
+
+def fit_order(
+    sizes: Sequence[float],
+    values: Sequence[float] | Sequence[Sequence[float]],
+    *,
+    n_boot: int = 1000,
+    level: float = LEVEL,
+    seed: int = 0,
+    window: float | None = WINDOW,
+) -> OrderFit:
+    """Fit the growth order of ``values`` (one number or a list of raw repeats per size).
+
+    Sizes must be positive; non-finite repeats are dropped and sizes left with
+    no repeat are skipped. Only sizes within ``window`` of the largest are
+    fitted (None: all). Raises ValueError with fewer than three usable sizes.
+    """
+    n_all = np.asarray(sizes, dtype=float)
+    samples_all = _as_samples(values)
+    if len(samples_all) != len(n_all):
+        raise ValueError("sizes and values differ in length")
+    keep = [i for i, s in enumerate(samples_all) if len(s) and n_all[i] > 0 and np.all(s > 0)]
+    if len(keep) < 3:
+        raise ValueError("need at least three sizes with positive values to fit an order")
+    n = n_all[keep]
+    samples = [samples_all[i] for i in keep]
+    order = np.argsort(n)
+    n = n[order]
+    samples = [samples[i] for i in order]
+    if window is not None:
+        first = int(np.searchsorted(n, n[-1] / window))
+        first = min(first, max(len(n) - WINDOW_MIN_SIZES, 0))
+        n, samples = n[first:], samples[first:]
+
+    y = _medians(samples)
+    k, a, b = fit_exponent(n, y)
+    best_class, _ = choose_class(n, y)
+    fitted = a + b * n**k
+    rel_resid = y / np.where(fitted > 0, fitted, np.nan) - 1.0
+    spreads = [
+        (np.percentile(s, 75) - np.percentile(s, 25)) / np.median(s) if len(s) > 1 else 0.0
+        for s in samples
+    ]
+    rel_spread = float(max(spreads))
+    repeats_identical = all(np.all(s == s[0]) for s in samples)
+    exact = repeats_identical and bool(np.nanmax(np.abs(rel_resid)) < 1e-6)
+
+    rng = np.random.default_rng(seed)
+    if exact or n_boot <= 0:
+        boot = np.array([k])
+    elif min(len(s) for s in samples) >= 3:
+        boot = np.empty(n_boot)
+        for r in range(n_boot):
+            y_star = np.array([np.median(rng.choice(s, size=len(s))) for s in samples])
+            boot[r] = fit_exponent(n, y_star)[0]
+    else:
+        res = np.nan_to_num(rel_resid)
+        boot = np.empty(n_boot)
+        for r in range(n_boot):
+            y_star = fitted * (1.0 + rng.choice(res, size=len(res)))
+            y_star = np.maximum(y_star, 1e-300)
+            boot[r] = fit_exponent(n, y_star)[0]
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
+    # The point estimate always lies inside its interval.
+    lo, hi = min(float(lo), k), max(float(hi), k)
+    return OrderFit(
+        exponent=round(k, 4),
+        ci_low=round(lo, 4),
+        ci_high=round(hi, 4),
+        best_class=best_class,
+        n_sizes=len(n),
+        size_range=float(n[-1] / n[0]),
+        fit_from=float(n[0]),
+        exact=exact,
+        rel_spread=round(rel_spread, 4),
+    )
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def order_label(exponent: float, symbol: str = "n") -> str:
+    """``O(n)``, ``O(n²)`` ... for a claimed exponent."""
+    if exponent == 0:
+        return "O(1)"
+    if exponent == 1:
+        return f"O({symbol})"
+    sup = str(exponent if exponent != int(exponent) else int(exponent))
+    sup = sup.translate(str.maketrans("0123456789.", "⁰¹²³⁴⁵⁶⁷⁸⁹·"))
+    return f"O({symbol}{sup})"
+
+
+def judge(
+    fit: OrderFit,
+    expected: float,
+    tolerance: float,
+    *,
+    control: OrderFit | None = None,
+    needs_control: bool = False,
+) -> Verdict:
+    """Judge the claim "metric grows as n**expected".
+
+    * refuted: the interval lies wholly outside ``expected ± tolerance``;
+    * confirmed: the interval lies wholly inside it, the chosen class has the
+      expected degree, and (when ``needs_control``) the control measured in the
+      same run was detected as growing faster (its interval lies above ours);
+    * inconclusive otherwise, with the reason.
+    """
+    band_lo, band_hi = expected - tolerance, expected + tolerance
+    ci = f"k = {fit.exponent:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
+    if fit.ci_high < band_lo or fit.ci_low > band_hi:
+        return Verdict(REFUTED, f"{ci} lies outside {expected:g} ± {tolerance:g}")
+    problems: list[str] = []
+    if fit.n_sizes < MIN_SIZES or fit.size_range < MIN_RANGE:
+        problems.append(
+            f"range too short ({fit.n_sizes} sizes spanning {fit.size_range:g}x; "
+            f"need {MIN_SIZES} sizes spanning {MIN_RANGE:g}x)"
+        )
+    if not (band_lo <= fit.ci_low and fit.ci_high <= band_hi):
+        width = fit.ci_high - fit.ci_low
+        if width > 2 * tolerance:
+            problems.append(
+                f"interval too wide ({ci}; worst IQR/median {fit.rel_spread:.0%}): "
+                "more repeats, fewer threads or a longer range may help"
+            )
+        else:
+            problems.append(f"{ci} straddles the edge of {expected:g} ± {tolerance:g}")
+    want_class = CLASS_FOR_EXPONENT.get(float(expected))
+    if want_class is not None and fit.best_class != want_class:
+        problems.append(f"best class is {fit.best_class}, not {want_class}")
+    if needs_control:
+        if control is None:
+            problems.append("its control was not measured in this run")
+        elif not control.ci_low > fit.ci_high:
+            problems.append(
+                f"the control (k = {control.exponent:.2f} [{control.ci_low:.2f}, "
+                f"{control.ci_high:.2f}]) was not detected as growing faster"
+            )
+    if problems:
+        return Verdict(INCONCLUSIVE, "; ".join(problems))
+    reason = ci + (" (exact count)" if fit.exact else "")
+    if needs_control and control is not None:
+        reason += f"; control grows faster: k = {control.exponent:.2f}"
+    return Verdict(CONFIRMED, reason)

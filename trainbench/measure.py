@@ -1,0 +1,285 @@
+"""Everything measured at one point (one variant at one size).
+
+The contract is small: ``forward()`` runs a forward pass and returns the list of
+scalar tensors ("roots") that the variant back-propagates, one backward call per
+root. One root is the ordinary backward of a summed loss; several roots is the
+naive "one backward per loss term" procedure.
+
+* time: ``torch.utils.benchmark.Timer`` (warm-up, blocked autorange, median and
+  IQR, raw samples kept). Forward is timed on its own (it builds a fresh graph
+  each run). Backward is timed on one graph built in setup and kept with
+  ``retain_graph=True``. Parameter gradients accumulate into the ``.grad``
+  buffers that the counting pass allocated (as after
+  ``zero_grad(set_to_none=False)`` in a training step), so the timed runs
+  measure the arithmetic rather than the allocator: setting them to None
+  before each run made every backward allocate fresh buffers and tripled the
+  spread between repeats on a 2-core machine.
+* FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` around one forward and
+  one backward. It counts matrix products (matrix-vector products added here)
+  and convolutions; elementwise work is not counted.
+* graph: an iterative walk of ``grad_fn.next_functions`` from every root.
+  ``graph_nodes`` is the number of nodes the backward calls execute, summed over
+  calls; ``graph_depth`` the longest chain of dependent nodes in any one call
+  (the critical path, i.e. the parallel run time).
+* saved bytes: ``torch.autograd.graph.saved_tensors_hooks`` during the forward,
+  deduplicated by storage; storages of the parameters themselves are left out,
+  so this is the activation memory kept for backward.
+* peak bytes: ``torch.cuda.max_memory_allocated`` over one forward and backward
+  (CUDA only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.benchmark import Timer
+from torch.utils.flop_counter import FlopCounterMode
+
+Forward = Callable[[], Sequence[Tensor]]
+NOISY_SPREAD = 0.10  # IQR/median above this marks a point as noisy
+
+
+@dataclass
+class Timing:
+    """Raw per-run times of one statement, seconds."""
+
+    samples: list[float]
+    number_per_run: int
+
+    @property
+    def median(self) -> float:
+        return _quantile(self.samples, 0.5)
+
+    @property
+    def iqr(self) -> float:
+        return _quantile(self.samples, 0.75) - _quantile(self.samples, 0.25)
+
+
+@dataclass
+class GraphStats:
+    nodes: int
+    depth: int
+    leaves: list[Tensor] = field(repr=False)
+
+
+@dataclass
+class PointMetrics:
+    fwd: Timing
+    bwd: Timing
+    fwd_flops: int
+    bwd_flops: int
+    graph_nodes: int
+    graph_depth: int
+    saved_bytes: int
+    peak_bytes: int | None
+
+    def rate_flops(self) -> float:
+        """Achieved forward+backward FLOP/s."""
+        return (self.fwd_flops + self.bwd_flops) / (self.fwd.median + self.bwd.median)
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    s = sorted(values)
+    if not s:
+        return math.nan
+    pos = (len(s) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def _children(node: object) -> list[object]:
+    return [child for child, _ in node.next_functions if child is not None]  # type: ignore[attr-defined]
+
+
+def graph_stats(roots: Sequence[Tensor]) -> GraphStats:
+    """Size and critical path of the backward graph(s) under ``roots``, without recursion.
+
+    Nodes are counted once per backward call that executes them; the depth of a
+    node is 1 + the largest depth of its children (a leaf's AccumulateGrad is 1).
+    """
+    height: dict[int, int] = {}
+    keep: list[object] = []  # holds every node so that no id() is reused during the walk
+    leaves: dict[int, Tensor] = {}
+    total_nodes = 0
+    max_depth = 0
+    for root in roots:
+        fn = root.grad_fn
+        if fn is None:
+            raise ValueError("a loss tensor has no grad_fn: nothing requires a gradient")
+        # Count the nodes this call reaches.
+        seen = {id(fn)}
+        stack = [fn]
+        keep.append(fn)
+        while stack:
+            node = stack.pop()
+            variable = getattr(node, "variable", None)
+            if isinstance(variable, Tensor):
+                leaves[id(variable)] = variable
+            for child in _children(node):
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    keep.append(child)
+                    stack.append(child)
+        total_nodes += len(seen)
+        # Longest path: post-order over the DAG, memoised across roots.
+        stack2: list[tuple[object, bool]] = [(fn, False)]
+        while stack2:
+            node, expanded = stack2.pop()
+            key = id(node)
+            if key in height:
+                continue
+            kids = _children(node)
+            if expanded:
+                height[key] = 1 + max((height[id(c)] for c in kids), default=0)
+                continue
+            stack2.append((node, True))
+            stack2.extend((c, False) for c in kids if id(c) not in height)
+        max_depth = max(max_depth, height[id(fn)])
+    return GraphStats(nodes=total_nodes, depth=max_depth, leaves=list(leaves.values()))
+
+
+# --------------------------------------------------------------------------- counts
+
+
+def _mv_flop(a_shape: Sequence[int], x_shape: Sequence[int], *args: Any, **kwargs: Any) -> int:
+    return 2 * a_shape[0] * a_shape[1]
+
+
+def _addmv_flop(
+    self_shape: Sequence[int],
+    a_shape: Sequence[int],
+    x_shape: Sequence[int],
+    *args: Any,
+    **kwargs: Any,
+) -> int:
+    return 2 * a_shape[0] * a_shape[1]
+
+
+# torch's counter has no formula for matrix-vector products; they are matrix products too.
+EXTRA_FLOP_FORMULAS = {torch.ops.aten.mv: _mv_flop, torch.ops.aten.addmv: _addmv_flop}
+
+
+def flop_counter() -> FlopCounterMode:
+    """``FlopCounterMode`` with the formulas torch lacks for matrix-vector products."""
+    return FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS)
+
+
+def _backward(roots: Sequence[Tensor], retain_graph: bool) -> None:
+    for root in roots:
+        root.backward(retain_graph=retain_graph)
+
+
+def _clear(leaves: Sequence[Tensor]) -> None:
+    for p in leaves:
+        p.grad = None
+
+
+def count_point(
+    forward: Forward, device: torch.device
+) -> tuple[dict[str, int | None], list[Tensor]]:
+    """FLOPs, graph size and depth, saved and peak bytes of one forward+backward.
+
+    Returns the counts and the graph's leaf tensors (the parameters).
+    """
+    saved: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with flop_counter() as counter:
+            roots = list(forward())
+    fwd_flops = counter.get_total_flops()
+    stats = graph_stats(roots)
+    param_storages = {p.untyped_storage().data_ptr() for p in stats.leaves}
+    saved_bytes = sum(n for ptr, n in saved.items() if ptr not in param_storages)
+    _clear(stats.leaves)
+    with flop_counter() as counter:
+        _backward(roots, retain_graph=True)
+    bwd_flops = counter.get_total_flops()
+    peak = None
+    if cuda:
+        torch.cuda.synchronize(device)
+        peak = int(torch.cuda.max_memory_allocated(device))
+    del roots
+    counts: dict[str, int | None] = {
+        "fwd_flops": int(fwd_flops),
+        "bwd_flops": int(bwd_flops),
+        "graph_nodes": stats.nodes,
+        "graph_depth": stats.depth,
+        "saved_bytes": int(saved_bytes),
+        "peak_bytes": peak,
+    }
+    return counts, stats.leaves
+
+
+# --------------------------------------------------------------------------- time
+
+
+def time_statement(fn: Callable[[], object], *, threads: int, min_time: float) -> Timing:
+    """One ``Timer.blocked_autorange`` of ``fn()``: it warms up, picks the runs per sample
+    and takes samples until ``min_time`` seconds are spent (at least one sample)."""
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    m = timer.blocked_autorange(min_run_time=min_time)
+    return Timing(samples=list(m.times), number_per_run=m.number_per_run)
+
+
+def time_forward(forward: Forward, *, threads: int, min_time: float) -> Timing:
+    """Forward alone: each run builds (and drops) a fresh graph."""
+    return time_statement(forward, threads=threads, min_time=min_time)
+
+
+def time_backward(forward: Forward, *, threads: int, min_time: float) -> Timing:
+    """Backward alone, on one graph built here and kept with ``retain_graph=True``."""
+    roots = list(forward())
+    return time_statement(
+        lambda: _backward(roots, retain_graph=True), threads=threads, min_time=min_time
+    )
+
+
+def measure_point(
+    forward: Forward,
+    *,
+    device: torch.device,
+    threads: int,
+    rounds: int = 3,
+    min_time: float = 0.05,
+) -> PointMetrics:
+    """Count, then time forward and backward of one point in ``rounds`` rounds.
+
+    A sweep interleaves the rounds of all its points instead (see sweep.py); this
+    is the same measurement for a single point.
+    """
+    counts, _ = count_point(forward, device)
+    fwd = Timing([], 0)
+    bwd = Timing([], 0)
+    for _ in range(rounds):
+        f = time_forward(forward, threads=threads, min_time=min_time)
+        b = time_backward(forward, threads=threads, min_time=min_time)
+        fwd = Timing(fwd.samples + f.samples, f.number_per_run)
+        bwd = Timing(bwd.samples + b.samples, b.number_per_run)
+    return PointMetrics(fwd=fwd, bwd=bwd, **counts)  # type: ignore[arg-type]
+
+
+def matmul_rate(
+    rows: int, inner: int, cols: int, *, device: torch.device, dtype: torch.dtype, threads: int
+) -> float:
+    """FLOP/s of ``torch.mm`` on (rows × inner) @ (inner × cols): the machine's reference rate."""
+    a = torch.randn(rows, inner, device=device, dtype=dtype)
+    b = torch.randn(inner, cols, device=device, dtype=dtype)
+    timing = time_statement(lambda: torch.mm(a, b), threads=threads, min_time=0.3)
+    return 2.0 * rows * inner * cols / timing.median

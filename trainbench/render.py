@@ -1,0 +1,123 @@
+"""Rich tables and verdict lines for a run summary (plain dicts in, renderables out)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+VERDICT_STYLE = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}
+METRIC_LABELS = {
+    "fwd_s": "forward time",
+    "bwd_s": "backward time",
+    "fwd_flops": "forward FLOPs",
+    "bwd_flops": "backward FLOPs",
+    "graph_nodes": "graph nodes",
+    "graph_depth": "graph depth",
+    "saved_bytes": "saved bytes",
+    "peak_bytes": "peak bytes",
+}
+
+
+def _si(x: float | None) -> str:
+    if x is None:
+        return "—"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _ms(median: float | None, iqr: float | None) -> str:
+    if median is None:
+        return "—"
+    return f"{median * 1e3:.3g} ±{(iqr or 0) * 1e3:.2g}"
+
+
+def points_table(summary: Mapping[str, Any], size_name: str) -> Table:
+    """One row per size and variant, sorted by variant then size."""
+    table = Table(
+        title=f"{summary['experiment']}: measurements (median ± IQR)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    cuda = any(p.get("peak_bytes") for p in summary["points"])
+    for name, justify in (
+        (size_name, "right"),
+        ("variant", "left"),
+        ("fwd ms", "right"),
+        ("bwd ms", "right"),
+        ("fwd FLOPs", "right"),
+        ("bwd FLOPs", "right"),
+        ("nodes", "right"),
+        ("depth", "right"),
+        ("saved MB", "right"),
+        *((("peak MB", "right"),) if cuda else ()),
+        ("GFLOP/s", "right"),
+        ("eff", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for p in sorted(summary["points"], key=lambda p: (p["variant"], p["size"])):
+        eff = p.get("efficiency")
+        row = [
+            str(p["size"]),
+            p["variant"] + (" (noisy)" if p.get("noisy") else ""),
+            _ms(p["fwd_s"], p["fwd_iqr_s"]),
+            _ms(p["bwd_s"], p["bwd_iqr_s"]),
+            _si(p["fwd_flops"]) if p["fwd_flops"] else "not counted",
+            _si(p["bwd_flops"]) if p["bwd_flops"] else "not counted",
+            str(p["graph_nodes"]),
+            str(p["graph_depth"]),
+            f"{p['saved_bytes'] / 1e6:.3g}",
+            *((f"{(p.get('peak_bytes') or 0) / 1e6:.3g}",) if cuda else ()),
+            f"{p['gflops']:.3g}" if p.get("gflops") is not None else "—",
+            f"{eff:.0%}" if eff is not None else "—",
+        ]
+        table.add_row(*row)
+    return table
+
+
+def fits_table(summary: Mapping[str, Any]) -> Table:
+    table = Table(
+        title="growth order: metric ≈ a + b·n^k", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for name in ("variant", "metric", "k", "95% interval", "class", "verdict"):
+        table.add_column(name, no_wrap=True)
+    for f in summary["fits"]:
+        verdict = f.get("verdict")
+        table.add_row(
+            f["variant"],
+            METRIC_LABELS.get(f["metric"], f["metric"]),
+            f"{f['exponent']:.3f}",
+            "exact" if f.get("exact") else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
+            f["best_class"],
+            Text(verdict, style=VERDICT_STYLE.get(verdict, "")) if verdict else "",
+        )
+    return table
+
+
+def verdict_lines(summary: Mapping[str, Any], descriptions: Mapping[str, str]) -> list[Text]:
+    """One line per claim that is not itself a control, naming its control's exponent."""
+    by_id = {c["id"]: c for c in summary["claims"]}
+    lines = []
+    for c in summary["claims"]:
+        if c["is_control"]:
+            continue
+        text = Text(f"Problem {c['problem']}: {c['statement']} — ")
+        text.append(c["verdict"], style=VERDICT_STYLE.get(c["verdict"], ""))
+        if c["verdict"] == "confirmed":
+            text.append(f" (k = {c['exponent']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}])")
+        else:
+            text.append(f" ({c['reason']})")
+        control = by_id.get(c.get("control") or "")
+        if control is not None and control.get("exponent") is not None:
+            what = descriptions.get(control["variant"], control["variant"])
+            text.append(
+                f"; control ({what}) is {control['expected']}: k = {control['exponent']:.2f}"
+                f" ({control['verdict']})"
+            )
+        lines.append(text)
+    return lines

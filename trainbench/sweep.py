@@ -1,0 +1,383 @@
+"""A sweep: every variant of an experiment over a geometric grid of sizes.
+
+Points are visited in a seeded shuffled order (so machine drift is not read as
+growth); every finished point is written to disk at once; at the end every
+metric is fitted and every claim judged.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainbench import __version__
+from trainbench.experiments import Experiment
+from trainbench.fit import OrderFit, fit_order, judge, order_label
+from trainbench.measure import (
+    NOISY_SPREAD,
+    PointMetrics,
+    Timing,
+    count_point,
+    matmul_rate,
+    time_backward,
+    time_forward,
+)
+from trainbench.results import (
+    FIT_METRICS,
+    FORMAT_VERSION,
+    TIME_METRICS,
+    environment,
+    write_run,
+)
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class SweepError(ValueError):
+    """A configuration the sweep cannot run; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    min_size: int
+    max_size: int
+    options: dict[str, Any]  # the experiment's model options (width, batch, ...)
+    control: bool = True
+    control_max_size: int = 256
+    repeats: int = 3  # timing rounds: every point is timed once per round
+    min_time: float = 0.05  # seconds of timing per point and round
+    threads: int = 0  # 0: torch's default
+    device: str = "auto"
+    dtype: str = "float32"
+    seed: int = 0
+    grid_ratio: float = math.sqrt(2.0)
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    variant: str
+    size: int
+    finished: bool  # False when a point starts, True when it is written
+
+
+@dataclass
+class RunResult:
+    experiment: str
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    baseline: dict[str, Any]
+    points: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    fits: list[dict[str, Any]] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "experiment": self.experiment,
+            "complete": self.complete,
+            "config": self.config,
+            "environment": self.environment,
+            "baseline": self.baseline,
+            "notes": self.notes,
+            "points": self.points,
+            "fits": self.fits,
+            "claims": self.claims,
+        }
+
+
+def size_grid(min_size: int, max_size: int, ratio: float = math.sqrt(2.0)) -> list[int]:
+    """Integers from min_size to max_size, about ``ratio`` apart, both ends included."""
+    if min_size < 1 or max_size < min_size:
+        raise SweepError(f"need 1 <= min size <= max size, got {min_size} and {max_size}")
+    sizes = {min_size, max_size}
+    x = float(min_size)
+    while x < max_size:
+        sizes.add(int(round(x)))
+        x *= ratio
+    return sorted(s for s in sizes if min_size <= s <= max_size)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SweepError("--device cuda: no CUDA device is available (try --device cpu)")
+        return torch.device("cuda")
+    raise SweepError(f"--device: unknown device {name!r} (choose auto, cpu or cuda)")
+
+
+def plan(exp: Experiment, cfg: SweepConfig) -> list[tuple[str, int]]:
+    """The (variant, size) points of the run, in the shuffled order they are visited."""
+    sizes = size_grid(cfg.min_size, cfg.max_size, cfg.grid_ratio)
+    points = []
+    for v in exp.variants:
+        if v.split and not cfg.control:
+            continue
+        for s in sizes:
+            if v.split and s > cfg.control_max_size:
+                continue
+            points.append((v.name, s))
+    random.Random(cfg.seed).shuffle(points)
+    return points
+
+
+def _point_record(
+    variant: str, size: int, m: PointMetrics, baseline_rate: float, rounds: int
+) -> dict[str, Any]:
+    rate = m.rate_flops()
+    spread = max(m.fwd.iqr / m.fwd.median, m.bwd.iqr / m.bwd.median)
+    return {
+        "variant": variant,
+        "size": size,
+        "fwd_s": m.fwd.median,
+        "fwd_iqr_s": m.fwd.iqr,
+        "bwd_s": m.bwd.median,
+        "bwd_iqr_s": m.bwd.iqr,
+        "fwd_flops": m.fwd_flops,
+        "bwd_flops": m.bwd_flops,
+        "graph_nodes": m.graph_nodes,
+        "graph_depth": m.graph_depth,
+        "saved_bytes": m.saved_bytes,
+        "peak_bytes": m.peak_bytes,
+        "gflops": rate / 1e9,
+        "efficiency": rate / baseline_rate if baseline_rate > 0 else None,
+        "noisy": bool(spread > NOISY_SPREAD),
+        "rounds": rounds,
+        "fwd_runs_per_sample": m.fwd.number_per_run,
+        "bwd_runs_per_sample": m.bwd.number_per_run,
+        "format_version": FORMAT_VERSION,
+    }
+
+
+@dataclass
+class _Point:
+    """A point being measured: its forward, its counts and the samples so far."""
+
+    variant: str
+    size: int
+    forward: Callable[[], Any]
+    counts: dict[str, Any]
+    fwd: Timing = field(default_factory=lambda: Timing([], 0))
+    bwd: Timing = field(default_factory=lambda: Timing([], 0))
+    rounds: int = 0
+
+    def metrics(self) -> PointMetrics:
+        return PointMetrics(fwd=self.fwd, bwd=self.bwd, **self.counts)
+
+
+def fit_points(
+    points: list[dict[str, Any]], samples: list[dict[str, Any]], seed: int = 0
+) -> tuple[dict[tuple[str, str], OrderFit], list[str]]:
+    """Fit every metric of every variant; return the fits and notes on what was not fitted."""
+    fits: dict[tuple[str, str], OrderFit] = {}
+    notes: list[str] = []
+    variants = sorted({p["variant"] for p in points})
+    for v in variants:
+        rows = sorted((p for p in points if p["variant"] == v), key=lambda p: p["size"])
+        sizes = [p["size"] for p in rows]
+        for metric in FIT_METRICS:
+            values = [p.get(metric) for p in rows]
+            if all(val is None or val == 0 for val in values):
+                if metric != "peak_bytes":
+                    notes.append(f"{v}/{metric}: not counted (zero or missing at every size)")
+                continue
+            if metric in TIME_METRICS:
+                phase = metric[:3]
+                data: list[Any] = [
+                    [
+                        s["sample_s"]
+                        for s in samples
+                        if s["variant"] == v and s["size"] == size and s["phase"] == phase
+                    ]
+                    for size in sizes
+                ]
+            else:
+                data = [val if val is not None else math.nan for val in values]
+            try:
+                fits[(v, metric)] = fit_order(sizes, data, seed=seed)
+            except ValueError as err:
+                notes.append(f"{v}/{metric}: not fitted ({err})")
+    return fits, notes
+
+
+def judge_claims(
+    exp: Experiment, fits: dict[tuple[str, str], OrderFit], measured_variants: set[str]
+) -> list[dict[str, Any]]:
+    claims_by_id = {c.id: c for c in exp.claims}
+    out = []
+    for c in exp.claims:
+        if c.variant not in measured_variants:
+            continue
+        fit = fits.get((c.variant, c.metric))
+        record: dict[str, Any] = {
+            "id": c.id,
+            "problem": c.problem,
+            "statement": c.statement,
+            "variant": c.variant,
+            "metric": c.metric,
+            "expected": order_label(c.expected, exp.size_name),
+            "expected_exponent": c.expected,
+            "tolerance": c.tolerance,
+            "control": c.control,
+            "is_control": c.is_control,
+        }
+        if fit is None:
+            record.update(verdict="inconclusive", reason="the metric could not be fitted")
+            out.append(record)
+            continue
+        control_fit = None
+        if c.control is not None and c.control in claims_by_id:
+            cc = claims_by_id[c.control]
+            control_fit = fits.get((cc.variant, cc.metric))
+        v = judge(
+            fit, c.expected, c.tolerance, control=control_fit, needs_control=c.control is not None
+        )
+        record.update(
+            verdict=v.verdict,
+            reason=v.reason,
+            exponent=fit.exponent,
+            ci_low=fit.ci_low,
+            ci_high=fit.ci_high,
+            best_class=fit.best_class,
+            control_exponent=control_fit.exponent if control_fit else None,
+        )
+        out.append(record)
+    return out
+
+
+def finish(result: RunResult, exp: Experiment, seed: int) -> None:
+    """Fit the measured points and judge the claims (also for a partial run)."""
+    fits, notes = fit_points(result.points, result.samples, seed=seed)
+    claims = judge_claims(exp, fits, {p["variant"] for p in result.points})
+    verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in claims}
+    result.fits = [
+        {"variant": v, "metric": m, **f.to_dict(), "verdict": verdict_of.get((v, m))}
+        for (v, m), f in fits.items()
+    ]
+    result.claims = claims
+    result.notes = [n for n in result.notes if "not fitted" not in n and "not counted" not in n]
+    result.notes.extend(notes)
+
+
+def run_sweep(
+    exp: Experiment,
+    cfg: SweepConfig,
+    out_dir: Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Count every point, then time all of them in ``cfg.repeats`` interleaved rounds.
+
+    Each round visits every point once, in a shuffled order, so slow drift of
+    the machine spreads over all sizes instead of bending the growth curve. The
+    files are rewritten after every point of every round. On KeyboardInterrupt
+    what was measured is fitted and written with ``complete: false`` and the
+    interrupt is raised again.
+    """
+    if cfg.dtype not in DTYPES:
+        raise SweepError(f"--dtype: unknown dtype {cfg.dtype!r} (choose float32 or float64)")
+    if cfg.repeats < 1:
+        raise SweepError(f"--repeats must be at least 1, got {cfg.repeats}")
+    device = resolve_device(cfg.device)
+    dtype = DTYPES[cfg.dtype]
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    threads = torch.get_num_threads()
+    todo = plan(exp, cfg)
+    folder = out_dir / exp.name if out_dir is not None else None
+
+    rows, inner, cols = exp.reference_matmul(cfg.options)
+    rate = matmul_rate(rows, inner, cols, device=device, dtype=dtype, threads=threads)
+    config = asdict(cfg) | {
+        "experiment": exp.name,
+        "sizes": sorted({s for _, s in todo}),
+        "variants": sorted({v for v, _ in todo}),
+    }
+    result = RunResult(
+        experiment=exp.name,
+        config=config,
+        environment=environment(
+            device=device, dtype=dtype, threads=threads, seed=cfg.seed, version=__version__
+        ),
+        baseline={"op": "torch.mm", "shape": [rows, inner, cols], "gflops": rate / 1e9},
+    )
+    if cfg.control and any(v.split for v in exp.variants) and cfg.max_size > cfg.control_max_size:
+        result.notes.append(
+            f"control variant measured up to {exp.size_name} = {cfg.control_max_size} only"
+        )
+    points: list[_Point] = []
+
+    def save() -> None:
+        timed = [p for p in points if p.rounds > 0]
+        result.points = [
+            _point_record(p.variant, p.size, p.metrics(), rate, p.rounds) for p in timed
+        ]
+        result.samples = [
+            {
+                "variant": p.variant,
+                "size": p.size,
+                "phase": phase,
+                "sample_s": t,
+                "format_version": FORMAT_VERSION,
+            }
+            for p in timed
+            for phase, timing in (("fwd", p.fwd), ("bwd", p.bwd))
+            for t in timing.samples
+        ]
+        if folder is not None:
+            write_run(folder, result.summary(), result.points, result.samples)
+
+    total = len(todo) * cfg.repeats
+    done = 0
+    options = cfg.options | {"seed": cfg.seed}
+    try:
+        save()
+        for variant, size in todo:  # counting pass (also the first warm-up)
+            if on_progress:
+                on_progress(Progress(0, total, variant, size, finished=False))
+            forward = exp.forward(variant, size, options, device, dtype)
+            counts, _ = count_point(forward, device)
+            points.append(_Point(variant, size, forward, counts))
+        for r in range(cfg.repeats):
+            order = list(points)
+            random.Random(cfg.seed * 1_000_003 + r).shuffle(order)
+            for p in order:
+                if on_progress:
+                    on_progress(Progress(done, total, p.variant, p.size, finished=False))
+                f = time_forward(p.forward, threads=threads, min_time=cfg.min_time)
+                b = time_backward(p.forward, threads=threads, min_time=cfg.min_time)
+                p.fwd = Timing(p.fwd.samples + f.samples, f.number_per_run)
+                p.bwd = Timing(p.bwd.samples + b.samples, b.number_per_run)
+                p.rounds += 1
+                save()
+                done += 1
+                if on_progress:
+                    on_progress(Progress(done, total, p.variant, p.size, finished=True))
+    except KeyboardInterrupt:
+        result.notes.append(f"interrupted after {done} of {total} timed point-rounds")
+        _finish_and_save(result, exp, cfg, save)
+        raise
+    result.complete = True
+    _finish_and_save(result, exp, cfg, save)
+    return result
+
+
+def _finish_and_save(
+    result: RunResult, exp: Experiment, cfg: SweepConfig, save: Callable[[], None]
+) -> None:
+    if result.points:
+        finish(result, exp, cfg.seed)
+    save()
