@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import os
 import sys
 import tempfile
@@ -21,6 +22,8 @@ except ImportError:  # pragma: no cover - older typer depends on click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 USAGE_EXIT = 2
+MAX_SIZE = 100_000  # larger sweeps are refused up front
+MAX_MIN_TIME = 3600.0
 
 
 class OneLineErrors(typer.core.TyperGroup):
@@ -152,7 +155,10 @@ def _run_and_render(
 ) -> None:
     if min_size > max_size:
         raise fail(f"--min-{size_flag} ({min_size}) is above --max-{size_flag} ({max_size})")
-    _check_writable(out)
+    if max_size > MAX_SIZE:
+        raise fail(f"--max-{size_flag} {max_size} is too large (at most {MAX_SIZE})")
+    if not math.isfinite(min_time) or min_time > MAX_MIN_TIME:
+        raise fail(f"--min-time must be a finite number of seconds up to {MAX_MIN_TIME:g}")
 
     from trainbench.experiments import EXPERIMENTS
     from trainbench.results import to_json
@@ -162,6 +168,7 @@ def _run_and_render(
         resolve_device(device.value)
     except SweepError as err:
         raise fail(str(err)) from None
+    _check_writable(out)
     exp = EXPERIMENTS[experiment]
     cfg = SweepConfig(
         min_size=min_size,

@@ -280,6 +280,7 @@ def judge(
 ) -> Verdict:
     """Judge the claim "metric grows as n**expected".
 
+    * inconclusive when the fitted range is too short to speak of growth;
     * refuted: the interval lies wholly outside ``expected ± tolerance``;
     * confirmed: the interval lies wholly inside it, the chosen class has the
       expected degree, and (when ``needs_control``) the control measured in the
@@ -288,14 +289,16 @@ def judge(
     """
     band_lo, band_hi = expected - tolerance, expected + tolerance
     ci = f"k = {fit.exponent:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
+    if fit.n_sizes < MIN_SIZES or fit.size_range < MIN_RANGE:
+        # Too short a range says nothing about the asymptotic order, either way.
+        return Verdict(
+            INCONCLUSIVE,
+            f"range too short ({ci} from {fit.n_sizes} sizes spanning {fit.size_range:g}x; "
+            f"need {MIN_SIZES} sizes spanning {MIN_RANGE:g}x)",
+        )
     if fit.ci_high < band_lo or fit.ci_low > band_hi:
         return Verdict(REFUTED, f"{ci} lies outside {expected:g} ± {tolerance:g}")
     problems: list[str] = []
-    if fit.n_sizes < MIN_SIZES or fit.size_range < MIN_RANGE:
-        problems.append(
-            f"range too short ({fit.n_sizes} sizes spanning {fit.size_range:g}x; "
-            f"need {MIN_SIZES} sizes spanning {MIN_RANGE:g}x)"
-        )
     if not (band_lo <= fit.ci_low and fit.ci_high <= band_hi):
         width = fit.ci_high - fit.ci_low
         if width > 2 * tolerance:
