@@ -29,7 +29,7 @@ from trainbench.experiments import EXPERIMENTS
 from trainbench.models.mlp_heads import flops_backward, flops_backward_per_head, flops_forward
 from trainbench.sweep import RunResult, SweepConfig
 
-WIDTH, BATCH, IN_DIM, MAX_DEPTH = 8, 4, 3, 4
+WIDTH, BATCH, IN_DIM, MAX_DEPTH = 8, 4, 3, 8
 TINY = [
     "--max-depth", str(MAX_DEPTH),
     "--width", str(WIDTH),
@@ -38,7 +38,9 @@ TINY = [
     "--repeats", "1",
     "--min-time", "0",
 ]  # fmt: skip
-SIZES = [1, 2, 3, 4]  # sqrt(2)-spaced grid from 1 to 4, rounded to unique integers
+SIZES = [1, 2, 3, 4, 6, 8]  # sqrt(2)-spaced grid from 1 to 8, rounded to unique integers
+CONTROL_SIZES = [2, 4, 8]  # the O(L²) control: every other size, counting down from the top
+POINTS = sorted([("full", s) for s in SIZES] + [("per-head", s) for s in CONTROL_SIZES])
 VARIANTS = ["full", "per-head"]
 RESULT_FILES = ("measurements.csv", "samples.csv", "summary.json")
 
@@ -158,7 +160,7 @@ def test_json_environment(summary: dict[str, Any]) -> None:
 def test_json_points(summary: dict[str, Any]) -> None:
     points = summary["points"]
     keys = sorted((p["variant"], p["size"]) for p in points)
-    assert keys == [(v, s) for v in VARIANTS for s in SIZES]  # each exactly once
+    assert keys == POINTS  # each exactly once
     for p in points:
         for metric in POINT_METRICS:
             assert metric in p, (metric, p)
@@ -218,9 +220,7 @@ def test_result_files(json_run: tuple[Result, Path], summary: dict[str, Any]) ->
         rows = list(reader)
     for column in ("variant", "size", "format_version", "fwd_s", "bwd_flops"):
         assert column in columns
-    assert sorted((r["variant"], int(r["size"])) for r in rows) == [
-        (v, s) for v in VARIANTS for s in SIZES
-    ]
+    assert sorted((r["variant"], int(r["size"])) for r in rows) == POINTS
     assert {r["format_version"] for r in rows} == {"1"}
     by_key = {(p["variant"], p["size"]): p for p in summary["points"]}
     for r in rows:
@@ -229,7 +229,7 @@ def test_result_files(json_run: tuple[Result, Path], summary: dict[str, Any]) ->
     with open(folder / "samples.csv", newline="", encoding="utf-8") as f:
         samples = list(csv.DictReader(f))
     assert {(s["variant"], int(s["size"]), s["phase"]) for s in samples} == {
-        (v, s, phase) for v in VARIANTS for s in SIZES for phase in ("fwd", "bwd")
+        (v, s, phase) for v, s in POINTS for phase in ("fwd", "bwd")
     }
 
 

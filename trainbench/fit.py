@@ -110,43 +110,72 @@ def _wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, 
     return a, b, rss
 
 
+def fit_exponents(sizes: Sequence[float], values: np.ndarray) -> np.ndarray:
+    """Fit ``a + b * sizes**k`` to every row of ``values`` (shape B × N); return k (shape B).
+
+    The batched form of :func:`fit_exponent`, used by the bootstrap.
+    """
+    n = np.asarray(sizes, dtype=float)
+    Y = np.atleast_2d(np.asarray(values, dtype=float))
+    out = np.empty(len(Y))
+    for start in range(0, len(Y), 64):  # blocks keep the (B, K, N) arrays small
+        out[start : start + 64] = _fit_block(n, Y[start : start + 64])[0]
+    return out
+
+
+def _fit_block(n: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    W = 1.0 / np.maximum(np.abs(Y), 1e-300) ** 2
+    ln = np.log(n)
+    scale = (W * Y * Y).sum(axis=-1)  # about len(n): rss is compared relative to it
+    rows = np.arange(len(Y))
+
+    def scan(ks: np.ndarray) -> tuple[np.ndarray, ...]:
+        """ks: (B, K) candidate exponents per row -> best index and the (B, K) profiles."""
+        x = np.exp(ks[..., None] * ln)
+        a, b, rss = _wls_line(x, Y[:, None, :], W[:, None, :])
+        # Differences below 1e-12 of the data's own size are rounding; ties (a
+        # flat profile, exact data) go to the smallest k.
+        i = np.argmin(np.round(rss / scale[:, None], 12), axis=-1)
+        return i, a, b, rss
+
+    ks = np.broadcast_to(np.linspace(0.0, K_MAX, 451), (len(Y), 451))
+    i, a, b, _ = scan(ks)
+    flat = b[rows, i] <= 0  # best is a constant: no growth
+    grid = np.linspace(-1.0, 1.0, 201)
+    for step in (0.01, 0.0001):
+        centre = ks[rows, i]
+        lo = np.clip(centre - step, 0.0, K_MAX)
+        hi = np.clip(centre + step, 0.0, K_MAX)
+        ks = lo[:, None] + (hi - lo)[:, None] * (grid + 1.0) / 2.0
+        i, a, b, rss = scan(ks)
+    k = ks[rows, i]
+    a_best, b_best = a[rows, i], b[rows, i]
+    # A parabolic step to the profile's minimum between grid points.
+    inner = (i > 0) & (i < ks.shape[1] - 1)
+    im, ip = np.clip(i - 1, 0, None), np.clip(i + 1, None, ks.shape[1] - 1)
+    r0, r1, r2 = rss[rows, im], rss[rows, i], rss[rows, ip]
+    curv = r0 - 2 * r1 + r2
+    h = ks[rows, ip] - k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k_star = np.where(inner & (curv > 0), k + 0.5 * h * (r0 - r2) / curv, k)
+    _, a2, b2, rss2 = scan(k_star[:, None])
+    better = (k_star != k) & (rss2[:, 0] <= r1) & (b2[:, 0] > 0)
+    k = np.where(better, k_star, k)
+    a_best = np.where(better, a2[:, 0], a_best)
+    b_best = np.where(better, b2[:, 0], b_best)
+    k = np.where(flat, 0.0, k)
+    b_best = np.where(flat, 0.0, b_best)
+    return k, a_best, b_best
+
+
 def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, float, float]:
     """Fit ``values ≈ a + b * sizes**k``; return (k, a, b).
 
     Weighted by relative error. A metric that does not grow gets k = 0.
     """
     n = np.asarray(sizes, dtype=float)
-    y = np.asarray(values, dtype=float)
-    w = 1.0 / np.maximum(np.abs(y), 1e-300) ** 2
-    ln = np.log(n)
-    scale = float((w * y * y).sum())
-
-    def scan(ks: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-        x = np.exp(ks[:, None] * ln[None, :])
-        a, b, rss = _wls_line(x, np.broadcast_to(y, x.shape), np.broadcast_to(w, x.shape))
-        # Relative to the data's own weighted size (about len(y)): differences
-        # below 1e-12 are rounding, and ties (a flat profile) go to the smallest k.
-        i = int(np.argmin(np.round(rss / scale, 12)))
-        return i, a, b, rss
-
-    ks = np.linspace(0.0, K_MAX, 451)
-    i, a, b, _ = scan(ks)
-    if b[i] <= 0:  # best is a constant: no growth
-        return 0.0, float(a[i]), 0.0
-    for step in (0.01, 0.0001):
-        lo, hi = max(ks[i] - step, 0.0), min(ks[i] + step, K_MAX)
-        ks = np.linspace(lo, hi, 201)
-        i, a, b, rss = scan(ks)
-    if 0 < i < len(ks) - 1:  # parabolic step to the profile's minimum between grid points
-        r0, r1, r2 = rss[i - 1], rss[i], rss[i + 1]
-        curv = r0 - 2 * r1 + r2
-        if curv > 0:
-            h = ks[i + 1] - ks[i]
-            k_star = np.array([ks[i] + 0.5 * h * (r0 - r2) / curv])
-            _, a2, b2, rss2 = scan(k_star)
-            if rss2[0] <= r1 and b2[0] > 0:
-                return float(k_star[0]), float(a2[0]), float(b2[0])
-    return float(ks[i]), float(a[i]), float(b[i])
+    k, a, b = _fit_block(n, np.asarray(values, dtype=float)[None, :])
+    return float(k[0]), float(a[0]), float(b[0])
 
 
 def choose_class(sizes: Sequence[float], values: Sequence[float]) -> tuple[str, dict[str, float]]:
@@ -228,17 +257,16 @@ def fit_order(
     if exact or n_boot <= 0:
         boot = np.array([k])
     elif min(len(s) for s in samples) >= 3:
-        boot = np.empty(n_boot)
-        for r in range(n_boot):
-            y_star = np.array([np.median(rng.choice(s, size=len(s))) for s in samples])
-            boot[r] = fit_exponent(n, y_star)[0]
+        # Resample each size's repeats (with replacement), n_boot times at once.
+        y_star = np.stack(
+            [np.median(s[rng.integers(0, len(s), size=(n_boot, len(s)))], axis=1) for s in samples],
+            axis=1,
+        )
+        boot = fit_exponents(n, y_star)
     else:
         res = np.nan_to_num(rel_resid)
-        boot = np.empty(n_boot)
-        for r in range(n_boot):
-            y_star = fitted * (1.0 + rng.choice(res, size=len(res)))
-            y_star = np.maximum(y_star, 1e-300)
-            boot[r] = fit_exponent(n, y_star)[0]
+        y_star = fitted * (1.0 + res[rng.integers(0, len(res), size=(n_boot, len(res)))])
+        boot = fit_exponents(n, np.maximum(y_star, 1e-300))
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
     # The point estimate always lies inside its interval.
