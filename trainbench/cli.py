@@ -184,7 +184,7 @@ def _run_and_render(
         seed=seed,
     )
     err_console = Console(stderr=True)
-    show_progress = not (quiet or json_out)
+    show_progress = not (quiet or json_out) and err_console.is_terminal
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -189,6 +189,9 @@ def fit_points(
     for v in variants:
         rows = sorted((p for p in points if p["variant"] == v), key=lambda p: p["size"])
         sizes = [p["size"] for p in rows]
+        if len(sizes) < 3:
+            notes.append(f"{v}: not fitted (measured at {len(sizes)} sizes; a fit needs 3)")
+            continue
         for metric in FIT_METRICS:
             values = [p.get(metric) for p in rows]
             if all(val is None or val == 0 for val in values):
@@ -264,11 +267,18 @@ def finish(result: RunResult, exp: Experiment, seed: int) -> None:
     fits, notes = fit_points(result.points, result.samples, seed=seed)
     claims = judge_claims(exp, fits, {p["variant"] for p in result.points})
     verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in claims}
+    partial = not result.complete  # fitted over an interrupted run's points
     result.fits = [
-        {"variant": v, "metric": m, **f.to_dict(), "verdict": verdict_of.get((v, m))}
+        {
+            "variant": v,
+            "metric": m,
+            **f.to_dict(),
+            "verdict": verdict_of.get((v, m)),
+            "partial": partial,
+        }
         for (v, m), f in fits.items()
     ]
-    result.claims = claims
+    result.claims = [c | {"partial": partial} for c in claims]
     result.notes = [n for n in result.notes if "not fitted" not in n and "not counted" not in n]
     result.notes.extend(notes)
 
@@ -314,9 +324,17 @@ def run_sweep(
         ),
         baseline={"op": "torch.mm", "shape": [rows, inner, cols], "gflops": rate / 1e9},
     )
-    if cfg.control and any(v.split for v in exp.variants) and cfg.max_size > cfg.control_max_size:
+    control_sizes = sorted({s for v, s in todo if exp.variant(v).split})
+    if control_sizes:
+        capped = cfg.max_size > cfg.control_max_size
         result.notes.append(
-            f"control variant measured up to {exp.size_name} = {cfg.control_max_size} only"
+            f"the O(n²) control is measured at every other size, {exp.size_name} = "
+            + ", ".join(map(str, control_sizes))
+            + (
+                f" (capped at --control-max-{exp.size_option} {cfg.control_max_size})"
+                if capped
+                else ""
+            )
         )
     points: list[_Point] = []
 
