@@ -165,11 +165,10 @@ def _point_record(
 
 @dataclass
 class _Point:
-    """A point being measured: its forward, its counts and the samples so far."""
+    """A point being measured: its counts and the timing samples so far."""
 
     variant: str
     size: int
-    forward: Callable[[], Any]
     counts: dict[str, Any]
     fwd: Timing = field(default_factory=lambda: Timing([], 0))
     bwd: Timing = field(default_factory=lambda: Timing([], 0))
@@ -366,17 +365,20 @@ def run_sweep(
         for variant, size in todo:  # counting pass (also the first warm-up)
             if on_progress:
                 on_progress(Progress(0, total, variant, size, finished=False))
-            forward = exp.forward(variant, size, options, device, dtype)
-            counts, _ = count_point(forward, device)
-            points.append(_Point(variant, size, forward, counts))
+            counts, _ = count_point(exp.forward(variant, size, options, device, dtype), device)
+            points.append(_Point(variant, size, counts))
         for r in range(cfg.repeats):
             order = list(points)
             random.Random(cfg.seed * 1_000_003 + r).shuffle(order)
             for p in order:
                 if on_progress:
                     on_progress(Progress(done, total, p.variant, p.size, finished=False))
-                f = time_forward(p.forward, threads=threads, min_time=cfg.min_time)
-                b = time_backward(p.forward, threads=threads, min_time=cfg.min_time)
+                # Built afresh (same seed, same weights) so that only one point's
+                # model and graph are in memory at a time.
+                forward = exp.forward(p.variant, p.size, options, device, dtype)
+                f = time_forward(forward, threads=threads, min_time=cfg.min_time)
+                b = time_backward(forward, threads=threads, min_time=cfg.min_time)
+                del forward
                 p.fwd = Timing(p.fwd.samples + f.samples, f.number_per_run)
                 p.bwd = Timing(p.bwd.samples + b.samples, b.number_per_run)
                 p.rounds += 1
