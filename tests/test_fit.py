@@ -540,3 +540,15 @@ def test_window_keeps_at_least_eight_sizes_on_a_coarse_grid() -> None:
     fit = fit_order(pow2, [3 + 2 * n for n in pow2])
     assert fit.n_sizes == 8
     assert fit.fit_from == 8.0
+
+
+def test_judge_time_outside_the_band_while_the_work_grows_as_claimed_is_inconclusive() -> None:
+    """A working set outgrowing a cache makes time per FLOP rise over a range: the time
+    exponent reads high although the work is linear. That is no refutation."""
+    work = _fit(1.0, 1.0, exact=True)
+    v = judge(_fit(1.16, 1.20), 1.0, 0.15, work=work, work_label="backward FLOPs")
+    assert v.verdict == INCONCLUSIVE
+    assert "backward FLOPs" in v.reason and "longer range" in v.reason
+    quadratic_work = _fit(2.0, 2.0, cls="n^2", exact=True)
+    assert judge(_fit(1.9, 2.1, cls="n^2"), 1.0, 0.15, work=quadratic_work).verdict == REFUTED
+    assert judge(_fit(1.16, 1.20), 1.0, 0.15).verdict == REFUTED

@@ -49,6 +49,7 @@ class Claim:
     tolerance: float
     control: str | None = None  # id of the claim whose growth must come out faster
     is_control: bool = False
+    work_metric: str | None = None  # the exact count of the work behind a time metric
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ MLP_HEADS = Experiment(
             expected=1.0,
             tolerance=0.15,
             control="P1b-control",
+            work_metric="bwd_flops",
         ),
         Claim(
             id="P1b-flops",
@@ -158,6 +160,7 @@ MLP_HEADS = Experiment(
             expected=2.0,
             tolerance=0.25,
             is_control=True,
+            work_metric="bwd_flops",
         ),
         Claim(
             id="P1b-control-flops",

@@ -305,11 +305,16 @@ def judge(
     *,
     control: OrderFit | None = None,
     needs_control: bool = False,
+    work: OrderFit | None = None,
+    work_label: str = "work",
 ) -> Verdict:
     """Judge the claim "metric grows as n**expected".
 
     * inconclusive when the fitted range is too short to speak of growth;
-    * refuted: the interval lies wholly outside ``expected ± tolerance``;
+    * refuted: the interval lies wholly outside ``expected ± tolerance`` (but
+      when ``work``, the exact work count of the same run, grows as claimed,
+      a time outside the band is inconclusive: the time per unit of work is
+      still changing over the range);
     * confirmed: the interval lies wholly inside it, the chosen class has the
       expected degree, and (when ``needs_control``) the control measured in the
       same run was detected as growing faster (its interval lies above ours);
@@ -325,6 +330,16 @@ def judge(
             f"need {MIN_SIZES} sizes spanning {MIN_RANGE:g}x)",
         )
     if fit.ci_high < band_lo or fit.ci_low > band_hi:
+        if work is not None and band_lo <= work.ci_low and work.ci_high <= band_hi:
+            # The work grows as claimed; the time per unit of work does not stay
+            # put over this range (a working set outgrowing a cache, an overhead
+            # fading): the range has not reached the asymptote the claim is about.
+            return Verdict(
+                INCONCLUSIVE,
+                f"{ci} lies outside {expected:g} ± {tolerance:g}, but the work ({work_label}) "
+                f"grows as k = {work.exponent:.2f}: the time per unit of work still changes over "
+                "this range (caches, overheads); a longer range would tell",
+            )
         return Verdict(REFUTED, f"{ci} lies outside {expected:g} ± {tolerance:g}")
     problems: list[str] = []
     if not (band_lo <= fit.ci_low and fit.ci_high <= band_hi):

@@ -9,17 +9,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from trainbench.results import METRIC_LABELS
+
 VERDICT_STYLE = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}
-METRIC_LABELS = {
-    "fwd_s": "forward time",
-    "bwd_s": "backward time",
-    "fwd_flops": "forward FLOPs",
-    "bwd_flops": "backward FLOPs",
-    "graph_nodes": "graph nodes",
-    "graph_depth": "graph depth",
-    "saved_bytes": "saved bytes",
-    "peak_bytes": "peak bytes",
-}
 
 
 def _si(x: float | None) -> str:

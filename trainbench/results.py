@@ -29,6 +29,16 @@ FORMAT_VERSION = 1
 TIME_METRICS = ("fwd_s", "bwd_s")
 COUNT_METRICS = ("fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes")
 FIT_METRICS = TIME_METRICS + COUNT_METRICS + ("peak_bytes",)
+METRIC_LABELS = {
+    "fwd_s": "forward time",
+    "bwd_s": "backward time",
+    "fwd_flops": "forward FLOPs",
+    "bwd_flops": "backward FLOPs",
+    "graph_nodes": "graph nodes",
+    "graph_depth": "graph depth",
+    "saved_bytes": "saved bytes",
+    "peak_bytes": "peak bytes",
+}
 POINT_COLUMNS = (
     "variant",
     "size",

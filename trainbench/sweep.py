@@ -31,6 +31,7 @@ from trainbench.measure import (
 from trainbench.results import (
     FIT_METRICS,
     FORMAT_VERSION,
+    METRIC_LABELS,
     TIME_METRICS,
     environment,
     write_run,
@@ -246,7 +247,13 @@ def judge_claims(
             cc = claims_by_id[c.control]
             control_fit = fits.get((cc.variant, cc.metric))
         v = judge(
-            fit, c.expected, c.tolerance, control=control_fit, needs_control=c.control is not None
+            fit,
+            c.expected,
+            c.tolerance,
+            control=control_fit,
+            needs_control=c.control is not None,
+            work=fits.get((c.variant, c.work_metric)) if c.work_metric else None,
+            work_label=METRIC_LABELS.get(c.work_metric or "", "work"),
         )
         record.update(
             verdict=v.verdict,
