@@ -30,7 +30,7 @@ def _counts(
     dtype: torch.dtype = torch.float32,
 ) -> dict:
     options = {"width": width, "batch": batch, "in_dim": in_dim, "impl": impl}
-    counts, _ = count_point(EXP.forward(variant, depth, options, CPU, dtype), CPU)
+    counts = count_point(EXP.forward(variant, depth, options, CPU, dtype), CPU)
     return counts
 
 

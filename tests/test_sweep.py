@@ -75,6 +75,7 @@ def test_a_tiny_run_end_to_end(tmp_path: Path) -> None:
         assert full.loc[L, "graph_nodes"] == mlp_heads.graph_nodes(L)
     samples = pd.read_csv(folder / "samples.csv")
     assert set(samples.phase) == {"fwd", "bwd"} and (samples.sample_s > 0).all()
+    assert set(samples["round"]) == {0}  # --repeats 1: one round
     # every metric of every variant fitted; the exact counts read exactly
     fits = {(f["variant"], f["metric"]): f for f in summary["fits"]}
     assert fits[("full", "bwd_flops")]["exponent"] == 1.0

@@ -31,8 +31,10 @@ class Variant:
     split: bool  # back-propagate each loss term on its own
 
     def roots(self, terms: Sequence[Tensor]) -> list[Tensor]:
-        if self.split or len(terms) == 1:
+        if self.split:
             return list(terms)
+        # Always stack, then one sum (also for a single term), so the graph of
+        # the summation is the same two nodes at every size.
         return [torch.stack(list(terms)).sum()]
 
 
@@ -85,7 +87,7 @@ class Experiment:
 
 
 FULL = Variant("full", "one backward of the summed loss", split=False)
-PER_HEAD = Variant("per-head", "one backward per loss head (retain_graph)", split=True)
+PER_HEAD = Variant("per-head", "one backward per loss head", split=True)
 
 
 def _build_mlp_heads(
@@ -100,7 +102,9 @@ def _build_mlp_heads(
         impl=str(options.get("impl", "einsum")),
     )
     model = MLPHeads(cfg).to(device=device, dtype=dtype)
-    x, y = make_data(int(options["batch"]), cfg.in_dim)
+    # The data come from their own generator: the same x and y at every depth.
+    data_seed = torch.Generator().manual_seed(int(options.get("seed", 0)) + 1)
+    x, y = make_data(int(options["batch"]), cfg.in_dim, generator=data_seed)
     x, y = x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
     return lambda: model(x, y)
 

@@ -8,8 +8,8 @@ naive "one backward per loss term" procedure.
 * time: ``torch.utils.benchmark.Timer`` (warm-up, blocked autorange, median and
   IQR, raw samples kept). Forward is timed on its own (it builds a fresh graph
   each run). Backward is timed on one graph built in setup and kept with
-  ``retain_graph=True``. Parameter gradients accumulate into the ``.grad``
-  buffers that the counting pass allocated (as after
+  ``retain_graph=True``. Parameter gradients accumulate into their ``.grad``
+  buffers, which the first (warm-up) run allocates (as after
   ``zero_grad(set_to_none=False)`` in a training step), so the timed runs
   measure the arithmetic rather than the allocator: setting them to None
   before each run made every backward allocate fresh buffers and tripled the
@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.benchmark import Timer
@@ -53,11 +54,20 @@ class Timing:
 
     @property
     def median(self) -> float:
-        return _quantile(self.samples, 0.5)
+        return float(np.median(self.samples)) if self.samples else math.nan
 
     @property
     def iqr(self) -> float:
-        return _quantile(self.samples, 0.75) - _quantile(self.samples, 0.25)
+        if not self.samples:
+            return math.nan
+        q1, q3 = np.percentile(self.samples, [25, 75])
+        return float(q3 - q1)
+
+    @staticmethod
+    def merge(timings: Sequence[Timing]) -> Timing:
+        """All samples of several measurements of the same statement."""
+        samples = [t for timing in timings for t in timing.samples]
+        return Timing(samples, max((t.number_per_run for t in timings), default=0))
 
 
 @dataclass
@@ -81,15 +91,6 @@ class PointMetrics:
     def rate_flops(self) -> float:
         """Achieved forward+backward FLOP/s."""
         return (self.fwd_flops + self.bwd_flops) / (self.fwd.median + self.bwd.median)
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return math.nan
-    pos = (len(s) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 # --------------------------------------------------------------------------- graph
@@ -182,13 +183,8 @@ def _clear(leaves: Sequence[Tensor]) -> None:
         p.grad = None
 
 
-def count_point(
-    forward: Forward, device: torch.device
-) -> tuple[dict[str, int | None], list[Tensor]]:
-    """FLOPs, graph size and depth, saved and peak bytes of one forward+backward.
-
-    Returns the counts and the graph's leaf tensors (the parameters).
-    """
+def count_point(forward: Forward, device: torch.device) -> dict[str, int | None]:
+    """FLOPs, graph size and depth, saved and peak bytes of one forward+backward."""
     saved: dict[int, int] = {}
 
     def pack(t: Tensor) -> Tensor:
@@ -224,7 +220,8 @@ def count_point(
         "saved_bytes": int(saved_bytes),
         "peak_bytes": peak,
     }
-    return counts, stats.leaves
+    _clear(stats.leaves)
+    return counts
 
 
 # --------------------------------------------------------------------------- time
@@ -251,6 +248,13 @@ def time_backward(forward: Forward, *, threads: int, min_time: float) -> Timing:
     )
 
 
+def time_round(forward: Forward, *, threads: int, min_time: float) -> tuple[Timing, Timing]:
+    """One round of a point: its forward timed, then its backward."""
+    fwd = time_forward(forward, threads=threads, min_time=min_time)
+    bwd = time_backward(forward, threads=threads, min_time=min_time)
+    return fwd, bwd
+
+
 def measure_point(
     forward: Forward,
     *,
@@ -261,18 +265,13 @@ def measure_point(
 ) -> PointMetrics:
     """Count, then time forward and backward of one point in ``rounds`` rounds.
 
-    A sweep interleaves the rounds of all its points instead (see sweep.py); this
-    is the same measurement for a single point.
+    A sweep interleaves the rounds of all its points instead (see sweep.py).
     """
-    counts, _ = count_point(forward, device)
-    fwd = Timing([], 0)
-    bwd = Timing([], 0)
-    for _ in range(rounds):
-        f = time_forward(forward, threads=threads, min_time=min_time)
-        b = time_backward(forward, threads=threads, min_time=min_time)
-        fwd = Timing(fwd.samples + f.samples, f.number_per_run)
-        bwd = Timing(bwd.samples + b.samples, b.number_per_run)
-    return PointMetrics(fwd=fwd, bwd=bwd, **counts)  # type: ignore[arg-type]
+    counts = count_point(forward, device)
+    timed = [time_round(forward, threads=threads, min_time=min_time) for _ in range(rounds)]
+    return PointMetrics(
+        fwd=Timing.merge([f for f, _ in timed]), bwd=Timing.merge([b for _, b in timed]), **counts
+    )
 
 
 def matmul_rate(

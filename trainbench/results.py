@@ -125,7 +125,7 @@ def write_run(
     table = pd.DataFrame(list(points), columns=list(POINT_COLUMNS))
     atomic_write_text(folder / "measurements.csv", table.to_csv(index=False))
     raw = pd.DataFrame(
-        list(samples), columns=["variant", "size", "phase", "sample_s", "format_version"]
+        list(samples), columns=["variant", "size", "phase", "round", "sample_s", "format_version"]
     )
     atomic_write_text(folder / "samples.csv", raw.to_csv(index=False))
     atomic_write_text(folder / "summary.json", to_json(summary))

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from trainbench import __version__
@@ -25,8 +26,7 @@ from trainbench.measure import (
     Timing,
     count_point,
     matmul_rate,
-    time_backward,
-    time_forward,
+    time_round,
 )
 from trainbench.results import (
     FIT_METRICS,
@@ -166,17 +166,22 @@ def _point_record(
 
 @dataclass
 class _Point:
-    """A point being measured: its counts and the timing samples so far."""
+    """A point being measured: its counts and its timings, one per round."""
 
     variant: str
     size: int
     counts: dict[str, Any]
-    fwd: Timing = field(default_factory=lambda: Timing([], 0))
-    bwd: Timing = field(default_factory=lambda: Timing([], 0))
-    rounds: int = 0
+    fwd_rounds: list[Timing] = field(default_factory=list)
+    bwd_rounds: list[Timing] = field(default_factory=list)
+
+    @property
+    def rounds(self) -> int:
+        return len(self.bwd_rounds)
 
     def metrics(self) -> PointMetrics:
-        return PointMetrics(fwd=self.fwd, bwd=self.bwd, **self.counts)
+        return PointMetrics(
+            fwd=Timing.merge(self.fwd_rounds), bwd=Timing.merge(self.bwd_rounds), **self.counts
+        )
 
 
 def fit_points(
@@ -186,6 +191,11 @@ def fit_points(
     fits: dict[tuple[str, str], OrderFit] = {}
     notes: list[str] = []
     variants = sorted({p["variant"] for p in points})
+    round_medians: dict[tuple[str, int, str], list[float]] = {}
+    if samples:
+        by_round = pd.DataFrame(samples).groupby(["variant", "size", "phase", "round"])
+        for (v, size, phase, _), median in by_round["sample_s"].median().items():
+            round_medians.setdefault((v, size, phase), []).append(float(median))
     for v in variants:
         rows = sorted((p for p in points if p["variant"] == v), key=lambda p: p["size"])
         sizes = [p["size"] for p in rows]
@@ -199,15 +209,10 @@ def fit_points(
                     notes.append(f"{v}/{metric}: not counted (zero or missing at every size)")
                 continue
             if metric in TIME_METRICS:
+                # The replicate is one round: its samples come back to back and are
+                # not independent, so each round's median is one repeat.
                 phase = metric[:3]
-                data: list[Any] = [
-                    [
-                        s["sample_s"]
-                        for s in samples
-                        if s["variant"] == v and s["size"] == size and s["phase"] == phase
-                    ]
-                    for size in sizes
-                ]
+                data: list[Any] = [list(round_medians.get((v, size, phase), [])) for size in sizes]
             else:
                 data = [val if val is not None else math.nan for val in values]
             try:
@@ -354,11 +359,13 @@ def run_sweep(
                 "variant": p.variant,
                 "size": p.size,
                 "phase": phase,
+                "round": r,
                 "sample_s": t,
                 "format_version": FORMAT_VERSION,
             }
             for p in timed
-            for phase, timing in (("fwd", p.fwd), ("bwd", p.bwd))
+            for phase, timings in (("fwd", p.fwd_rounds), ("bwd", p.bwd_rounds))
+            for r, timing in enumerate(timings)
             for t in timing.samples
         ]
         if folder is not None:
@@ -372,7 +379,7 @@ def run_sweep(
         for variant, size in todo:  # counting pass (also the first warm-up)
             if on_progress:
                 on_progress(Progress(0, total, variant, size, finished=False))
-            counts, _ = count_point(exp.forward(variant, size, options, device, dtype), device)
+            counts = count_point(exp.forward(variant, size, options, device, dtype), device)
             points.append(_Point(variant, size, counts))
         for r in range(cfg.repeats):
             order = list(points)
@@ -383,12 +390,10 @@ def run_sweep(
                 # Built afresh (same seed, same weights) so that only one point's
                 # model and graph are in memory at a time.
                 forward = exp.forward(p.variant, p.size, options, device, dtype)
-                f = time_forward(forward, threads=threads, min_time=cfg.min_time)
-                b = time_backward(forward, threads=threads, min_time=cfg.min_time)
+                f, b = time_round(forward, threads=threads, min_time=cfg.min_time)
                 del forward
-                p.fwd = Timing(p.fwd.samples + f.samples, f.number_per_run)
-                p.bwd = Timing(p.bwd.samples + b.samples, b.number_per_run)
-                p.rounds += 1
+                p.fwd_rounds.append(f)
+                p.bwd_rounds.append(b)
                 save()
                 done += 1
                 if on_progress:

@@ -180,26 +180,26 @@ def graph_nodes(depth: int, impl: str = "einsum", per_head: bool = False) -> int
 
     Head ℓ's own backward reaches its head and layers 1..ℓ: c + n·ℓ - v nodes.
     One backward of the summed loss reaches every node once, plus the
-    StackBackward and SumBackward of the summation (absent when L = 1):
+    StackBackward and SumBackward of the summation:
 
-        full:      (n + c)·L - v + 2·[L > 1]        fused: 14L + 2, einsum: 33L - 2
+        full:      (n + c)·L - v + 2                fused: 14L + 2, einsum: 33L - 2
         per-head:  Σ_ℓ (c + n·ℓ - v) = (c - v)·L + n·L(L+1)/2 — O(L²)
     """
     n, c, v, _, _ = _GRAPH_SHAPE[impl]
     if per_head:
         return (c - v) * depth + n * depth * (depth + 1) // 2
-    return (n + c) * depth - v + (2 if depth > 1 else 0)
+    return (n + c) * depth - v + 2
 
 
 def graph_depth(depth: int, impl: str = "einsum", per_head: bool = False) -> int:
     """Longest chain of dependent backward nodes (the critical path), in closed form.
 
     The deepest head's chain runs down through every layer: p·L + q nodes, plus
-    the summation's two nodes for the full loss when L > 1. O(L) either way:
+    the summation's two nodes for the full loss. O(L) either way:
     the per-head control does more work, not a longer chain.
     """
     _, _, _, p, q = _GRAPH_SHAPE[impl]
-    return p * depth + q + (2 if depth > 1 and not per_head else 0)
+    return p * depth + q + (0 if per_head else 2)
 
 
 def saved_bytes(depth: int, width: int, batch: int, in_dim: int, itemsize: int = 4) -> int:
