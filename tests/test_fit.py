@@ -552,3 +552,43 @@ def test_judge_time_outside_the_band_while_the_work_grows_as_claimed_is_inconclu
     quadratic_work = _fit(2.0, 2.0, cls="n^2", exact=True)
     assert judge(_fit(1.9, 2.1, cls="n^2"), 1.0, 0.15, work=quadratic_work).verdict == REFUTED
     assert judge(_fit(1.16, 1.20), 1.0, 0.15).verdict == REFUTED
+
+
+# --------------------------------------------------------------------- rounds
+
+
+def _rounds_data(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """a + b*n, three rounds; the first ran on a machine 30% faster at every size."""
+    rng = np.random.default_rng(seed)
+    values, labels = [], []
+    for n in SQRT2:
+        per_round = [
+            factor * (1.0 + n) * (1.0 + 0.03 * rng.standard_normal(7)) for factor in (0.7, 1, 1)
+        ]
+        values.append(np.concatenate(per_round))
+        labels.append(np.repeat([0, 1, 2], 7))
+    return values, labels
+
+
+def test_round_bootstrap_treats_a_round_as_one_replicate_of_the_whole_curve() -> None:
+    """A round-wide slowdown moves every size alike: it must not read as growth noise. With
+    the rounds named, the interval holds the truth and stays narrow; treating each size's
+    round medians as independent repeats makes it several times wider."""
+    values, labels = _rounds_data(seed=3)
+    named = fit_order(SQRT2, values, rounds=labels)
+    assert named.ci_low <= 1.0 <= named.ci_high
+    assert named.ci_high - named.ci_low < 0.2
+    medians = [
+        [np.median(v[lab == r]) for r in range(3)] for v, lab in zip(values, labels, strict=True)
+    ]
+    independent = fit_order(SQRT2, medians)
+    assert (independent.ci_high - independent.ci_low) > 2 * (named.ci_high - named.ci_low)
+    assert fit_order(SQRT2, values, rounds=labels) == named  # seeded
+
+
+def test_round_labels_must_match_the_repeats() -> None:
+    values, labels = _rounds_data(seed=4)
+    with pytest.raises(ValueError, match="round"):
+        fit_order(SQRT2, values, rounds=[lab[:-1] for lab in labels])
+    with pytest.raises(ValueError, match="length"):
+        fit_order(SQRT2, values, rounds=labels[:-1])

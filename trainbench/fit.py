@@ -204,6 +204,45 @@ def choose_class(sizes: Sequence[float], values: Sequence[float]) -> tuple[str, 
     raise AssertionError("unreachable")
 
 
+def _round_labels(
+    values: Sequence[float] | Sequence[Sequence[float]],
+    rounds: Sequence[Sequence[int]] | None,
+) -> list[np.ndarray] | None:
+    """The round of every finite repeat, aligned with ``_as_samples(values)``."""
+    if rounds is None:
+        return None
+    if len(rounds) != len(values):
+        raise ValueError("rounds and values differ in length")
+    out = []
+    for v, r in zip(values, rounds, strict=True):
+        arr = np.atleast_1d(np.asarray(v, dtype=float)).ravel()
+        lab = np.atleast_1d(np.asarray(r, dtype=int)).ravel()
+        if len(lab) != len(arr):
+            raise ValueError("every repeat needs a round label")
+        out.append(lab[np.isfinite(arr)])
+    return out
+
+
+def _round_bootstrap(
+    samples: list[np.ndarray], labels: list[np.ndarray], n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Bootstrap medians (n_boot × sizes): whole rounds are drawn once per replicate and
+    shared by every size; the repeats inside each drawn round are resampled too."""
+    names = np.unique(np.concatenate(labels))
+    by_round = [
+        {r: s[lab == r] for r in names if np.any(lab == r)}
+        for s, lab in zip(samples, labels, strict=True)
+    ]
+    out = np.empty((n_boot, len(samples)))
+    for b in range(n_boot):
+        drawn = rng.choice(names, size=len(names))
+        for j, groups in enumerate(by_round):
+            parts = [groups[r] for r in drawn if r in groups] or list(groups.values())
+            pooled = np.concatenate([p[rng.integers(0, len(p), size=len(p))] for p in parts])
+            out[b, j] = np.median(pooled)
+    return out
+
+
 def _medians(samples: list[np.ndarray]) -> np.ndarray:
     return np.array([np.median(s) for s in samples])
 
@@ -216,29 +255,35 @@ def fit_order(
     level: float = LEVEL,
     seed: int = 0,
     window: float | None = WINDOW,
+    rounds: Sequence[Sequence[int]] | None = None,
 ) -> OrderFit:
     """Fit the growth order of ``values`` (one number or a list of raw repeats per size).
 
     Sizes must be positive; non-finite repeats are dropped and sizes left with
     no repeat are skipped. Only sizes within ``window`` of the largest are
-    fitted (None: all). Raises ValueError with fewer than three usable sizes.
+    fitted (None: all). ``rounds`` labels every repeat with the round (a
+    sweep over all sizes) that took it: the bootstrap then resamples whole
+    rounds, shared by all sizes, and the repeats within them, since a round
+    that ran on a slower machine is slower at every size. Raises ValueError
+    with fewer than three usable sizes.
     """
     n_all = np.asarray(sizes, dtype=float)
     samples_all = _as_samples(values)
     if len(samples_all) != len(n_all):
         raise ValueError("sizes and values differ in length")
+    labels_all = _round_labels(values, rounds)
     keep = [i for i, s in enumerate(samples_all) if len(s) and n_all[i] > 0 and np.all(s > 0)]
     if len(keep) < 3:
         raise ValueError("need at least three sizes with positive values to fit an order")
-    n = n_all[keep]
-    samples = [samples_all[i] for i in keep]
-    order = np.argsort(n)
-    n = n[order]
-    samples = [samples[i] for i in order]
+    order = sorted(keep, key=lambda i: n_all[i])
+    n = n_all[order]
+    samples = [samples_all[i] for i in order]
+    labels = [labels_all[i] for i in order] if labels_all is not None else None
     if window is not None:
         first = int(np.searchsorted(n, n[-1] / window))
         first = min(first, max(len(n) - WINDOW_MIN_SIZES, 0))
         n, samples = n[first:], samples[first:]
+        labels = labels[first:] if labels is not None else None
 
     y = _medians(samples)
     k, a, b = fit_exponent(n, y)
@@ -256,6 +301,9 @@ def fit_order(
     rng = np.random.default_rng(seed)
     if exact or n_boot <= 0:
         boot = np.array([k])
+    elif labels is not None and len({r for lab in labels for r in lab}) >= 2:
+        y_star = _round_bootstrap(samples, labels, n_boot, rng)
+        boot = fit_exponents(n, y_star)
     elif min(len(s) for s in samples) >= 3:
         # Resample each size's repeats (with replacement), n_boot times at once.
         y_star = np.stack(

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 from trainbench import __version__
@@ -191,11 +190,11 @@ def fit_points(
     fits: dict[tuple[str, str], OrderFit] = {}
     notes: list[str] = []
     variants = sorted({p["variant"] for p in points})
-    round_medians: dict[tuple[str, int, str], list[float]] = {}
-    if samples:
-        by_round = pd.DataFrame(samples).groupby(["variant", "size", "phase", "round"])
-        for (v, size, phase, _), median in by_round["sample_s"].median().items():
-            round_medians.setdefault((v, size, phase), []).append(float(median))
+    raw: dict[tuple[str, int, str], tuple[list[float], list[int]]] = {}
+    for smp in samples:
+        times, labels = raw.setdefault((smp["variant"], smp["size"], smp["phase"]), ([], []))
+        times.append(smp["sample_s"])
+        labels.append(smp.get("round", 0))
     for v in variants:
         rows = sorted((p for p in points if p["variant"] == v), key=lambda p: p["size"])
         sizes = [p["size"] for p in rows]
@@ -208,15 +207,16 @@ def fit_points(
                 if metric != "peak_bytes":
                     notes.append(f"{v}/{metric}: not counted (zero or missing at every size)")
                 continue
+            rounds = None
             if metric in TIME_METRICS:
-                # The replicate is one round: its samples come back to back and are
-                # not independent, so each round's median is one repeat.
                 phase = metric[:3]
-                data: list[Any] = [list(round_medians.get((v, size, phase), [])) for size in sizes]
+                empty: tuple[list[float], list[int]] = ([], [])
+                data: list[Any] = [raw.get((v, size, phase), empty)[0] for size in sizes]
+                rounds = [raw.get((v, size, phase), empty)[1] for size in sizes]
             else:
                 data = [val if val is not None else math.nan for val in values]
             try:
-                fits[(v, metric)] = fit_order(sizes, data, seed=seed)
+                fits[(v, metric)] = fit_order(sizes, data, seed=seed, rounds=rounds)
             except ValueError as err:
                 notes.append(f"{v}/{metric}: not fitted ({err})")
     return fits, notes
