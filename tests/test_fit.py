@@ -17,6 +17,7 @@ Grids:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -546,12 +547,28 @@ def test_judge_time_outside_the_band_while_the_work_grows_as_claimed_is_inconclu
     """A working set outgrowing a cache makes time per FLOP rise over a range: the time
     exponent reads high although the work is linear. That is no refutation."""
     work = _fit(1.0, 1.0, exact=True)
-    v = judge(_fit(1.16, 1.20), 1.0, 0.15, work=work, work_label="backward FLOPs")
+    settling = replace(_fit(1.16, 1.20), top_slope=1.1, top_ci_low=1.05, top_ci_high=1.16)
+    v = judge(settling, 1.0, 0.15, work=work, work_label="backward FLOPs")
     assert v.verdict == INCONCLUSIVE
     assert "backward FLOPs" in v.reason and "longer range" in v.reason
+    # time growing faster than the work all the way to the top: refuted all the same
+    steady = replace(_fit(1.9, 2.1, cls="n^2"), top_slope=2.0, top_ci_low=1.9, top_ci_high=2.1)
+    assert judge(steady, 1.0, 0.15, work=work).verdict == REFUTED
     quadratic_work = _fit(2.0, 2.0, cls="n^2", exact=True)
-    assert judge(_fit(1.9, 2.1, cls="n^2"), 1.0, 0.15, work=quadratic_work).verdict == REFUTED
-    assert judge(_fit(1.16, 1.20), 1.0, 0.15).verdict == REFUTED
+    assert judge(settling, 1.0, 0.15, work=quadratic_work).verdict == REFUTED
+    assert judge(settling, 1.0, 0.15).verdict == REFUTED
+
+
+def test_judge_needs_a_control_with_range() -> None:
+    short = _fit(1.9, 2.1, cls="n^2", n_sizes=3, size_range=4.0)
+    v = judge(GOOD, 1.0, 0.15, control=short, needs_control=True)
+    assert v.verdict == INCONCLUSIVE and "control's range is too short" in v.reason
+
+
+def test_top_slope_reads_the_local_growth() -> None:
+    values = [(1.0 + n) if n < 32 else 0.2 * n**1.5 for n in SQRT2]
+    fit = fit_order(SQRT2, values, window=None)
+    assert abs(fit.top_slope - 1.5) < 1e-9
 
 
 # --------------------------------------------------------------------- rounds

@@ -38,6 +38,7 @@ MIN_SIZES = 4
 MIN_RANGE = 8.0
 WINDOW = 16.0
 WINDOW_MIN_SIZES = 8
+TOP_RANGE = 4.0
 
 # Growth classes, simplest first, with their basis function and polynomial degree.
 CLASSES: dict[str, tuple[float, object]] = {
@@ -66,6 +67,11 @@ class OrderFit:
     fit_from: float  # smallest size inside the fit window
     exact: bool  # no spread between repeats and no residual: a count
     rel_spread: float  # largest IQR/median over the sizes (0 for counts)
+    # Log-log slope over the top TOP_RANGE (4x) of the range and its interval:
+    # where the growth is heading. None where not computed.
+    top_slope: float | None = None
+    top_ci_low: float | None = None
+    top_ci_high: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -166,6 +172,17 @@ def _fit_block(n: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     k = np.where(flat, 0.0, k)
     b_best = np.where(flat, 0.0, b_best)
     return k, a_best, b_best
+
+
+def top_slopes(sizes: Sequence[float], values: np.ndarray) -> np.ndarray:
+    """Slope of log(value) on log(size) over the top ``TOP_RANGE`` of the sizes (at least
+    three), for every row of ``values`` (shape B × N)."""
+    n = np.asarray(sizes, dtype=float)
+    first = max(min(int(np.searchsorted(n, n[-1] / TOP_RANGE)), len(n) - 3), 0)
+    x = np.log(n[first:])
+    y = np.log(np.atleast_2d(np.asarray(values, dtype=float))[:, first:])
+    dx = x - x.mean()
+    return ((y - y.mean(axis=1, keepdims=True)) * dx).sum(axis=1) / (dx * dx).sum()
 
 
 def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, float, float]:
@@ -300,25 +317,27 @@ def fit_order(
 
     rng = np.random.default_rng(seed)
     if exact or n_boot <= 0:
-        boot = np.array([k])
+        y_star = y[None, :]
     elif labels is not None and len({r for lab in labels for r in lab}) >= 2:
         y_star = _round_bootstrap(samples, labels, n_boot, rng)
-        boot = fit_exponents(n, y_star)
     elif min(len(s) for s in samples) >= 3:
         # Resample each size's repeats (with replacement), n_boot times at once.
         y_star = np.stack(
             [np.median(s[rng.integers(0, len(s), size=(n_boot, len(s)))], axis=1) for s in samples],
             axis=1,
         )
-        boot = fit_exponents(n, y_star)
     else:
         res = np.nan_to_num(rel_resid)
         y_star = fitted * (1.0 + res[rng.integers(0, len(res), size=(n_boot, len(res)))])
-        boot = fit_exponents(n, np.maximum(y_star, 1e-300))
+        y_star = np.maximum(y_star, 1e-300)
+    boot = np.array([k]) if len(y_star) == 1 else fit_exponents(n, y_star)
     alpha = (1.0 - level) / 2.0
+    # Point estimates always lie inside their intervals.
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
-    # The point estimate always lies inside its interval.
     lo, hi = min(float(lo), k), max(float(hi), k)
+    top = float(top_slopes(n, y)[0])
+    top_lo, top_hi = np.quantile(top_slopes(n, y_star), [alpha, 1.0 - alpha])
+    top_lo, top_hi = min(float(top_lo), top), max(float(top_hi), top)
     return OrderFit(
         exponent=round(k, 4),
         ci_low=round(lo, 4),
@@ -329,6 +348,9 @@ def fit_order(
         fit_from=float(n[0]),
         exact=exact,
         rel_spread=round(rel_spread, 4),
+        top_slope=round(top, 4),
+        top_ci_low=round(top_lo, 4),
+        top_ci_high=round(top_hi, 4),
     )
 
 
@@ -359,10 +381,10 @@ def judge(
     """Judge the claim "metric grows as n**expected".
 
     * inconclusive when the fitted range is too short to speak of growth;
-    * refuted: the interval lies wholly outside ``expected ± tolerance`` (but
-      when ``work``, the exact work count of the same run, grows as claimed,
-      a time outside the band is inconclusive: the time per unit of work is
-      still changing over the range);
+    * refuted: the interval lies wholly outside ``expected ± tolerance``
+      (but inconclusive when ``work``, the exact work count of the same run,
+      grows as claimed and the time's log-log slope over the top of the range
+      meets the band: the time per unit of work is still settling);
     * confirmed: the interval lies wholly inside it, the chosen class has the
       expected degree, and (when ``needs_control``) the control measured in the
       same run was detected as growing faster (its interval lies above ours);
@@ -378,15 +400,26 @@ def judge(
             f"need {MIN_SIZES} sizes spanning {MIN_RANGE:g}x)",
         )
     if fit.ci_high < band_lo or fit.ci_low > band_hi:
-        if work is not None and band_lo <= work.ci_low and work.ci_high <= band_hi:
-            # The work grows as claimed; the time per unit of work does not stay
-            # put over this range (a working set outgrowing a cache, an overhead
-            # fading): the range has not reached the asymptote the claim is about.
+        settling = (
+            work is not None
+            and band_lo <= work.ci_low
+            and work.ci_high <= band_hi
+            and fit.top_ci_low is not None
+            and fit.top_ci_high is not None
+            and fit.top_ci_low <= band_hi
+            and fit.top_ci_high >= band_lo
+        )
+        if settling and work is not None:
+            # The work grows as claimed and, at the top of the range, so does the
+            # time: the time per unit of work was still changing lower down (a
+            # working set outgrowing a cache, an overhead fading).
             return Verdict(
                 INCONCLUSIVE,
                 f"{ci} lies outside {expected:g} ± {tolerance:g}, but the work ({work_label}) "
-                f"grows as k = {work.exponent:.2f}: the time per unit of work still changes over "
-                "this range (caches, overheads); a longer range would tell",
+                f"grows as k = {work.exponent:.2f} and the time's slope at the top of the range "
+                f"is {fit.top_slope:.2f} [{fit.top_ci_low:.2f}, {fit.top_ci_high:.2f}]: the time "
+                "per unit of work is still settling (caches, overheads); a longer range would "
+                "tell",
             )
         return Verdict(REFUTED, f"{ci} lies outside {expected:g} ± {tolerance:g}")
     problems: list[str] = []
@@ -405,6 +438,11 @@ def judge(
     if needs_control:
         if control is None:
             problems.append("its control was not measured in this run")
+        elif control.n_sizes < MIN_SIZES or control.size_range < MIN_RANGE:
+            problems.append(
+                f"its control's range is too short ({control.n_sizes} sizes spanning "
+                f"{control.size_range:g}x)"
+            )
         elif not control.ci_low > fit.ci_high:
             problems.append(
                 f"the control (k = {control.exponent:.2f} [{control.ci_low:.2f}, "
