@@ -396,6 +396,12 @@ BAD_INPUT = [
     pytest.param(["--out", "{file}/sub"], ("--out",), id="out-under-file"),
     pytest.param(["--dtype", "float16"], ("--dtype",), id="dtype-float16"),
     pytest.param(["--frobnicate"], ("--frobnicate",), id="unknown-option"),
+    pytest.param(["--seed", "99999999999999999999"], ("--seed",), id="seed-huge"),
+    pytest.param(["--threads", "100000"], ("--threads",), id="threads-huge"),
+    pytest.param(["--width", "99999999999999999999"], ("--width",), id="width-huge"),
+    pytest.param(
+        ["--width", "1000000", "--max-depth", "8"], ("--max-depth", "GiB"), id="too-big-for-memory"
+    ),
 ]
 
 
@@ -463,3 +469,15 @@ def test_absurd_depth_is_refused_up_front(fake_sweep: FakeSweep) -> None:
     result = invoke("mlp-heads", *TINY, "--max-depth", "99999999999999999999", "--out", "out")
     assert fake_sweep.calls == []
     assert_one_line_error(result.exit_code, result.stdout, result.stderr, ("--max-depth",))
+
+
+@pytest.mark.parametrize("blocked", ["mlp-heads", "mlp-heads/summary.json"])
+def test_out_blocked_by_what_is_there(blocked: str, tmp_path: Path) -> None:
+    """A file where the run folder goes, or a folder where a result file goes."""
+    target = tmp_path / blocked
+    if blocked.endswith(".json"):
+        target.mkdir(parents=True)
+    else:
+        target.write_text("in the way\n", encoding="utf-8")
+    result = invoke("mlp-heads", *TINY, "--out", tmp_path)
+    assert_one_line_error(result.exit_code, result.stdout, result.stderr, ("--out",))

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - older typer depends on click
 
 USAGE_EXIT = 2
 MAX_SIZE = 100_000  # larger sweeps are refused up front
+MAX_DIM = 1_000_000  # widths, batches, input dimensions
 MAX_MIN_TIME = 3600.0
 
 
@@ -111,10 +112,14 @@ Repeats = Annotated[
 MinTime = Annotated[
     float, typer.Option(min=0.0, help="Seconds of timing per point and round (at least).")
 ]
-Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")]
+Threads = Annotated[
+    int, typer.Option(min=0, max=1024, help="CPU threads for torch (0: torch's default).")
+]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Floating point type of the model.")]
-Seed = Annotated[int, typer.Option(min=0, help="Seed for weights, data and visiting order.")]
+Seed = Annotated[
+    int, typer.Option(min=0, max=2**32 - 1, help="Seed for weights, data and visiting order.")
+]
 Out = Annotated[Path, typer.Option(help="Results folder; the run goes to OUT/<experiment>/.")]
 Json = Annotated[
     bool, typer.Option("--json", help="Print the summary as JSON on stdout and nothing else.")
@@ -125,13 +130,18 @@ Control = Annotated[
 ]
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, experiment: str) -> None:
+    folder = out / experiment
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".trainbench-write-test-"):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".trainbench-write-test-"):
             pass
+        for name in ("measurements.csv", "samples.csv", "summary.json"):
+            if (folder / name).is_dir():
+                raise IsADirectoryError(21, "Is a directory", str(folder / name))
     except OSError as err:
-        raise fail(f"--out: cannot write to {str(out)!r}: {err.strerror or err}") from None
+        where = err.filename or folder
+        raise fail(f"--out: cannot write to {str(where)!r}: {err.strerror or err}") from None
 
 
 def _run_and_render(
@@ -162,13 +172,8 @@ def _run_and_render(
 
     from trainbench.experiments import EXPERIMENTS
     from trainbench.results import to_json
-    from trainbench.sweep import SweepConfig, SweepError, resolve_device, run_sweep
+    from trainbench.sweep import SweepConfig, SweepError, run_sweep, validate
 
-    try:
-        resolve_device(device.value)
-    except SweepError as err:
-        raise fail(str(err)) from None
-    _check_writable(out)
     exp = EXPERIMENTS[experiment]
     cfg = SweepConfig(
         min_size=min_size,
@@ -183,6 +188,11 @@ def _run_and_render(
         dtype=dtype.value,
         seed=seed,
     )
+    try:
+        validate(exp, cfg)
+    except SweepError as err:
+        raise fail(str(err)) from None
+    _check_writable(out, experiment)
     err_console = Console(stderr=True)
     show_progress = not (quiet or json_out) and err_console.is_terminal
     progress = Progress(
@@ -214,7 +224,7 @@ def _run_and_render(
         raise fail(
             f"interrupted; the points measured so far are in {out / experiment}", 130
         ) from None
-    except RuntimeError as err:  # e.g. out of memory inside torch
+    except (RuntimeError, MemoryError, OSError) as err:  # out of memory, disk full, ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise fail(
             f"measurement failed: {first}; points measured so far are in {out / experiment}", 1
@@ -232,8 +242,8 @@ def _run_and_render(
             console.print(f"note: {note}")
         console.print(fits_table(summary))
     descriptions = {v.name: v.description for v in exp.variants}
-    for line in verdict_lines(summary, descriptions):
-        console.print(line)
+    for line in verdict_lines(summary, descriptions, exp.size_name):
+        console.print(line, soft_wrap=True)
     if not quiet:
         console.print(f"results: {out / experiment}{os.sep}")
 
@@ -242,9 +252,11 @@ def _run_and_render(
 def mlp_heads(
     max_depth: Annotated[int, typer.Option(min=1, help="Largest depth L.")] = 64,
     min_depth: Annotated[int, typer.Option(min=1, help="Smallest depth L.")] = 1,
-    width: Annotated[int, typer.Option(min=1, help="Hidden width (size of I).")] = 256,
-    batch: Annotated[int, typer.Option(min=1, help="Batch size (size of b).")] = 64,
-    in_dim: Annotated[int, typer.Option(min=1, help="Input dimension (size of K).")] = 32,
+    width: Annotated[int, typer.Option(min=1, max=MAX_DIM, help="Hidden width (size of I).")] = 256,
+    batch: Annotated[int, typer.Option(min=1, max=MAX_DIM, help="Batch size (size of b).")] = 64,
+    in_dim: Annotated[
+        int, typer.Option(min=1, max=MAX_DIM, help="Input dimension (size of K).")
+    ] = 32,
     activation: Annotated[Activation, typer.Option(help="σ of the hidden layers.")] = (
         Activation.sigmoid
     ),

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig, make_data
+from trainbench.models.mlp_heads import memory_bytes as mlp_heads_bytes
 
 Terms = Callable[[], list[Tensor]]
 Builder = Callable[[int, Mapping[str, Any], torch.device, torch.dtype], Terms]
@@ -65,6 +66,8 @@ class Experiment:
     build: Builder
     # (rows, inner, cols) of the torch.mm whose rate is the efficiency reference
     reference_matmul: Callable[[Mapping[str, Any]], tuple[int, int, int]]
+    # bytes one point of this size needs (parameters, gradients, activations)
+    estimate_bytes: Callable[[int, Mapping[str, Any], int], int]
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -179,6 +182,9 @@ MLP_HEADS = Experiment(
     ),
     build=_build_mlp_heads,
     reference_matmul=lambda o: (int(o["batch"]), int(o["width"]), int(o["width"])),
+    estimate_bytes=lambda depth, o, itemsize: mlp_heads_bytes(
+        depth, int(o["width"]), int(o["batch"]), int(o["in_dim"]), itemsize
+    ),
 )
 
 EXPERIMENTS: dict[str, Experiment] = {MLP_HEADS.name: MLP_HEADS}

@@ -91,7 +91,14 @@ def fits_table(summary: Mapping[str, Any]) -> Table:
     return table
 
 
-def verdict_lines(summary: Mapping[str, Any], descriptions: Mapping[str, str]) -> list[Text]:
+def _over(claim: Mapping[str, Any], size_name: str) -> str:
+    lo, hi = claim.get("fit_sizes") or (None, None)
+    return f" over {size_name} = {lo:g}..{hi:g}" if lo is not None else ""
+
+
+def verdict_lines(
+    summary: Mapping[str, Any], descriptions: Mapping[str, str], size_name: str = "n"
+) -> list[Text]:
     """One line per claim that is not itself a control, naming its control's exponent."""
     by_id = {c["id"]: c for c in summary["claims"]}
     lines = []
@@ -101,7 +108,10 @@ def verdict_lines(summary: Mapping[str, Any], descriptions: Mapping[str, str]) -
         text = Text(f"Problem {c['problem']}: {c['statement']} — ")
         text.append(c["verdict"], style=VERDICT_STYLE.get(c["verdict"], ""))
         if c["verdict"] == "confirmed":
-            text.append(f" (k = {c['exponent']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}])")
+            text.append(
+                f" (k = {c['exponent']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+                f"{_over(c, size_name)})"
+            )
         else:
             text.append(f" ({c['reason']})")
         control = by_id.get(c.get("control") or "")
@@ -109,7 +119,9 @@ def verdict_lines(summary: Mapping[str, Any], descriptions: Mapping[str, str]) -
             what = descriptions.get(control["variant"], control["variant"])
             text.append(
                 f"; control ({what}) is {control['expected']}: k = {control['exponent']:.2f}"
-                f" ({control['verdict']})"
+                f"{_over(control, size_name)} ({control['verdict']})"
             )
+        if c.get("partial"):
+            text.append(" [partial run]")
         lines.append(text)
     return lines

@@ -8,6 +8,7 @@ metric is fitted and every claim judged.
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -118,6 +119,43 @@ def resolve_device(name: str) -> torch.device:
             raise SweepError("--device cuda: no CUDA device is available (try --device cpu)")
         return torch.device("cuda")
     raise SweepError(f"--device: unknown device {name!r} (choose auto, cpu or cuda)")
+
+
+def available_bytes(device: torch.device) -> int:
+    """The memory a run may plan on: the GPU's, or the machine's physical memory."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_memory(
+    exp: Experiment, cfg: SweepConfig, device: torch.device, dtype: torch.dtype
+) -> None:
+    """Refuse up front a largest point that cannot fit in memory."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    need = exp.estimate_bytes(cfg.max_size, cfg.options, itemsize)
+    have = available_bytes(device)
+    if need > have:
+        shape = ", ".join(f"{k} {v}" for k, v in cfg.options.items() if isinstance(v, int))
+        raise SweepError(
+            f"the largest point ({exp.size_name} = {cfg.max_size}; {shape}) needs about "
+            f"{need / 2**30:.3g} GiB for parameters, gradients and activations, and "
+            f"{device.type} has {have / 2**30:.3g} GiB: lower --max-{exp.size_option} "
+            "or the model's sizes"
+        )
+
+
+def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dtype]:
+    """Check a configuration before anything runs; SweepError says what is wrong."""
+    if cfg.dtype not in DTYPES:
+        raise SweepError(f"--dtype: unknown dtype {cfg.dtype!r} (choose float32 or float64)")
+    if cfg.repeats < 1:
+        raise SweepError(f"--repeats must be at least 1, got {cfg.repeats}")
+    size_grid(cfg.min_size, cfg.max_size, cfg.grid_ratio)
+    device = resolve_device(cfg.device)
+    dtype = DTYPES[cfg.dtype]
+    check_memory(exp, cfg, device, dtype)
+    return device, dtype
 
 
 def plan(exp: Experiment, cfg: SweepConfig) -> list[tuple[str, int]]:
@@ -267,6 +305,7 @@ def judge_claims(
             ci_low=fit.ci_low,
             ci_high=fit.ci_high,
             best_class=fit.best_class,
+            fit_sizes=[fit.fit_from, round(fit.fit_from * fit.size_range)],
             control_exponent=control_fit.exponent if control_fit else None,
         )
         out.append(record)
@@ -308,12 +347,7 @@ def run_sweep(
     what was measured is fitted and written with ``complete: false`` and the
     interrupt is raised again.
     """
-    if cfg.dtype not in DTYPES:
-        raise SweepError(f"--dtype: unknown dtype {cfg.dtype!r} (choose float32 or float64)")
-    if cfg.repeats < 1:
-        raise SweepError(f"--repeats must be at least 1, got {cfg.repeats}")
-    device = resolve_device(cfg.device)
-    dtype = DTYPES[cfg.dtype]
+    device, dtype = validate(exp, cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     threads = torch.get_num_threads()

@@ -212,3 +212,10 @@ def saved_bytes(depth: int, width: int, batch: int, in_dim: int, itemsize: int =
         S(L) = itemsize · (b·d + L·(b·w + b))   — O(L)
     """
     return itemsize * (batch * in_dim + depth * (batch * width + batch))
+
+
+def memory_bytes(depth: int, width: int, batch: int, in_dim: int, itemsize: int = 4) -> int:
+    """About the memory one forward+backward needs: parameters and their gradients, and
+    twice the saved activations (the graph's other intermediates are of the same size)."""
+    params = width * in_dim + (depth - 1) * width * width + depth * (2 * width + 1)
+    return 2 * params * itemsize + 2 * saved_bytes(depth, width, batch, in_dim, itemsize)
