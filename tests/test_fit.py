@@ -49,7 +49,7 @@ def _class_truth(name: str, n: np.ndarray, a: float = 1.0, b: float = 1.0) -> np
     """``a + b * g(n)``; for class "1" just the constant ``a``."""
     if name == "1":
         return np.full_like(n, a)
-    g = CLASSES[name][1]
+    g = CLASSES[name]
     return a + b * g(n)
 
 

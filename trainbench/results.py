@@ -12,6 +12,7 @@ either the old file or the new one.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -62,13 +63,13 @@ POINT_COLUMNS = (
 )
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+@functools.cache
+def _file_mode() -> int:
+    """What open() would give a new file; mkstemp alone gives 0600. (The umask can only
+    be read by setting it, so it is read once, at the first write.)"""
+    mask = os.umask(0o022)
     os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -76,7 +77,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

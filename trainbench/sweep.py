@@ -329,7 +329,6 @@ def finish(result: RunResult, exp: Experiment, seed: int) -> None:
         for (v, m), f in fits.items()
     ]
     result.claims = [c | {"partial": partial} for c in claims]
-    result.notes = [n for n in result.notes if "not fitted" not in n and "not counted" not in n]
     result.notes.extend(notes)
 
 
