@@ -239,7 +239,8 @@ def _run_and_render(
     if not quiet:
         console.print(points_table(summary, exp.size_name))
         for note in summary["notes"]:
-            console.print(f"note: {note}")
+            console.print(f"note: {note}", soft_wrap=True)
+        console.print()
         console.print(fits_table(summary))
     descriptions = {v.name: v.description for v in exp.variants}
     for line in verdict_lines(summary, descriptions, exp.size_name):

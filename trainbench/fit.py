@@ -427,8 +427,9 @@ def judge(
     if not (band_lo <= fit.ci_low and fit.ci_high <= band_hi):
         width = fit.ci_high - fit.ci_low
         if width > 2 * tolerance:
+            spread = f"; worst IQR/median {fit.rel_spread:.0%}" if fit.rel_spread > 0 else ""
             problems.append(
-                f"interval too wide ({ci}; worst IQR/median {fit.rel_spread:.0%}): "
+                f"interval too wide ({ci}{spread}): "
                 "more repeats, fewer threads or a longer range may help"
             )
         else:
