@@ -334,7 +334,10 @@ def test_options_reach_sweep_config(fake_sweep: FakeSweep, tmp_path: Path) -> No
     assert type(cfg.min_time) is float and type(cfg.repeats) is int
 
 
-def test_defaults_reach_sweep_config(fake_sweep: FakeSweep, tmp_path: Path) -> None:
+def test_defaults_reach_sweep_config(
+    fake_sweep: FakeSweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default --out is results/ under the working folder
     result = invoke("mlp-heads", "--quiet")
     assert result.exit_code == 0, result.output
     (call,) = fake_sweep.calls
