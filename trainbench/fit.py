@@ -87,13 +87,24 @@ class Verdict:
 # --------------------------------------------------------------------------- fitting
 
 
-def _as_samples(values: Sequence[float] | Sequence[Sequence[float]]) -> list[np.ndarray]:
-    out = []
-    for v in values:
+def _as_samples(
+    values: Sequence[float] | Sequence[Sequence[float]],
+    rounds: Sequence[Sequence[int]] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """The finite repeats of every size and, where ``rounds`` is given, their round labels."""
+    if rounds is not None and len(rounds) != len(values):
+        raise ValueError("rounds and values differ in length")
+    samples, labels = [], []
+    for i, v in enumerate(values):
         arr = np.atleast_1d(np.asarray(v, dtype=float)).ravel()
-        arr = arr[np.isfinite(arr)]
-        out.append(arr)
-    return out
+        finite = np.isfinite(arr)
+        samples.append(arr[finite])
+        if rounds is not None:
+            lab = np.atleast_1d(np.asarray(rounds[i], dtype=int)).ravel()
+            if len(lab) != len(arr):
+                raise ValueError("every repeat needs a round label")
+            labels.append(lab[finite])
+    return samples, (labels if rounds is not None else None)
 
 
 def _wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -222,25 +233,6 @@ def choose_class(sizes: Sequence[float], values: Sequence[float]) -> tuple[str, 
     raise AssertionError("unreachable")
 
 
-def _round_labels(
-    values: Sequence[float] | Sequence[Sequence[float]],
-    rounds: Sequence[Sequence[int]] | None,
-) -> list[np.ndarray] | None:
-    """The round of every finite repeat, aligned with ``_as_samples(values)``."""
-    if rounds is None:
-        return None
-    if len(rounds) != len(values):
-        raise ValueError("rounds and values differ in length")
-    out = []
-    for v, r in zip(values, rounds, strict=True):
-        arr = np.atleast_1d(np.asarray(v, dtype=float)).ravel()
-        lab = np.atleast_1d(np.asarray(r, dtype=int)).ravel()
-        if len(lab) != len(arr):
-            raise ValueError("every repeat needs a round label")
-        out.append(lab[np.isfinite(arr)])
-    return out
-
-
 def _round_bootstrap(
     samples: list[np.ndarray], labels: list[np.ndarray], n_boot: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -286,10 +278,9 @@ def fit_order(
     with fewer than three usable sizes.
     """
     n_all = np.asarray(sizes, dtype=float)
-    samples_all = _as_samples(values)
-    if len(samples_all) != len(n_all):
+    if len(values) != len(n_all):
         raise ValueError("sizes and values differ in length")
-    labels_all = _round_labels(values, rounds)
+    samples_all, labels_all = _as_samples(values, rounds)
     keep = [i for i, s in enumerate(samples_all) if len(s) and n_all[i] > 0 and np.all(s > 0)]
     if len(keep) < 3:
         raise ValueError("need at least three sizes with positive values to fit an order")

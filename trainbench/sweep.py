@@ -409,7 +409,7 @@ def run_sweep(
     options = cfg.options | {"seed": cfg.seed}
     try:
         save()
-        for variant, size in todo:  # counting pass (also the first warm-up)
+        for variant, size in todo:  # counting pass: exact counts, once per point
             if on_progress:
                 on_progress(Progress(0, total, variant, size, finished=False))
             counts = count_point(exp.forward(variant, size, options, device, dtype), device)
