@@ -99,6 +99,16 @@ class Impl(str, enum.Enum):
     fused = "fused"
 
 
+class Cell(str, enum.Enum):
+    ugrnn = "ugrnn"
+    ugrnn2 = "ugrnn2"
+    gru = "gru"
+    gru_torch = "gru-torch"
+    gru_torch_fast = "gru-torch-fast"
+    torch_gru = "torch-gru"
+    none = "none"
+
+
 class DType(str, enum.Enum):
     float32 = "float32"
     float64 = "float64"
@@ -130,8 +140,7 @@ Control = Annotated[
 ]
 
 
-def _check_writable(out: Path, experiment: str) -> None:
-    folder = out / experiment
+def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".trainbench-write-test-"):
@@ -192,7 +201,8 @@ def _run_and_render(
         validate(exp, cfg)
     except SweepError as err:
         raise fail(str(err)) from None
-    _check_writable(out, experiment)
+    folder = out / exp.folder(options)
+    _check_writable(folder)
     err_console = Console(stderr=True)
     show_progress = not (quiet or json_out) and err_console.is_terminal
     progress = Progress(
@@ -205,14 +215,15 @@ def _run_and_render(
         transient=True,
         disable=not show_progress,
     )
-    task = progress.add_task(f"{experiment}", total=None)
+    name = folder.name
+    task = progress.add_task(name, total=None)
 
     def on_progress(p: Any) -> None:
         progress.update(
             task,
             total=p.total,
             completed=p.done,
-            description=f"{experiment}  {p.variant:<9} {exp.size_name} = {p.size:<5}",
+            description=f"{name}  {p.variant:<9} {exp.size_name} = {p.size:<5}",
         )
 
     try:
@@ -222,12 +233,12 @@ def _run_and_render(
         raise fail(str(err)) from None
     except KeyboardInterrupt:
         raise fail(
-            f"interrupted; the points measured so far are in {out / experiment}", 130
+            f"interrupted; the points measured so far are in {folder}", 130
         ) from None
     except (RuntimeError, MemoryError, OSError) as err:  # out of memory, disk full, ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise fail(
-            f"measurement failed: {first}; points measured so far are in {out / experiment}", 1
+            f"measurement failed: {first}; points measured so far are in {folder}", 1
         ) from None
     summary = result.summary()
     if json_out:
@@ -246,7 +257,7 @@ def _run_and_render(
     for line in verdict_lines(summary, descriptions, exp.size_name):
         console.print(line, soft_wrap=True)
     if not quiet:
-        console.print(f"results: {out / experiment}{os.sep}")
+        console.print(f"results: {folder}{os.sep}")
 
 
 @app.command("mlp-heads")
@@ -293,6 +304,60 @@ def mlp_heads(
         },
         control=control,
         control_max_size=control_max_depth,
+        repeats=repeats,
+        min_time=min_time,
+        threads=threads,
+        device=device,
+        dtype=dtype,
+        seed=seed,
+        out=out,
+        json_out=json_out,
+        quiet=quiet,
+    )
+
+
+@app.command("rnn-lm")
+def rnn_lm(
+    max_len: Annotated[int, typer.Option(min=1, help="Largest sentence length T.")] = 256,
+    min_len: Annotated[int, typer.Option(min=1, help="Smallest sentence length T.")] = 1,
+    cell: Annotated[
+        Cell,
+        typer.Option(
+            help="ugrnn, ugrnn2 (Problem 3), gru (Problem 5), gru-torch (nn.GRUCell's "
+            "convention), gru-torch-fast (the same, fused products), torch-gru (nn.GRU), "
+            "none (no recurrence)."
+        ),
+    ] = Cell.ugrnn,
+    vocab: Annotated[
+        int, typer.Option(min=2, max=MAX_DIM, help="Vocabulary size (words w).")
+    ] = 1000,
+    hidden: Annotated[
+        int, typer.Option(min=1, max=MAX_DIM, help="Hidden size (size of I, J and K).")
+    ] = 128,
+    batch: Annotated[int, typer.Option(min=1, max=MAX_DIM, help="Sentences per batch.")] = 16,
+    control: Control = True,
+    control_max_len: Annotated[
+        int, typer.Option(min=1, help="Largest T for the per-step control (it is O(T²)).")
+    ] = 128,
+    repeats: Repeats = 3,
+    min_time: MinTime = 0.05,
+    threads: Threads = 0,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.float32,
+    seed: Seed = 0,
+    out: Out = Path("results"),
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Problem 4: backprop time of the RNN language model against the sentence length T."""
+    _run_and_render(
+        "rnn-lm",
+        min_size=min_len,
+        max_size=max_len,
+        size_flag="len",
+        options={"cell": cell.value, "vocab": vocab, "hidden": hidden, "batch": batch},
+        control=control,
+        control_max_size=control_max_len,
         repeats=repeats,
         min_time=min_time,
         threads=threads,

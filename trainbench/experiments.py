@@ -12,7 +12,7 @@ loss head). A variant turns the terms into the roots that backward is called on:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,6 +20,8 @@ from torch import Tensor
 
 from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig, make_data
 from trainbench.models.mlp_heads import memory_bytes as mlp_heads_bytes
+from trainbench.models.rnn_lm import CELLS, RNNLM, RNNLMConfig, make_words
+from trainbench.models.rnn_lm import memory_bytes as rnn_lm_bytes
 
 Terms = Callable[[], list[Tensor]]
 Builder = Callable[[int, Mapping[str, Any], torch.device, torch.dtype], Terms]
@@ -53,6 +55,11 @@ class Claim:
     control: str | None = None  # id of the claim whose growth must come out faster
     is_control: bool = False
     work_metric: str | None = None  # the exact count of the work behind a time metric
+    # the claim holds for runs whose options take one of these values (empty: every run)
+    when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def applies(self, options: Mapping[str, Any]) -> bool:
+        return all(options.get(key) in values for key, values in self.when.items())
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,17 @@ class Experiment:
     reference_matmul: Callable[[Mapping[str, Any]], tuple[int, int, int]]
     # bytes one point of this size needs (parameters, gradients, activations)
     estimate_bytes: Callable[[int, Mapping[str, Any], int], int]
+    # the run's folder name under --out (default: the experiment's name)
+    folder_name: Callable[[Mapping[str, Any]], str] | None = None
+    # why FLOPs cannot be counted for these options on this device (None: they can)
+    uncounted_flops: Callable[[Mapping[str, Any], torch.device], str | None] | None = None
+
+    def folder(self, options: Mapping[str, Any]) -> str:
+        return self.folder_name(options) if self.folder_name else self.name
+
+    def claims_for(self, options: Mapping[str, Any]) -> tuple[Claim, ...]:
+        """The claims that a run with these options tests."""
+        return tuple(c for c in self.claims if c.applies(options))
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -187,4 +205,143 @@ MLP_HEADS = Experiment(
     ),
 )
 
-EXPERIMENTS: dict[str, Experiment] = {MLP_HEADS.name: MLP_HEADS}
+
+PER_STEP = Variant("per-step", "one backward per time step's loss", split=True)
+RECURRENT = {"cell": tuple(c for c in CELLS if c != "none")}
+NO_RECURRENCE = {"cell": ("none",)}
+
+
+def _build_rnn_lm(
+    length: int, options: Mapping[str, Any], device: torch.device, dtype: torch.dtype
+) -> Terms:
+    torch.manual_seed(int(options.get("seed", 0)))
+    cfg = RNNLMConfig(
+        length=length,
+        vocab=int(options["vocab"]),
+        hidden=int(options["hidden"]),
+        cell=str(options.get("cell", "ugrnn")),
+    )
+    model = RNNLM(cfg).to(device=device, dtype=dtype)
+    data_seed = torch.Generator().manual_seed(int(options.get("seed", 0)) + 1)
+    words = make_words(int(options["batch"]), length, cfg.vocab, generator=data_seed)
+    words = words.to(device=device)
+    return lambda: model(words)
+
+
+def _rnn_uncounted(options: Mapping[str, Any], device: torch.device) -> str | None:
+    if options.get("cell") == "torch-gru" and device.type == "cuda":
+        return (
+            "FLOPs not counted: torch's FlopCounterMode sees nothing inside the fused "
+            "cuDNN GRU kernel (on CPU nn.GRU runs as separate products and is counted)"
+        )
+    return None
+
+
+RNN_LM = Experiment(
+    name="rnn-lm",
+    title="Problem 4: the RNN language model, against the sentence length T",
+    size_name="T",
+    size_option="len",
+    variants=(FULL, PER_STEP),
+    claims=(
+        Claim(
+            id="P4",
+            problem="4",
+            statement="backprop time of the RNN LM on the full loss is O(T)",
+            variant="full",
+            metric="bwd_s",
+            expected=1.0,
+            tolerance=0.15,
+            control="P4-control",
+            work_metric="bwd_flops",
+            when=RECURRENT,
+        ),
+        Claim(
+            id="P4-flops",
+            problem="4",
+            statement="backprop FLOPs of the RNN LM are O(T)",
+            variant="full",
+            metric="bwd_flops",
+            expected=1.0,
+            tolerance=0.02,
+            control="P4-control-flops",
+            when=RECURRENT,
+        ),
+        Claim(
+            id="P4-span",
+            problem="4",
+            statement="the critical path of backprop (graph depth) is O(T): the recurrence "
+            "is sequential, whatever the hardware",
+            variant="full",
+            metric="graph_depth",
+            expected=1.0,
+            tolerance=0.02,
+            when=RECURRENT,
+        ),
+        Claim(
+            id="P4-memory",
+            problem="4",
+            statement="activation memory saved for backward is O(T)",
+            variant="full",
+            metric="saved_bytes",
+            expected=1.0,
+            tolerance=0.02,
+            when=RECURRENT,
+        ),
+        Claim(
+            id="P4-control",
+            problem="4",
+            statement="backprop time with one backward per time step's loss is O(T²)",
+            variant="per-step",
+            metric="bwd_s",
+            expected=2.0,
+            tolerance=0.25,
+            is_control=True,
+            work_metric="bwd_flops",
+            when=RECURRENT,
+        ),
+        Claim(
+            id="P4-control-flops",
+            problem="4",
+            statement="backprop FLOPs with one backward per time step's loss are O(T²)",
+            variant="per-step",
+            metric="bwd_flops",
+            expected=2.0,
+            tolerance=0.15,
+            is_control=True,
+            when=RECURRENT,
+        ),
+        Claim(
+            id="P4-none",
+            problem="4",
+            statement="without recurrence, backprop time is still O(T): the work is the same "
+            "order",
+            variant="full",
+            metric="bwd_s",
+            expected=1.0,
+            tolerance=0.15,
+            work_metric="bwd_flops",
+            when=NO_RECURRENCE,
+        ),
+        Claim(
+            id="P4-none-span",
+            problem="4",
+            statement="without recurrence, the critical path (graph depth) is O(1): the steps "
+            "could run in parallel",
+            variant="full",
+            metric="graph_depth",
+            expected=0.0,
+            tolerance=0.02,
+            when=NO_RECURRENCE,
+        ),
+    ),
+    build=_build_rnn_lm,
+    reference_matmul=lambda o: (int(o["batch"]), int(o["hidden"]), int(o["vocab"])),
+    estimate_bytes=lambda length, o, itemsize: rnn_lm_bytes(
+        length, int(o["vocab"]), int(o["hidden"]), int(o["batch"]), str(o["cell"]), itemsize
+    ),
+    folder_name=lambda o: f"rnn-lm-{o.get('cell', 'ugrnn')}",
+    uncounted_flops=_rnn_uncounted,
+)
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (MLP_HEADS, RNN_LM)}

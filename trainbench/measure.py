@@ -81,15 +81,17 @@ class GraphStats:
 class PointMetrics:
     fwd: Timing
     bwd: Timing
-    fwd_flops: int
-    bwd_flops: int
+    fwd_flops: int | None  # None: not counted (see the run's notes)
+    bwd_flops: int | None
     graph_nodes: int
     graph_depth: int
     saved_bytes: int
     peak_bytes: int | None
 
-    def rate_flops(self) -> float:
-        """Achieved forward+backward FLOP/s."""
+    def rate_flops(self) -> float | None:
+        """Achieved forward+backward FLOP/s (None when the FLOPs were not counted)."""
+        if not self.fwd_flops or not self.bwd_flops:
+            return None
         return (self.fwd_flops + self.bwd_flops) / (self.fwd.median + self.bwd.median)
 
 

@@ -191,8 +191,8 @@ def _point_record(
         "graph_depth": m.graph_depth,
         "saved_bytes": m.saved_bytes,
         "peak_bytes": m.peak_bytes,
-        "gflops": rate / 1e9,
-        "efficiency": rate / baseline_rate if baseline_rate > 0 else None,
+        "gflops": rate / 1e9 if rate is not None else None,
+        "efficiency": rate / baseline_rate if rate is not None and baseline_rate > 0 else None,
         "noisy": bool(spread > NOISY_SPREAD),
         "rounds": rounds,
         "fwd_runs_per_sample": m.fwd.number_per_run,
@@ -261,11 +261,15 @@ def fit_points(
 
 
 def judge_claims(
-    exp: Experiment, fits: dict[tuple[str, str], OrderFit], measured_variants: set[str]
+    exp: Experiment,
+    fits: dict[tuple[str, str], OrderFit],
+    measured_variants: set[str],
+    options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    claims_by_id = {c.id: c for c in exp.claims}
+    claims = exp.claims_for(options or {})
+    claims_by_id = {c.id: c for c in claims}
     out = []
-    for c in exp.claims:
+    for c in claims:
         if c.variant not in measured_variants:
             continue
         fit = fits.get((c.variant, c.metric))
@@ -315,7 +319,9 @@ def judge_claims(
 def finish(result: RunResult, exp: Experiment, seed: int) -> None:
     """Fit the measured points and judge the claims (also for a partial run)."""
     fits, notes = fit_points(result.points, result.samples, seed=seed)
-    claims = judge_claims(exp, fits, {p["variant"] for p in result.points})
+    claims = judge_claims(
+        exp, fits, {p["variant"] for p in result.points}, result.config.get("options")
+    )
     verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in claims}
     partial = not result.complete  # fitted over an interrupted run's points
     result.fits = [
@@ -351,11 +357,12 @@ def run_sweep(
         torch.set_num_threads(cfg.threads)
     threads = torch.get_num_threads()
     todo = plan(exp, cfg)
-    folder = out_dir / exp.name if out_dir is not None else None
+    folder = out_dir / exp.folder(cfg.options) if out_dir is not None else None
 
     rows, inner, cols = exp.reference_matmul(cfg.options)
     rate = matmul_rate(rows, inner, cols, device=device, dtype=dtype, threads=threads)
-    config = asdict(cfg) | {
+    # The model options are also given at the top level (config.cell, config.width, ...).
+    config = asdict(cfg) | cfg.options | {
         "experiment": exp.name,
         "sizes": sorted({s for _, s in todo}),
         "variants": sorted({v for v, _ in todo}),
@@ -372,7 +379,7 @@ def run_sweep(
     if control_sizes:
         capped = cfg.max_size > cfg.control_max_size
         result.notes.append(
-            f"the O(n²) control is measured at every other size, {exp.size_name} = "
+            f"the O({exp.size_name}²) control is measured at every other size, {exp.size_name} = "
             + ", ".join(map(str, control_sizes))
             + (
                 f" (capped at --control-max-{exp.size_option} {cfg.control_max_size})"
@@ -407,12 +414,17 @@ def run_sweep(
     total = len(todo) * cfg.repeats
     done = 0
     options = cfg.options | {"seed": cfg.seed}
+    uncounted = exp.uncounted_flops(cfg.options, device) if exp.uncounted_flops else None
+    if uncounted:
+        result.notes.append(uncounted)
     try:
         save()
         for variant, size in todo:  # counting pass: exact counts, once per point
             if on_progress:
                 on_progress(Progress(0, total, variant, size, finished=False))
             counts = count_point(exp.forward(variant, size, options, device, dtype), device)
+            if uncounted:
+                counts |= {"fwd_flops": None, "bwd_flops": None}
             points.append(_Point(variant, size, counts))
         for r in range(cfg.repeats):
             order = list(points)

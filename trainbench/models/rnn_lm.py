@@ -1,0 +1,462 @@
+"""Problem 4: an autoregressive RNN language model, with the cells of Problems 2, 3 and 5.
+
+Glossary of index letters (capital letters are summed, as in the problem set):
+
+    b, B   sentence in the batch
+    t      time step (position in the sentence), 1..T
+    j, J   unit of the hidden state h (hidden size H)
+    i, I   unit of h[t-1] (summed by the recurrent products; also H)
+    k, K   component of the input x (the word vector: also H, since e is shared)
+    w      word of the vocabulary (size V)
+
+The language model (Problem 4):
+
+    x[b,t,K]              = e[w_t[b], K]                      (the word read at step t)
+    h[b,0,I]              = h0[I]                             (external, learned)
+    h[b,t,J]              = cell(h[b,t-1,I], x[b,t,K])        t = 1 .. T-1
+    P(w_t | w_1..w_{t-1}) = softmax_w e[w, I] h[b,t-1,I]      t = 1 .. T
+    Loss                  = Σ_b Σ_{t=1..T} -ln P(w_t | w_1..w_{t-1})
+
+The word-vector matrix e[w,I] is shared between input and output: the input at
+step t is the row of e of the word just read, so x and h have the same size.
+h[T] is not computed (no word follows w_T). The model returns the T per-step
+losses (each summed over b): the harness sums them into the one loss that SGD
+minimises (one backward) or back-propagates each on its own (the O(T²) control).
+
+The cells (``--cell``), each an explicit loop over t:
+
+* ``ugrnn``           Problems 2, 3, 5: update gate G, update R.
+* ``ugrnn2``          Problem 3: a second gate G^R mixes the inputs to tanh.
+* ``gru``             Problem 5: Olah's / Cho et al.'s GRU (reset gate before W^{h,R}).
+* ``gru-torch``       the GRU of ``torch.nn.GRUCell`` (reset gate after W^{h,R}).
+* ``gru-torch-fast``  the same function as ``gru-torch``: input products for all t
+                      in one matrix product, the three recurrent products in one.
+* ``torch-gru``       the same LM driven by the fused ``torch.nn.GRU`` module.
+* ``none``            no recurrence: h[t] from x[t] alone (work O(T), span O(1)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+CELLS = ("ugrnn", "ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru", "none")
+
+
+@dataclass(frozen=True)
+class RNNLMConfig:
+    length: int  # T
+    vocab: int = 1000  # V
+    hidden: int = 128  # H: sizes of I, J and K
+    cell: str = "ugrnn"
+
+
+def _weight(rows: int, cols: int) -> nn.Parameter:
+    return nn.Parameter(torch.randn(rows, cols) / math.sqrt(cols))
+
+
+def _bias(size: int) -> nn.Parameter:
+    return nn.Parameter(torch.zeros(size))
+
+
+class Cell(nn.Module):
+    """One step h[t-1], x[t] -> h[t]; ``sequence`` runs the explicit time loop."""
+
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def sequence(self, h0: Tensor, x: Tensor) -> list[Tensor]:
+        """h0[b,I], x[b,t,K] for t = 1..n -> [h[1], ..., h[n]]."""
+        hs = []
+        h = h0
+        # unbind: one backward node hands every step its slice of dL/dx (x[:, t]
+        # would add a full-size zero gradient per step: O(T²) work).
+        for x_t in x.unbind(1):
+            h = self.step(h, x_t)
+            hs.append(h)
+        return hs
+
+
+class UGRNN(Cell):
+    """Problems 2, 3 and 5: the update-gate RNN."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        H = hidden
+        self.W_hR, self.W_xR, self.B_R = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hG, self.W_xG, self.B_G = _weight(H, H), _weight(H, H), _bias(H)
+
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        # R[b,t,j] = tanh(W^{h,R}[j,I] h[b,t-1,I] + W^{x,R}[j,K] x[b,t,K] - B^R[j])
+        R = torch.tanh(
+            torch.einsum("jI,bI->bj", self.W_hR, h)
+            + torch.einsum("jK,bK->bj", self.W_xR, x)
+            - self.B_R
+        )
+        # G[b,t,j] = σ(W^{h,G}[j,I] h[b,t-1,I] + W^{x,G}[j,K] x[b,t,K] - B^G[j])
+        G = torch.sigmoid(
+            torch.einsum("jI,bI->bj", self.W_hG, h)
+            + torch.einsum("jK,bK->bj", self.W_xG, x)
+            - self.B_G
+        )
+        # h[b,t,j] = G[b,t,j] h[b,t-1,j] + (1 - G[b,t,j]) R[b,t,j]
+        return G * h + (1 - G) * R
+
+
+class UGRNN2(Cell):
+    """Problem 3: a second gate G^R makes the input to tanh a convex combination."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        H = hidden
+        self.W_hR, self.B_hR = _weight(H, H), _bias(H)
+        self.W_xR, self.B_xR = _weight(H, H), _bias(H)
+        self.W_hGR, self.W_xGR, self.B_GR = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hG, self.W_xG, self.B_G = _weight(H, H), _weight(H, H), _bias(H)
+
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        # G^R[b,t,j] = σ(W^{h,GR}[j,I] h[b,t-1,I] + W^{x,GR}[j,K] x[b,t,K] - B^{GR}[j])
+        G_R = torch.sigmoid(
+            torch.einsum("jI,bI->bj", self.W_hGR, h)
+            + torch.einsum("jK,bK->bj", self.W_xGR, x)
+            - self.B_GR
+        )
+        # R[b,t,j] = tanh(G^R[b,t,j] (W^{h,R}[j,I] h[b,t-1,I] - B^{h,R}[j])
+        #                 + (1 - G^R[b,t,j]) (W^{x,R}[j,K] x[b,t,K] - B^{x,R}[j]))
+        R = torch.tanh(
+            G_R * (torch.einsum("jI,bI->bj", self.W_hR, h) - self.B_hR)
+            + (1 - G_R) * (torch.einsum("jK,bK->bj", self.W_xR, x) - self.B_xR)
+        )
+        # G^h[b,t,j] = σ(W^{h,G}[j,I] h[b,t-1,I] + W^{x,G}[j,K] x[b,t,K] - B^G[j])
+        G_h = torch.sigmoid(
+            torch.einsum("jI,bI->bj", self.W_hG, h)
+            + torch.einsum("jK,bK->bj", self.W_xG, x)
+            - self.B_G
+        )
+        # h[b,t,j] = G^h[b,t,j] h[b,t-1,j] + (1 - G^h[b,t,j]) R[b,t,j]
+        return G_h * h + (1 - G_h) * R
+
+
+class GRU(Cell):
+    """Problem 5: the GRU of Olah's diagram (Cho et al. 2014), in the UGRNN's letters.
+
+    G^h is the update gate (Olah's z_t = 1 - G^h), G^R the reset gate, which
+    multiplies h[t-1] *before* the recurrent matrix W^{h,R}.
+    """
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        H = hidden
+        self.W_hR, self.W_xR, self.B_R = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hGR, self.W_xGR, self.B_GR = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hG, self.W_xG, self.B_G = _weight(H, H), _weight(H, H), _bias(H)
+
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        # G^R[b,t,i] = σ(W^{h,GR}[i,I] h[b,t-1,I] + W^{x,GR}[i,K] x[b,t,K] - B^{GR}[i])
+        G_R = torch.sigmoid(
+            torch.einsum("iI,bI->bi", self.W_hGR, h)
+            + torch.einsum("iK,bK->bi", self.W_xGR, x)
+            - self.B_GR
+        )
+        # G^h[b,t,j] = σ(W^{h,G}[j,I] h[b,t-1,I] + W^{x,G}[j,K] x[b,t,K] - B^G[j])
+        G_h = torch.sigmoid(
+            torch.einsum("jI,bI->bj", self.W_hG, h)
+            + torch.einsum("jK,bK->bj", self.W_xG, x)
+            - self.B_G
+        )
+        # R[b,t,j] = tanh(W^{h,R}[j,I] (G^R[b,t,I] h[b,t-1,I]) + W^{x,R}[j,K] x[b,t,K] - B^R[j])
+        R = torch.tanh(
+            torch.einsum("jI,bI->bj", self.W_hR, G_R * h)
+            + torch.einsum("jK,bK->bj", self.W_xR, x)
+            - self.B_R
+        )
+        # h[b,t,j] = G^h[b,t,j] h[b,t-1,j] + (1 - G^h[b,t,j]) R[b,t,j]
+        return G_h * h + (1 - G_h) * R
+
+
+class GRUTorch(Cell):
+    """The GRU of ``torch.nn.GRUCell`` and cuDNN: the reset gate multiplies W^{h,R} h - B^{h,R}.
+
+    With torch's r, z, n: G^R = r, G^h = z, R = n, and each bias B is minus
+    torch's (the input and hidden biases of a gate add up: B^G = -(b_iz + b_hz)).
+    """
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        H = hidden
+        self.W_hR, self.B_hR = _weight(H, H), _bias(H)
+        self.W_xR, self.B_xR = _weight(H, H), _bias(H)
+        self.W_hGR, self.W_xGR, self.B_GR = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hG, self.W_xG, self.B_G = _weight(H, H), _weight(H, H), _bias(H)
+
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        # G^R[b,t,j] = σ(W^{h,GR}[j,I] h[b,t-1,I] + W^{x,GR}[j,K] x[b,t,K] - B^{GR}[j])
+        G_R = torch.sigmoid(
+            torch.einsum("jI,bI->bj", self.W_hGR, h)
+            + torch.einsum("jK,bK->bj", self.W_xGR, x)
+            - self.B_GR
+        )
+        # G^h[b,t,j] = σ(W^{h,G}[j,I] h[b,t-1,I] + W^{x,G}[j,K] x[b,t,K] - B^G[j])
+        G_h = torch.sigmoid(
+            torch.einsum("jI,bI->bj", self.W_hG, h)
+            + torch.einsum("jK,bK->bj", self.W_xG, x)
+            - self.B_G
+        )
+        # R[b,t,j] = tanh(W^{x,R}[j,K] x[b,t,K] - B^{x,R}[j]
+        #                 + G^R[b,t,j] (W^{h,R}[j,I] h[b,t-1,I] - B^{h,R}[j]))
+        R = torch.tanh(
+            torch.einsum("jK,bK->bj", self.W_xR, x)
+            - self.B_xR
+            + G_R * (torch.einsum("jI,bI->bj", self.W_hR, h) - self.B_hR)
+        )
+        # h[b,t,j] = G^h[b,t,j] h[b,t-1,j] + (1 - G^h[b,t,j]) R[b,t,j]
+        return G_h * h + (1 - G_h) * R
+
+    @torch.no_grad()
+    def copy_from(self, cell: nn.GRUCell) -> GRUTorch:
+        """Take the weights of a ``torch.nn.GRUCell`` (rows r, z, n; biases negated)."""
+        H = self.W_hR.shape[0]
+        if cell.hidden_size != H or cell.input_size != H or cell.bias is False:
+            raise ValueError("need a GRUCell with bias and input and hidden size equal to H")
+        w_ih, w_hh = cell.weight_ih.split(H), cell.weight_hh.split(H)
+        b_ih, b_hh = cell.bias_ih.split(H), cell.bias_hh.split(H)
+        self.W_xGR.copy_(w_ih[0]), self.W_hGR.copy_(w_hh[0])
+        self.B_GR.copy_(-(b_ih[0] + b_hh[0]))
+        self.W_xG.copy_(w_ih[1]), self.W_hG.copy_(w_hh[1])
+        self.B_G.copy_(-(b_ih[1] + b_hh[1]))
+        self.W_xR.copy_(w_ih[2]), self.B_xR.copy_(-b_ih[2])
+        self.W_hR.copy_(w_hh[2]), self.B_hR.copy_(-b_hh[2])
+        return self
+
+
+class GRUTorchFast(GRUTorch):
+    """``gru-torch``'s equations with fewer, larger products (what ``torch.nn.GRU`` does).
+
+    The input products W^{x,·}[j,K] x[b,t,K] - B^{x,·}[j] of all three gates are one
+    matrix product over every t at once, before the loop (they do not depend on
+    h); inside the loop the three recurrent products are one product with the
+    stacked matrix [W^{h,GR}; W^{h,G}; W^{h,R}]. Same FLOPs, same function.
+    """
+
+    def sequence(self, h0: Tensor, x: Tensor) -> list[Tensor]:
+        if x.shape[1] == 0:
+            return []
+        H = self.W_hR.shape[0]
+        W_x = torch.cat([self.W_xGR, self.W_xG, self.W_xR])  # [3H, K]
+        W_h = torch.cat([self.W_hGR, self.W_hG, self.W_hR])  # [3H, I]
+        B_x = torch.cat([self.B_GR, self.B_G, self.B_xR])
+        B_h = torch.cat([torch.zeros_like(self.B_GR), torch.zeros_like(self.B_G), self.B_hR])
+        # A[b,t,g] = W^x[g,K] x[b,t,K] - B^x[g], every t in one product
+        b, n, k = x.shape
+        A = torch.addmm(B_x, x.reshape(b * n, k), W_x.t(), beta=-1).view(b, n, 3 * H)
+        hs = []
+        h = h0
+        for A_t in A.unbind(1):
+            # C[b,g] = W^h[g,I] h[b,t-1,I] - B^h[g]
+            C = torch.addmm(B_h, h, W_h.t(), beta=-1)
+            G_R, G_h = torch.sigmoid(A_t[:, : 2 * H] + C[:, : 2 * H]).chunk(2, dim=1)
+            R = torch.tanh(A_t[:, 2 * H :] + G_R * C[:, 2 * H :])
+            # h = G^h h + (1 - G^h) R, written as R + G^h (h - R)
+            h = R + G_h * (h - R)
+            hs.append(h)
+        return hs
+
+
+class TorchGRU(Cell):
+    """The fused ``torch.nn.GRU`` module over the whole sentence (a speed reference)."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        out, _ = self.gru(x.unsqueeze(1), h.unsqueeze(0).contiguous())
+        return out[:, 0]
+
+    def sequence(self, h0: Tensor, x: Tensor) -> list[Tensor]:
+        if x.shape[1] == 0:
+            return []
+        out, _ = self.gru(x, h0.unsqueeze(0).contiguous())
+        return list(out.unbind(1))
+
+
+class NoRecurrence(Cell):
+    """The parallel contrast: h[t] from x[t] alone, by one layer; no path from h[t-1]."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        H = hidden
+        self.W_xR, self.B_R = _weight(H, H), _bias(H)
+
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        # h[b,t,j] = tanh(W^{x,R}[j,K] x[b,t,K] - B^R[j])
+        return torch.tanh(torch.einsum("jK,bK->bj", self.W_xR, x) - self.B_R)
+
+
+CELL_CLASSES: dict[str, type[Cell]] = {
+    "ugrnn": UGRNN,
+    "ugrnn2": UGRNN2,
+    "gru": GRU,
+    "gru-torch": GRUTorch,
+    "gru-torch-fast": GRUTorchFast,
+    "torch-gru": TorchGRU,
+    "none": NoRecurrence,
+}
+
+
+class RNNLM(nn.Module):
+    """Problem 4's language model: shared word vectors e[w,I], a learned h0[I], a cell."""
+
+    def __init__(self, cfg: RNNLMConfig) -> None:
+        super().__init__()
+        if cfg.cell not in CELL_CLASSES:
+            raise ValueError(f"unknown cell {cfg.cell!r}")
+        self.cfg = cfg
+        # e[w,I]: the word vector of word w, used for inputs and outputs alike
+        self.e = nn.Parameter(torch.randn(cfg.vocab, cfg.hidden) / math.sqrt(cfg.hidden))
+        # h[0,I]: the externally provided (learned) initial state
+        self.h0 = nn.Parameter(torch.zeros(cfg.hidden))
+        self.cell = CELL_CLASSES[cfg.cell](cfg.hidden)
+
+    def forward(self, words: Tensor) -> list[Tensor]:
+        """words[b,t] (w_1..w_T at columns 0..T-1) -> the T losses Σ_b -ln P(w_t | w_<t)."""
+        batch, T = words.shape
+        # x[b,t,K] = e[w_t[b], K] for the words read as inputs, w_1 .. w_{T-1}
+        x = F.embedding(words[:, : T - 1], self.e)
+        # h[b,0,I] = h0[I]
+        h0 = self.h0.expand(batch, -1)
+        # h[b,t,J] = cell(h[b,t-1,I], x[b,t,K]), t = 1 .. T-1
+        hs = [h0, *self.cell.sequence(h0, x)]
+        losses = []
+        for t in range(T):
+            # logits[b,w] = e[w,I] h[b,t-1,I]   (hs[t] holds h[t-1] of the 1-based w_t)
+            logits = torch.einsum("wI,bI->bw", self.e, hs[t])
+            # Σ_b -ln P(w_t | w_<t) = Σ_b -ln softmax_w(logits[b,w]) at w = w_t[b]
+            losses.append(F.cross_entropy(logits, words[:, t], reduction="sum"))
+        return losses
+
+
+def make_words(batch: int, length: int, vocab: int, *, generator: torch.Generator) -> Tensor:
+    """A generated batch of sentences: words[b,t] uniform over the vocabulary."""
+    return torch.randint(0, vocab, (batch, length), generator=generator)
+
+
+# --------------------------------------------------------------------------- closed forms
+
+# Matrix products per time step (each 2·B·H² FLOPs), per cell: the UGRNN has
+# W^{h,R}, W^{x,R}, W^{h,G}, W^{x,G}; the two-gate cells add the second gate's two.
+PRODUCTS_PER_STEP = {
+    "ugrnn": 4,
+    "ugrnn2": 6,
+    "gru": 6,
+    "gru-torch": 6,
+    "gru-torch-fast": 6,
+    "torch-gru": 6,
+    "none": 1,
+}
+
+
+def flops_forward(length: int, vocab: int, hidden: int, batch: int, cell: str) -> int:
+    """Matrix-product FLOPs of one forward pass (what FlopCounterMode counts).
+
+    Each of the T output products e[w,I] h[b,t-1,I] costs 2·B·V·H; each of the
+    T-1 cell steps costs M products of 2·B·H² (M = PRODUCTS_PER_STEP[cell]).
+    The embedding lookup, the gates' elementwise work and the softmax are not
+    counted:
+
+        F_fwd(T) = 2·B·V·H·T + 2·M·B·H²·(T-1)
+    """
+    B, V, H, T = batch, vocab, hidden, length
+    return 2 * B * V * H * T + 2 * PRODUCTS_PER_STEP[cell] * B * H * H * (T - 1)
+
+
+def flops_backward(length: int, vocab: int, hidden: int, batch: int, cell: str) -> int:
+    """Matrix-product FLOPs of one backward pass of the summed loss.
+
+    Every product has two operands that need a gradient (the weights, and h or
+    x, which come from the learned h0 and e), so backward costs two products
+    of each: F_bwd(T) = 2·F_fwd(T) = 4·B·V·H·T + 4·M·B·H²·(T-1).
+    """
+    return 2 * flops_forward(length, vocab, hidden, batch, cell)
+
+
+def flops_backward_per_step(length: int, vocab: int, hidden: int, batch: int, cell: str) -> int:
+    """Matrix-product FLOPs when each step's loss is back-propagated on its own.
+
+    The loss of w_t reaches its output product (4·B·V·H) and the t-1 cell steps
+    before it (4·M·B·H² each); summed over t = 1..T:
+
+        F_bwd,per-step(T) = 4·B·V·H·T + 4·M·B·H²·T(T-1)/2     — O(T²)
+
+    Without recurrence (``none``) the loss of w_t reaches one cell step only, so
+    the sum is the full backward's, O(T). (Not for ``gru-torch-fast`` and
+    ``torch-gru``: their input products for all t are one product, which every
+    step's backward runs in full.)
+    """
+    B, V, H, T = batch, vocab, hidden, length
+    M = PRODUCTS_PER_STEP[cell]
+    if cell == "none":
+        return flops_backward(length, vocab, hidden, batch, cell)
+    return 4 * B * V * H * T + 4 * M * B * H * H * T * (T - 1) // 2
+
+
+# The backward graph, read off torch's autograd graph. At T = 1 every cell has
+# the same 19 nodes: the output product e[w,I] h[0,I] (torch lowers the einsum
+# to Bmm with its Permute, View and Unsqueeze nodes), LogSoftmax and NllLoss,
+# h0's Expand, the AccumulateGrad of e and h0, and the summation's Stack and
+# Sum. Per cell:
+#   s  nodes each further step adds (one cell step and one output head),
+#   c  nodes added once from T = 2 on (the AccumulateGrad of the cell's
+#      parameters, the Embedding and Unbind of x),
+#   p  nodes each step adds to the longest path, q once from T = 2 on,
+#   u, r  per-step control: the backward of step t >= 2 runs 17 + u + r·(t-1) nodes.
+# ``torch-gru`` has none: its graph is torch's internal decomposition of nn.GRU.
+GRAPH_SHAPE = {  # (s, c, p, q, u, r)
+    "ugrnn": (72, 8, 14, 1, 8, 58),
+    "ugrnn2": (103, 12, 17, 1, 12, 89),
+    "gru": (100, 11, 25, 1, 11, 86),
+    "gru-torch": (101, 12, 16, 1, 12, 87),
+    "gru-torch-fast": (29, 20, 11, 3, 20, 15),
+    "none": (28, 4, 0, 11, 16, 0),
+}
+_HEAD_NODES = 17  # one step's own backward at T = 1: the head, h0's Expand, 2 AccumulateGrad
+
+
+def graph_nodes(length: int, cell: str, per_step: bool = False) -> int:
+    """Backward-graph nodes executed, in closed form (summed over calls for per-step).
+
+        full:      19 + s·(T-1) + c·[T >= 2]                          — O(T)
+        per-step:  17·T + u·(T-1) + r·T(T-1)/2                        — O(T²), O(T) for none
+    """
+    s, c, _, _, u, r = GRAPH_SHAPE[cell]
+    T = length
+    if per_step:
+        return _HEAD_NODES * T + u * (T - 1) + r * T * (T - 1) // 2
+    return _HEAD_NODES + 2 + s * (T - 1) + (c if T >= 2 else 0)
+
+
+def graph_depth(length: int, cell: str, per_step: bool = False) -> int:
+    """Longest chain of dependent backward nodes (the critical path), in closed form.
+
+        full:      14 + p·(T-1) + q·[T >= 2]     — O(T) with a recurrence, O(1) for none
+        per-step:  the same, less the summation's two nodes
+    """
+    _, _, p, q, _, _ = GRAPH_SHAPE[cell]
+    T = length
+    depth = 14 + p * (T - 1) + (q if T >= 2 else 0)
+    return depth - 2 if per_step else depth
+
+
+def memory_bytes(
+    length: int, vocab: int, hidden: int, batch: int, cell: str, itemsize: int = 4
+) -> int:
+    """About the memory one forward+backward needs: parameters and their gradients, and
+    per step the saved softmax (B·V) and a generous 16·B·H for the cell, twice over."""
+    B, V, H, T = batch, vocab, hidden, length
+    params = V * H + H + 2 * PRODUCTS_PER_STEP[cell] * H * H + 6 * H
+    per_step = B * V + 16 * B * H
+    return itemsize * (2 * params + 2 * T * per_step)
