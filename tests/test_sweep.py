@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -145,3 +146,50 @@ def test_ctrl_c_on_a_real_process_keeps_the_points_and_exits_130(tmp_path: Path)
     assert "interrupted" in err
     assert summary["points"] and any("interrupted" in n for n in summary["notes"])
     assert len(pd.read_csv(tmp_path / "mlp-heads" / "measurements.csv")) == len(summary["points"])
+
+
+RNN = EXPERIMENTS["rnn-lm"]
+RNN_TINY = {"cell": "ugrnn", "vocab": 11, "hidden": 8, "batch": 2}
+
+
+def test_claims_follow_the_cell() -> None:
+    recurrent = {c.id for c in RNN.claims_for(RNN_TINY)}
+    assert recurrent == {"P4", "P4-flops", "P4-span", "P4-memory", "P4-control", "P4-control-flops"}
+    for cell in ("ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru"):
+        assert {c.id for c in RNN.claims_for(RNN_TINY | {"cell": cell})} == recurrent
+    none = {c.id for c in RNN.claims_for(RNN_TINY | {"cell": "none"})}
+    assert none == {"P4-none", "P4-none-span"}
+    # every control a claim names is tested in the same run
+    for options in (RNN_TINY, RNN_TINY | {"cell": "none"}):
+        ids = {c.id for c in RNN.claims_for(options)}
+        assert all(c.control in ids for c in RNN.claims_for(options) if c.control)
+    assert {c.id for c in EXP.claims_for(TINY)} == {c.id for c in EXP.claims}
+
+
+def test_an_rnn_run_goes_to_its_cells_folder_and_judges_its_cells_claims(tmp_path: Path) -> None:
+    options = RNN_TINY | {"cell": "none"}
+    result = run_sweep(RNN, _cfg(max_size=32, options=options, control=False), out_dir=tmp_path)
+    summary = json.loads((tmp_path / "rnn-lm-none" / "summary.json").read_text())
+    assert [p.name for p in tmp_path.iterdir()] == ["rnn-lm-none"]
+    assert summary["experiment"] == "rnn-lm"
+    assert summary["config"]["cell"] == "none" and summary["config"]["options"] == options
+    claims = {c["id"]: c for c in result.claims}
+    assert set(claims) == {"P4-none", "P4-none-span"}
+    # the depth of a graph without recurrence is an exact constant
+    assert claims["P4-none-span"]["verdict"] == "confirmed"
+    assert claims["P4-none-span"]["exponent"] == 0.0
+
+
+def test_flops_that_cannot_be_counted_are_none_and_never_fitted(tmp_path: Path) -> None:
+    reason = "FLOPs not counted: a fused kernel"
+    fused = dataclasses.replace(RNN, uncounted_flops=lambda options, device: reason)
+    result = run_sweep(fused, _cfg(max_size=8, options=RNN_TINY, control=False), out_dir=tmp_path)
+    assert all(p["fwd_flops"] is None and p["bwd_flops"] is None for p in result.points)
+    assert all(p["gflops"] is None and p["efficiency"] is None for p in result.points)
+    assert all(p["graph_nodes"] > 0 for p in result.points)  # the other counts still are
+    assert reason in result.notes
+    assert not any(f["metric"].endswith("_flops") for f in result.fits)
+    flops_claim = next(c for c in result.claims if c["id"] == "P4-flops")
+    assert flops_claim["verdict"] == "inconclusive"
+    table = pd.read_csv(tmp_path / "rnn-lm-ugrnn" / "measurements.csv")
+    assert table["bwd_flops"].isna().all()
