@@ -158,7 +158,7 @@ def test_claims_follow_the_cell() -> None:
     for cell in ("ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru"):
         assert {c.id for c in RNN.claims_for(RNN_TINY | {"cell": cell})} == recurrent
     none = {c.id for c in RNN.claims_for(RNN_TINY | {"cell": "none"})}
-    assert none == {"P4-none", "P4-none-span"}
+    assert none == {"P4-none", "P4-none-span", "P4-none-per-step-flops"}
     # every control a claim names is tested in the same run
     for options in (RNN_TINY, RNN_TINY | {"cell": "none"}):
         ids = {c.id for c in RNN.claims_for(options)}

@@ -130,7 +130,12 @@ DTypeOpt = Annotated[DType, typer.Option(help="Floating point type of the model.
 Seed = Annotated[
     int, typer.Option(min=0, max=2**32 - 1, help="Seed for weights, data and visiting order.")
 ]
-Out = Annotated[Path, typer.Option(help="Results folder; the run goes to OUT/<experiment>/.")]
+Out = Annotated[
+    Path,
+    typer.Option(
+        help="Results folder; the run goes to OUT/<experiment>/ (rnn-lm: OUT/rnn-lm-<cell>/)."
+    ),
+]
 Json = Annotated[
     bool, typer.Option("--json", help="Print the summary as JSON on stdout and nothing else.")
 ]

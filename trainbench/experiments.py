@@ -75,6 +75,9 @@ class Experiment:
     reference_matmul: Callable[[Mapping[str, Any]], tuple[int, int, int]]
     # bytes one point of this size needs (parameters, gradients, activations)
     estimate_bytes: Callable[[int, Mapping[str, Any], int], int]
+    # the smallest size on the curve whose order is fitted (smaller ones are measured, not fitted)
+    min_fit_size: int = 1
+    min_fit_reason: str = ""
     # the run's folder name under --out (default: the experiment's name)
     folder_name: Callable[[Mapping[str, Any]], str] | None = None
     # why FLOPs cannot be counted for these options on this device (None: they can)
@@ -334,12 +337,25 @@ RNN_LM = Experiment(
             tolerance=0.02,
             when=NO_RECURRENCE,
         ),
+        Claim(
+            id="P4-none-per-step-flops",
+            problem="4",
+            statement="without recurrence, one backward per time step's loss costs O(T) FLOPs "
+            "too: each step's loss reaches one cell step",
+            variant="per-step",
+            metric="bwd_flops",
+            expected=1.0,
+            tolerance=0.02,
+            when=NO_RECURRENCE,
+        ),
     ),
     build=_build_rnn_lm,
     reference_matmul=lambda o: (int(o["batch"]), int(o["hidden"]), int(o["vocab"])),
     estimate_bytes=lambda length, o, itemsize: rnn_lm_bytes(
         length, int(o["vocab"]), int(o["hidden"]), int(o["batch"]), str(o["cell"]), itemsize
     ),
+    min_fit_size=2,
+    min_fit_reason="a one-word sentence reads no word, so it runs no cell step",
     folder_name=lambda o: f"rnn-lm-{o.get('cell', 'ugrnn')}",
     uncounted_flops=_rnn_uncounted,
 )

@@ -222,9 +222,13 @@ class _Point:
 
 
 def fit_points(
-    points: list[dict[str, Any]], samples: list[dict[str, Any]], seed: int = 0
+    points: list[dict[str, Any]],
+    samples: list[dict[str, Any]],
+    seed: int = 0,
+    min_fit_size: int = 1,
 ) -> tuple[dict[tuple[str, str], OrderFit], list[str]]:
-    """Fit every metric of every variant; return the fits and notes on what was not fitted."""
+    """Fit every metric of every variant over the sizes from ``min_fit_size`` on; return the
+    fits and notes on what was not fitted."""
     fits: dict[tuple[str, str], OrderFit] = {}
     notes: list[str] = []
     variants = sorted({p["variant"] for p in points})
@@ -234,7 +238,10 @@ def fit_points(
         times.append(smp["sample_s"])
         labels.append(smp.get("round", 0))
     for v in variants:
-        rows = sorted((p for p in points if p["variant"] == v), key=lambda p: p["size"])
+        rows = sorted(
+            (p for p in points if p["variant"] == v and p["size"] >= min_fit_size),
+            key=lambda p: p["size"],
+        )
         sizes = [p["size"] for p in rows]
         if len(sizes) < 3:
             notes.append(f"{v}: not fitted (measured at {len(sizes)} sizes; a fit needs 3)")
@@ -318,7 +325,7 @@ def judge_claims(
 
 def finish(result: RunResult, exp: Experiment, seed: int) -> None:
     """Fit the measured points and judge the claims (also for a partial run)."""
-    fits, notes = fit_points(result.points, result.samples, seed=seed)
+    fits, notes = fit_points(result.points, result.samples, seed, exp.min_fit_size)
     claims = judge_claims(
         exp, fits, {p["variant"] for p in result.points}, result.config.get("options")
     )
@@ -379,13 +386,19 @@ def run_sweep(
     if control_sizes:
         capped = cfg.max_size > cfg.control_max_size
         result.notes.append(
-            f"the O({exp.size_name}²) control is measured at every other size, {exp.size_name} = "
+            f"the control ({', '.join(sorted({v for v, _ in todo if exp.variant(v).split}))}) "
+            f"is measured at every other size, {exp.size_name} = "
             + ", ".join(map(str, control_sizes))
             + (
                 f" (capped at --control-max-{exp.size_option} {cfg.control_max_size})"
                 if capped
                 else ""
             )
+        )
+    if min(s for _, s in todo) < exp.min_fit_size:
+        result.notes.append(
+            f"{exp.size_name} < {exp.min_fit_size} is measured but not fitted"
+            + (f": {exp.min_fit_reason}" if exp.min_fit_reason else "")
         )
     points: list[_Point] = []
 
