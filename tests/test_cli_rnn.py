@@ -153,7 +153,7 @@ def test_json_config(summary: dict[str, Any]) -> None:
     assert config["variants"] == VARIANTS
     assert config["min_size"] == 1 and config["max_size"] == MAX_LEN
     assert config["control"] is True
-    assert config["control_max_size"] == 128
+    assert config["control_max_size"] == 64
     assert config["repeats"] == 1 and config["min_time"] == 0 and config["threads"] == 1
     assert config["device"] == "auto" and config["dtype"] == "float32" and config["seed"] == 0
     assert summary["environment"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -435,7 +435,7 @@ def test_defaults_reach_sweep_config(fake_sweep: FakeSweep, tmp_path: Path) -> N
         max_size=256,
         options={"cell": "ugrnn", "vocab": 1000, "hidden": 128, "batch": 16},
         control=True,
-        control_max_size=128,
+        control_max_size=64,
         repeats=3,
         min_time=0.05,
         threads=0,

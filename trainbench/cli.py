@@ -343,7 +343,7 @@ def rnn_lm(
     control: Control = True,
     control_max_len: Annotated[
         int, typer.Option(min=1, help="Largest T for the per-step control (it is O(T²)).")
-    ] = 128,
+    ] = 64,
     repeats: Repeats = 3,
     min_time: MinTime = 0.05,
     threads: Threads = 0,
