@@ -109,6 +109,11 @@ class Cell(str, enum.Enum):
     none = "none"
 
 
+class ConvImpl(str, enum.Enum):
+    einsum = "einsum"
+    conv = "conv"
+
+
 class DType(str, enum.Enum):
     float32 = "float32"
     float64 = "float64"
@@ -373,6 +378,174 @@ def rnn_lm(
         json_out=json_out,
         quiet=quiet,
     )
+
+
+@app.command("ugcnn")
+def ugcnn(
+    max_depth: Annotated[int, typer.Option(min=1, help="Largest depth L.")] = 32,
+    min_depth: Annotated[int, typer.Option(min=1, help="Smallest depth L.")] = 1,
+    channels: Annotated[
+        int, typer.Option(min=1, max=4096, help="Channels of every box (size of j).")
+    ] = 8,
+    image_size: Annotated[
+        int, typer.Option(min=1, max=4096, help="Images are SIZE × SIZE pixels (x, y).")
+    ] = 16,
+    batch: Annotated[int, typer.Option(min=1, max=MAX_DIM, help="Images per batch (b).")] = 8,
+    impl: Annotated[
+        ConvImpl, typer.Option(help="einsum: shifted views, the problem's letters; conv: conv2d.")
+    ] = ConvImpl.einsum,
+    control: Control = True,
+    control_max_depth: Annotated[
+        int, typer.Option(min=1, help="Largest depth for the per-head control (it is O(L²)).")
+    ] = 32,
+    repeats: Repeats = 3,
+    min_time: MinTime = 0.05,
+    threads: Threads = 0,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.float32,
+    seed: Seed = 0,
+    out: Out = Path("results"),
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Problem 2: backprop time of a stack of L UGCNN layers (a head on each), against L."""
+    _run_and_render(
+        "ugcnn",
+        min_size=min_depth,
+        max_size=max_depth,
+        size_flag="depth",
+        options={
+            "channels": channels,
+            "image_size": image_size,
+            "batch": batch,
+            "kernel": 3,
+            "impl": impl.value,
+        },
+        control=control,
+        control_max_size=control_max_depth,
+        repeats=repeats,
+        min_time=min_time,
+        threads=threads,
+        device=device,
+        dtype=dtype,
+        seed=seed,
+        out=out,
+        json_out=json_out,
+        quiet=quiet,
+    )
+
+
+QUICK_DEPTHS = "2,8,32"
+DEFAULT_DEPTHS = "2,4,8,16,32,64"
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise fail(f"{flag}: expected comma-separated whole numbers, got {text!r}") from None
+    if not values:
+        raise fail(f"{flag}: name at least one value")
+    if min(values) < 1:
+        raise fail(f"{flag}: every depth must be at least 1, got {min(values)}")
+    if max(values) > 4096:
+        raise fail(f"{flag}: depths above 4096 are refused, got {max(values)}")
+    return tuple(sorted(set(values)))
+
+
+@app.command("trainability")
+def trainability(
+    quick: Annotated[
+        bool, typer.Option("--quick", help=f"Depths {QUICK_DEPTHS}, 100 steps (under a minute).")
+    ] = False,
+    depths: Annotated[
+        str | None, typer.Option(help=f"Comma-separated depths (default {DEFAULT_DEPTHS}).")
+    ] = None,
+    variants: Annotated[
+        str,
+        typer.Option(help="Comma-separated: plain, heads, residual (MLPs), cnn, ugcnn (CNNs)."),
+    ] = "plain,heads,residual,cnn,ugcnn",
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps per run (default 300; 0: no training).")
+    ] = None,
+    lr_sgd: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.1,
+    lr_adam: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    threads: Threads = 0,
+    seed: Seed = 0,
+    out: Annotated[
+        Path, typer.Option(help="Results folder; the run goes to OUT/trainability/.")
+    ] = Path("results"),
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Problems 1a, 1c, 2: gradient signal at initialisation and training, against depth."""
+    from trainbench.trainability import (
+        TrainabilityConfig,
+        TrainabilityError,
+        run_trainability,
+    )
+
+    depth_list = _int_list(depths or (QUICK_DEPTHS if quick else DEFAULT_DEPTHS), "--depths")
+    names = tuple(v.strip() for v in variants.split(",") if v.strip())
+    if steps is not None and steps < 0:
+        raise fail(f"--steps must be at least 0, got {steps}")
+    cfg = TrainabilityConfig(
+        depths=depth_list,
+        variants=names,
+        steps=steps if steps is not None else (100 if quick else 300),
+        lr_sgd=lr_sgd,
+        lr_adam=lr_adam,
+        seed=seed,
+        threads=threads,
+    )
+    try:
+        cfg.validate()
+    except TrainabilityError as err:
+        raise fail(str(err)) from None
+    folder = out / "trainability"
+    _check_writable(folder)
+    err_console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=quiet or json_out or not err_console.is_terminal,
+    )
+    task = progress.add_task("trainability", total=None)
+
+    def on_progress(what: str, done: int, total: int) -> None:
+        progress.update(task, total=total, completed=done, description=f"trainability  {what}")
+
+    from trainbench.trainability_report import write_files
+
+    try:
+        with progress:
+            result = run_trainability(cfg, on_progress=on_progress)
+        summary = result.summary()
+        write_files(folder, summary)
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+    except (RuntimeError, MemoryError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise fail(f"trainability failed: {first}", 1) from None
+    if json_out:
+        from trainbench.results import to_json
+
+        sys.stdout.write(to_json(summary))
+        return
+    from trainbench.render import trainability_tables, verdict_lines
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if not quiet:
+        for table in trainability_tables(summary):
+            console.print(table)
+    for line in verdict_lines(summary, {}, "L"):
+        console.print(line, soft_wrap=True)
+    if not quiet:
+        console.print(f"results: {folder}{os.sep}")
 
 
 def main() -> None:

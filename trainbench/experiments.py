@@ -22,6 +22,7 @@ from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig, make_data
 from trainbench.models.mlp_heads import memory_bytes as mlp_heads_bytes
 from trainbench.models.rnn_lm import CELLS, RNNLM, RNNLMConfig, make_words
 from trainbench.models.rnn_lm import memory_bytes as rnn_lm_bytes
+from trainbench.models.ugcnn import CNNStack, make_images
 
 Terms = Callable[[], list[Tensor]]
 Builder = Callable[[int, Mapping[str, Any], torch.device, torch.dtype], Terms]
@@ -364,4 +365,102 @@ RNN_LM = Experiment(
     uncounted_flops=_rnn_uncounted,
 )
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (MLP_HEADS, RNN_LM)}
+
+
+def _build_ugcnn(
+    depth: int, options: Mapping[str, Any], device: torch.device, dtype: torch.dtype
+) -> Terms:
+    torch.manual_seed(int(options.get("seed", 0)))
+    model = CNNStack(
+        depth,
+        int(options["channels"]),
+        int(options.get("kernel", 3)),
+        gated=True,
+        heads="every",
+        impl=str(options.get("impl", "einsum")),
+    ).to(device=device, dtype=dtype)
+    data_seed = torch.Generator().manual_seed(int(options.get("seed", 0)) + 1)
+    images, y = make_images(
+        int(options["batch"]), int(options["image_size"]), int(options["channels"]),
+        generator=data_seed,
+    )  # fmt: skip
+    images, y = images.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
+    return lambda: model(images, y)
+
+
+def _ugcnn_bytes(depth: int, o: Mapping[str, Any], itemsize: int) -> int:
+    """Parameters and gradients, and per layer a generous 16 boxes of b·X·Y·C (the k²
+    shifted views of the einsum form, the gates, their products)."""
+    C, k, X = int(o["channels"]), int(o.get("kernel", 3)), int(o["image_size"])
+    box = int(o["batch"]) * X * X * C
+    params = depth * (2 * k * k * C * C + 3 * C + 1)
+    return itemsize * (2 * params + depth * (2 * k * k + 16) * box)
+
+
+UGCNN = Experiment(
+    name="ugcnn",
+    title="Problem 2: a stack of L UGCNN layers with a loss head on every layer",
+    size_name="L",
+    size_option="depth",
+    variants=(FULL, PER_HEAD),
+    claims=(
+        Claim(
+            id="P2-backprop",
+            problem="2",
+            statement="backprop time of the L-layer UGCNN with a head per layer is O(L)",
+            variant="full",
+            metric="bwd_s",
+            expected=1.0,
+            tolerance=0.15,
+            control="P2-control",
+            work_metric="bwd_flops",
+        ),
+        Claim(
+            id="P2-flops",
+            problem="2",
+            statement="backprop FLOPs of the UGCNN stack are O(L)",
+            variant="full",
+            metric="bwd_flops",
+            expected=1.0,
+            tolerance=0.02,
+        ),
+        Claim(
+            id="P2-span",
+            problem="2",
+            statement="the critical path of the UGCNN's backprop (graph depth) is O(L)",
+            variant="full",
+            metric="graph_depth",
+            expected=1.0,
+            tolerance=0.02,
+        ),
+        Claim(
+            id="P2-memory",
+            problem="2",
+            statement="activation memory saved for backward is O(L)",
+            variant="full",
+            metric="saved_bytes",
+            expected=1.0,
+            tolerance=0.02,
+        ),
+        Claim(
+            id="P2-control",
+            problem="2",
+            statement="backprop time with one backward per head is O(L²)",
+            variant="per-head",
+            metric="bwd_s",
+            expected=2.0,
+            tolerance=0.25,
+            is_control=True,
+            work_metric="bwd_flops",
+        ),
+    ),
+    build=_build_ugcnn,
+    reference_matmul=lambda o: (
+        int(o["batch"]) * int(o["image_size"]) ** 2,
+        int(o.get("kernel", 3)) ** 2 * int(o["channels"]),
+        int(o["channels"]),
+    ),
+    estimate_bytes=_ugcnn_bytes,
+)
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (MLP_HEADS, RNN_LM, UGCNN)}

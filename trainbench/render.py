@@ -103,11 +103,11 @@ def verdict_lines(
     by_id = {c["id"]: c for c in summary["claims"]}
     lines = []
     for c in summary["claims"]:
-        if c["is_control"]:
+        if c.get("is_control"):
             continue
         text = Text(f"Problem {c['problem']}: {c['statement']} — ")
         text.append(c["verdict"], style=VERDICT_STYLE.get(c["verdict"], ""))
-        if c["verdict"] == "confirmed":
+        if c["verdict"] == "confirmed" and c.get("exponent") is not None:
             text.append(
                 f" (k = {c['exponent']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
                 f"{_over(c, size_name)})"
@@ -125,3 +125,57 @@ def verdict_lines(
             text.append(" [partial run]")
         lines.append(text)
     return lines
+
+
+def _g(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3g}"
+
+
+def trainability_tables(summary: Mapping[str, Any]) -> list[Table]:
+    """The gradient ratio per variant and depth; the final losses per optimizer."""
+    signal = summary["gradient_signal"]
+    depths = sorted({r["depth"] for r in signal})
+    variants = list(dict.fromkeys(r["variant"] for r in signal))
+    t1 = Table(
+        title="gradient signal at initialisation: ‖∂Loss/∂W_1‖ / ‖∂Loss/∂W_L‖",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    t1.add_column("variant")
+    for d in depths:
+        t1.add_column(f"L = {d}", justify="right")
+    for v in variants:
+        by_depth = {r["depth"]: r["ratio"] for r in signal if r["variant"] == v}
+        t1.add_row(v, *(_g(by_depth.get(d)) for d in depths))
+    tables = [t1]
+    training = summary["training"]
+    if training:
+        t2 = Table(
+            title="training: held-out MSE of the top prediction after the last step "
+            "(steps to reach the threshold)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        t2.add_column("variant")
+        t2.add_column("optimizer")
+        for d in depths:
+            t2.add_column(f"L = {d}", justify="right")
+        for v in variants:
+            for opt in dict.fromkeys(r["optimizer"] for r in training):
+                cells = []
+                for d in depths:
+                    r = next(
+                        (r for r in training
+                         if (r["variant"], r["optimizer"], r["depth"]) == (v, opt, d)),
+                        None,
+                    )  # fmt: skip
+                    if r is None:
+                        cells.append("")
+                    elif r["final_loss"] is None:
+                        cells.append("diverged")
+                    else:
+                        reached = r["steps_to_threshold"]
+                        cells.append(_g(r["final_loss"]) + (f" ({reached})" if reached else ""))
+                t2.add_row(v, opt, *cells)
+        tables.append(t2)
+    return tables

@@ -79,22 +79,35 @@ class MLPHeads(nn.Module):
         # B^{h,y}_ℓ (a scalar per head)
         self.B_hy = nn.ParameterList(nn.Parameter(torch.zeros(())) for _ in range(cfg.depth))
 
-    def forward(self, x: Tensor, y: Tensor) -> list[Tensor]:
-        """x[b,K], y[b] -> the L head losses Σ_b (y[b] - ŷ_ℓ[b])²."""
+    def layer_weights(self) -> list[Tensor]:
+        """W^{h,h}_1 .. W^{h,h}_L, bottom to top."""
+        return list(self.W_hh)
+
+    def predict(self, x: Tensor) -> Tensor:
+        """The top head's prediction ŷ_L[b]."""
         if self.cfg.impl == "fused":
-            return self._forward_fused(x, y)
+            raise NotImplementedError("predict() is the einsum form")
+        return self._predictions(x)[-1]
+
+    def _predictions(self, x: Tensor) -> list[Tensor]:
+        """x[b,K] -> ŷ_1[b] .. ŷ_L[b] (the einsum form)."""
         sigma = self.sigma
         # h_0[b,i] = x[b,i]
         h = x
-        losses = []
+        out = []
         for W_hh, B_hh, W_hp, B_hy in zip(self.W_hh, self.B_hh, self.W_hp, self.B_hy, strict=True):
             # h_{ℓ+1}[b,i] = σ(W^{h,h}_{ℓ+1}[i,I] h_ℓ[b,I] - B^{h,h}_{ℓ+1}[i])
             h = sigma(torch.einsum("iI,bI->bi", W_hh, h) - B_hh)
             # ŷ_{ℓ+1}[b] = W^{h,p}_{ℓ+1}[I] h_{ℓ+1}[b,I] - B^{h,y}_{ℓ+1}
-            y_hat = torch.einsum("I,bI->b", W_hp, h) - B_hy
-            # loss head ℓ+1: Σ_b (y[b] - ŷ_{ℓ+1}[b])²
-            losses.append(((y - y_hat) ** 2).sum())
-        return losses
+            out.append(torch.einsum("I,bI->b", W_hp, h) - B_hy)
+        return out
+
+    def forward(self, x: Tensor, y: Tensor) -> list[Tensor]:
+        """x[b,K], y[b] -> the L head losses Σ_b (y[b] - ŷ_ℓ[b])²."""
+        if self.cfg.impl == "fused":
+            return self._forward_fused(x, y)
+        # loss head ℓ: Σ_b (y[b] - ŷ_ℓ[b])²
+        return [((y - y_hat) ** 2).sum() for y_hat in self._predictions(x)]
 
     def _forward_fused(self, x: Tensor, y: Tensor) -> list[Tensor]:
         """The same equations with the bias fused into the product: addmm(-B, h, Wᵀ)."""

@@ -1,0 +1,142 @@
+"""Files and plots of a trainability run: DIR/trainability/.
+
+summary.json          config, environment, gradient_signal, training, claims
+gradient_signal.csv   variant, depth, first/last layer gradient norms, ratio
+training.csv          variant, depth, optimizer, final loss, steps to threshold
+grad_norms.png        gradient norm per layer (log scale), per variant, at a few depths
+grad_ratio.png        first/last gradient ratio against depth
+loss_curves.png       held-out loss of the top prediction during training, deepest depth
+final_loss.png        final loss against depth, per optimizer
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trainbench.results import atomic_write_text, to_json
+
+COLORS = {"plain": "C0", "heads": "C1", "residual": "C2", "cnn": "C3", "ugcnn": "C4"}
+
+
+def write_files(folder: Path, summary: Mapping[str, Any], plots: bool = True) -> list[Path]:
+    """Write the summary, the two tables and (with ``plots``) the four figures."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "summary.json", to_json(summary))
+    signal = pd.DataFrame(
+        [
+            {k: v for k, v in r.items() if k != "layer_grad_norms"}
+            for r in summary["gradient_signal"]
+        ]
+    )
+    atomic_write_text(folder / "gradient_signal.csv", signal.to_csv(index=False))
+    training = pd.DataFrame(
+        [{k: v for k, v in r.items() if k != "curve"} for r in summary["training"]]
+    )
+    atomic_write_text(folder / "training.csv", training.to_csv(index=False))
+    written = [folder / n for n in ("summary.json", "gradient_signal.csv", "training.csv")]
+    if plots:
+        written += plot_all(folder, summary)
+    return written
+
+
+def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    signal = summary["gradient_signal"]
+    variants = list(dict.fromkeys(r["variant"] for r in signal))
+    depths = sorted({r["depth"] for r in signal})
+    shown = sorted({depths[0], depths[len(depths) // 2], depths[-1]})
+
+    fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.4), sharey=True)
+    axes = [axes] if len(variants) == 1 else list(axes)
+    for ax, v in zip(axes, variants, strict=True):
+        for i, d in enumerate(shown):
+            rec = next((r for r in signal if r["variant"] == v and r["depth"] == d), None)
+            if rec is None:
+                continue
+            norms = [max(n, 1e-300) for n in rec["layer_grad_norms"]]
+            ax.semilogy(range(1, len(norms) + 1), norms, color=COLORS.get(v), alpha=0.4 + 0.3 * i,
+                        label=f"L = {d}")  # fmt: skip
+        ax.set_title(v)
+        ax.set_xlabel("layer ℓ")
+        ax.legend(fontsize=8)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("‖∂Loss/∂W_ℓ‖ at initialisation")
+    fig.suptitle("Gradient norm per layer: does the signal reach layer 1?")
+    fig.tight_layout()
+    out.append(_save(fig, folder / "grad_norms.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for v in variants:
+        rows = sorted((r for r in signal if r["variant"] == v), key=lambda r: r["depth"])
+        ax.semilogy([r["depth"] for r in rows], [max(r["ratio"] or 0, 1e-300) for r in rows],
+                    "o-", color=COLORS.get(v), label=v)  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("depth L")
+    ax.set_ylabel("first / last layer gradient norm")
+    ax.set_title("Gradient ratio against depth (plain nets vanish exponentially)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.append(_save(fig, folder / "grad_ratio.png"))
+
+    training = summary["training"]
+    if training:
+        optimizers = list(dict.fromkeys(r["optimizer"] for r in training))
+        deepest = max(r["depth"] for r in training)
+        fig, axes = plt.subplots(1, len(optimizers), figsize=(5.5 * len(optimizers), 3.8))
+        axes = [axes] if len(optimizers) == 1 else list(axes)
+        for ax, opt in zip(axes, optimizers, strict=True):
+            for r in training:
+                if r["optimizer"] == opt and r["depth"] == deepest:
+                    steps = [c["step"] for c in r["curve"]]
+                    losses = [c["loss"] for c in r["curve"]]
+                    ax.semilogy(steps, losses, color=COLORS.get(r["variant"]), label=r["variant"])
+            ax.set_title(f"{opt}, L = {deepest}")
+            ax.set_xlabel("step")
+            ax.set_ylabel("held-out MSE of the top prediction")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        out.append(_save(fig, folder / "loss_curves.png"))
+
+        fig, axes = plt.subplots(1, len(optimizers), figsize=(5.5 * len(optimizers), 3.8))
+        axes = [axes] if len(optimizers) == 1 else list(axes)
+        for ax, opt in zip(axes, optimizers, strict=True):
+            for v in variants:
+                rows = sorted(
+                    (r for r in training if r["variant"] == v and r["optimizer"] == opt),
+                    key=lambda r: r["depth"],
+                )
+                rows = [r for r in rows if r["final_loss"] is not None]
+                if rows:
+                    ax.plot([r["depth"] for r in rows], [r["final_loss"] for r in rows], "o-",
+                            color=COLORS.get(v), label=v)  # fmt: skip
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_title(f"final loss after training, {opt}")
+            ax.set_xlabel("depth L")
+            ax.set_ylabel("held-out MSE of the top prediction")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        out.append(_save(fig, folder / "final_loss.png"))
+    return out
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
