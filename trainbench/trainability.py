@@ -141,14 +141,13 @@ def build(variant: str, depth: int, cfg: TrainabilityConfig, dtype: torch.dtype)
 
 
 def training_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """The variant's own loss, as a mean over the batch and over its heads.
+    """The variant's own loss, Σ over its heads of the batch-mean squared error.
 
-    Σ over the heads is Problem 1's loss; dividing by their number keeps its
-    minimiser and its direction, and lets one SGD learning rate serve every
-    depth (the sum's gradient at the lower layers grows with L).
+    For ``heads`` this is Problem 1's loss (the heads' losses summed). The sum's
+    gradient at the lower layers grows with L; the gradient clipping of
+    :func:`train` keeps one learning rate safe at every depth.
     """
-    terms = model(x, y)
-    return torch.stack(terms).sum() / (len(y) * len(terms))
+    return torch.stack(model(x, y)).sum() / len(y)
 
 
 def layer_grad_norms(model: nn.Module, loss: Tensor) -> list[float]:
@@ -320,7 +319,8 @@ def judge(claim: dict[str, Any], signal: list[dict], training: list[dict]) -> di
                     "reason": "; ".join(
                         [
                             *reasons,
-                            f"{variant} did not reach a loss lower by {MARGIN:g} of the variance",
+                            f"{variant}'s top prediction did not beat both the baseline and "
+                            f"the variance by {MARGIN:g} of the variance",
                         ]
                     ),
                 }

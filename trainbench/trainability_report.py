@@ -19,6 +19,7 @@ import pandas as pd
 
 from trainbench.results import atomic_write_text, to_json
 
+RELATIVE = "top prediction's held-out MSE / var(y)\n(1: no better than the mean)"
 COLORS = {"plain": "C0", "heads": "C1", "residual": "C2", "cnn": "C3", "ugcnn": "C4"}
 
 
@@ -98,11 +99,12 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
             for r in training:
                 if r["optimizer"] == opt and r["depth"] == deepest:
                     steps = [c["step"] for c in r["curve"]]
-                    losses = [c["loss"] for c in r["curve"]]
+                    losses = [c["loss"] / r["target_variance"] for c in r["curve"]]
                     ax.semilogy(steps, losses, color=COLORS.get(r["variant"]), label=r["variant"])
-            ax.set_title(f"{opt}, L = {deepest}")
+            ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
+            ax.set_title(f"training at L = {deepest}, {opt}")
             ax.set_xlabel("step")
-            ax.set_ylabel("held-out MSE of the top prediction")
+            ax.set_ylabel(RELATIVE)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8)
         fig.tight_layout()
@@ -118,13 +120,15 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
                 )
                 rows = [r for r in rows if r["final_loss"] is not None]
                 if rows:
-                    ax.plot([r["depth"] for r in rows], [r["final_loss"] for r in rows], "o-",
-                            color=COLORS.get(v), label=v)  # fmt: skip
+                    depth = [r["depth"] for r in rows]
+                    relative = [r["final_loss"] / r["target_variance"] for r in rows]
+                    ax.plot(depth, relative, "o-", color=COLORS.get(v), label=v)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
-            ax.set_title(f"final loss after training, {opt}")
+            ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
+            ax.set_title(f"after {summary['config']['steps']} steps of {opt}")
             ax.set_xlabel("depth L")
-            ax.set_ylabel("held-out MSE of the top prediction")
+            ax.set_ylabel(RELATIVE)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8)
         fig.tight_layout()
