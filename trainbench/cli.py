@@ -150,12 +150,16 @@ Control = Annotated[
 ]
 
 
-def _check_writable(folder: Path) -> None:
+RUN_FILES = ("measurements.csv", "samples.csv", "summary.json")
+
+
+def _check_writable(folder: Path, names: tuple[str, ...] = RUN_FILES) -> None:
+    """Refuse up front a folder that cannot be written or whose file names are taken."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".trainbench-write-test-"):
             pass
-        for name in ("measurements.csv", "samples.csv", "summary.json"):
+        for name in names:
             if (folder / name).is_dir():
                 raise IsADirectoryError(21, "Is a directory", str(folder / name))
     except OSError as err:
@@ -485,7 +489,9 @@ def trainability(
         run_trainability,
     )
 
-    depth_list = _int_list(depths or (QUICK_DEPTHS if quick else DEFAULT_DEPTHS), "--depths")
+    if depths is None:
+        depths = QUICK_DEPTHS if quick else DEFAULT_DEPTHS
+    depth_list = _int_list(depths, "--depths")
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
     if steps is not None and steps < 0:
         raise fail(f"--steps must be at least 0, got {steps}")
@@ -503,7 +509,9 @@ def trainability(
     except TrainabilityError as err:
         raise fail(str(err)) from None
     folder = out / "trainability"
-    _check_writable(folder)
+    from trainbench.trainability_report import FILES
+
+    _check_writable(folder, FILES)
     err_console = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]{task.description}"),

@@ -210,7 +210,7 @@ def train(variant: str, depth: int, optimizer: str, cfg: TrainabilityConfig) -> 
         opt.step()
         if step % cfg.eval_every == 0 or step == cfg.steps:
             curve.append((step, top_mse(model, xh, yh)))
-    reached = next((s for s, value in curve if value <= threshold), None)
+    reached = None if diverged else next((s for s, value in curve if value <= threshold), None)
     final = curve[-1][1]
     heads = getattr(model, "predictions", None) or getattr(model, "_predictions", None)
     best_head = None
@@ -290,9 +290,13 @@ def judge(claim: dict[str, Any], signal: list[dict], training: list[dict]) -> di
         verdict = "refuted" if ours <= LOST or ours <= base else "inconclusive"
         reasons.append(f"{variant}'s signal fell below {KEPT:g}")
         return record | {"verdict": verdict, "reason": "; ".join(reasons)}
-    problems = []
     if base > LOST:
-        problems.append(f"the {baseline} baseline did not lose its signal (ratio > {LOST:g})")
+        reasons.append(
+            f"the {baseline} baseline did not lose its signal (ratio > {LOST:g}): this run does "
+            "not show the problem the claim is about (try deeper nets)"
+        )
+        return record | {"verdict": "inconclusive", "reason": "; ".join(reasons)}
+    problems = []
     if claim["problem"] in ("1a", "1c"):
         mine = _at(training, variant, L, optimizer="sgd")
         theirs = _at(training, baseline, L, optimizer="sgd")

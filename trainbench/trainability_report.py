@@ -19,6 +19,15 @@ import pandas as pd
 
 from trainbench.results import atomic_write_text, to_json
 
+FILES = (
+    "summary.json",
+    "gradient_signal.csv",
+    "training.csv",
+    "grad_norms.png",
+    "grad_ratio.png",
+    "loss_curves.png",
+    "final_loss.png",
+)
 RELATIVE = "top prediction's held-out MSE / var(y)\n(1: no better than the mean)"
 COLORS = {"plain": "C0", "heads": "C1", "residual": "C2", "cnn": "C3", "ugcnn": "C4"}
 

@@ -1,0 +1,396 @@
+"""Tests for ``trainbench trainability`` (Problems 1a, 1c, 2) and ``trainbench ugcnn`` (Problem 2).
+
+The real runs are tiny (depths 2 and 4, five training steps; a 4 × 4 image with two channels
+for the ugcnn sweep) and run on one thread (``--threads 1``, put back afterwards): the models
+are small enough that two threads on a busy machine only wait for each other. The runs whose
+output several tests read are module-scoped fixtures. Bad input runs against a fake core that
+records its calls, so an option accepted by mistake costs nothing and is seen. Timings are
+never asserted; FLOPs are counts and are compared with :func:`ugcnn.flops_forward` exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner, Result
+
+import trainbench.sweep
+import trainbench.trainability
+import trainbench.trainability_report
+from trainbench.cli import app
+from trainbench.models import ugcnn
+from trainbench.trainability import TrainabilityConfig
+
+VARIANTS = ["plain", "heads", "residual", "cnn", "ugcnn"]
+DEPTHS = [2, 4]
+STEPS = 5
+TINY = [
+    "--depths", ",".join(map(str, DEPTHS)),
+    "--steps", str(STEPS),
+    "--variants", ",".join(VARIANTS),
+    "--threads", "1",
+]  # fmt: skip
+VERDICTS = {"confirmed", "refuted", "inconclusive"}
+CLAIM_IDS = ["P1a", "P1c", "P2"]
+SIGNAL_KEYS = ("variant", "depth", "first_layer_grad_norm", "last_layer_grad_norm", "ratio")
+TRAINING_KEYS = ("variant", "depth", "optimizer", "final_loss", "steps_to_threshold")
+ENV_KEYS = ("torch_version", "device", "threads", "dtype", "seed", "trainbench_version",
+            "timestamp")  # fmt: skip
+FILES = (
+    "summary.json", "gradient_signal.csv", "training.csv",
+    "grad_norms.png", "grad_ratio.png", "loss_curves.png", "final_loss.png",
+)  # fmt: skip
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+UG_C, UG_SIZE, UG_BATCH, UG_MAX_DEPTH = 2, 4, 2, 4
+UG_TINY = [
+    "--max-depth", str(UG_MAX_DEPTH),
+    "--channels", str(UG_C),
+    "--image-size", str(UG_SIZE),
+    "--batch", str(UG_BATCH),
+    "--repeats", "1",
+    "--min-time", "0",
+    "--threads", "1",
+]  # fmt: skip
+UG_POINTS = sorted([("full", d) for d in (1, 2, 3, 4)] + [("per-head", d) for d in (2, 4)])
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(exit_code: int, stdout: str, stderr: str, names: tuple[str, ...]) -> None:
+    assert "Traceback" not in stdout + stderr, stdout + stderr
+    assert exit_code == 2, (exit_code, stdout, stderr)
+    assert stdout == ""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].strip()
+    assert lines[0].startswith("trainbench: error:"), lines[0]
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """``--threads 1`` sets torch's thread count for the whole process: put it back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- trainability
+
+
+@pytest.fixture(scope="module")
+def json_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
+    out = tmp_path_factory.mktemp("trainability-json")
+    return invoke("trainability", *TINY, "--json", "--out", out), out
+
+
+@pytest.fixture(scope="module")
+def summary(json_run: tuple[Result, Path]) -> dict[str, Any]:
+    result, _ = json_run
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_json_stdout_is_only_json(json_run: tuple[Result, Path]) -> None:
+    result, _ = json_run
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    json.loads(result.stdout)  # raises on anything before or after the document
+    assert result.stdout.lstrip().startswith("{")
+    assert result.stderr == ""
+    assert "Traceback" not in result.output
+
+
+def test_json_top_level(summary: dict[str, Any]) -> None:
+    for key in ("format_version", "experiment", "complete", "config", "environment",
+                "gradient_signal", "training", "claims"):  # fmt: skip
+        assert key in summary, key
+    assert summary["format_version"] == 1
+    assert summary["experiment"] == "trainability"
+    assert summary["complete"] is True
+
+
+def test_json_config_and_environment(summary: dict[str, Any]) -> None:
+    config = summary["config"]
+    assert config["depths"] == DEPTHS
+    assert config["variants"] == VARIANTS
+    assert config["steps"] == STEPS
+    assert config["optimizers"] == ["sgd", "adam"]
+    assert (config["lr_sgd"], config["lr_adam"], config["seed"]) == (0.1, 1e-3, 0)
+    env = summary["environment"]
+    for key in ENV_KEYS:
+        assert key in env, key
+    assert env["torch_version"] == torch.__version__
+    assert env["threads"] == 1 and env["seed"] == 0
+
+
+def test_json_gradient_signal(summary: dict[str, Any]) -> None:
+    records = summary["gradient_signal"]
+    assert sorted((r["variant"], r["depth"]) for r in records) == sorted(
+        (v, d) for v in VARIANTS for d in DEPTHS
+    )
+    for r in records:
+        for key in SIGNAL_KEYS:
+            assert key in r, (key, r)
+        assert r["first_layer_grad_norm"] > 0 and r["last_layer_grad_norm"] > 0
+        assert r["ratio"] == r["first_layer_grad_norm"] / r["last_layer_grad_norm"]
+        assert len(r["layer_grad_norms"]) == r["depth"]
+
+
+def test_json_training(summary: dict[str, Any]) -> None:
+    records = summary["training"]
+    assert sorted((r["variant"], r["depth"], r["optimizer"]) for r in records) == sorted(
+        (v, d, o) for v in VARIANTS for d in DEPTHS for o in ("sgd", "adam")
+    )
+    for r in records:
+        for key in TRAINING_KEYS:
+            assert key in r, (key, r)
+        steps = [c["step"] for c in r["curve"]]
+        assert steps == [0, STEPS] or r["diverged"]
+        if r["final_loss"] is not None:
+            assert r["final_loss"] == r["curve"][-1]["loss"]
+        assert r["steps_to_threshold"] is None or r["steps_to_threshold"] in steps
+
+
+def test_json_claims(summary: dict[str, Any]) -> None:
+    claims = summary["claims"]
+    assert [c["id"] for c in claims] == CLAIM_IDS
+    for c in claims:
+        assert c["verdict"] in VERDICTS, c
+        assert isinstance(c["reason"], str) and c["reason"]
+        assert c["depth"] == max(DEPTHS)
+
+
+def test_result_files(json_run: tuple[Result, Path], summary: dict[str, Any]) -> None:
+    _, out = json_run
+    folder = out / "trainability"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
+    for name in FILES:
+        assert (folder / name).stat().st_size > 0, name
+        if name.endswith(".png"):
+            assert (folder / name).read_bytes()[:8] == PNG_MAGIC, name
+    assert json.loads((folder / "summary.json").read_text(encoding="utf-8")) == summary
+    signal_rows = (folder / "gradient_signal.csv").read_text(encoding="utf-8").splitlines()
+    assert len(signal_rows) == 1 + len(VARIANTS) * len(DEPTHS)
+    training_rows = (folder / "training.csv").read_text(encoding="utf-8").splitlines()
+    assert len(training_rows) == 1 + len(VARIANTS) * len(DEPTHS) * 2
+    assert [p for p in out.iterdir()] == [folder]  # nothing outside OUT/trainability/
+
+
+def test_table_output(tmp_path: Path) -> None:
+    result = invoke("trainability", *TINY, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    lines = result.stdout.splitlines()
+    for problem in ("Problem 1a:", "Problem 1c:", "Problem 2:"):
+        found = [line for line in lines if line.startswith(problem)]
+        assert len(found) == 1, (problem, result.stdout)
+        assert any(v in found[0] for v in VERDICTS), found[0]
+    assert "\nresults: " in result.stdout  # the path may be folded on a long TMPDIR
+    assert sorted(p.name for p in (tmp_path / "trainability").iterdir()) == sorted(FILES)
+
+
+def test_quiet_output(tmp_path: Path) -> None:
+    result = invoke("trainability", "--depths", "2", "--steps", "0", "--variants", "cnn,ugcnn",
+                    "--threads", "1", "--quiet", "--out", tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["Problem 2"]
+    assert "results:" not in result.stdout
+
+
+# --------------------------------------------------------------- what reaches the core
+
+
+class FakeCore:
+    """Stands in for run_trainability (and write_files) and records the config."""
+
+    def __init__(self) -> None:
+        self.configs: list[TrainabilityConfig] = []
+        self.written: list[Path] = []
+
+    def run(self, cfg: TrainabilityConfig, on_progress: Any = None) -> Any:
+        self.configs.append(cfg)
+        return trainbench.trainability.TrainabilityResult(
+            config={"depths": list(cfg.depths)}, environment={}, complete=True
+        )
+
+    def write(self, folder: Path, summary: Any, plots: bool = True) -> list[Path]:
+        self.written.append(folder)
+        return []
+
+
+@pytest.fixture
+def fake_core(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeCore:
+    fake = FakeCore()
+    # the CLI imports both inside the command
+    monkeypatch.setattr(trainbench.trainability, "run_trainability", fake.run)
+    monkeypatch.setattr(trainbench.trainability_report, "write_files", fake.write)
+    monkeypatch.chdir(tmp_path)
+    return fake
+
+
+def test_options_reach_the_config(fake_core: FakeCore, tmp_path: Path) -> None:
+    result = invoke("trainability", "--depths", "8, 2,2,4", "--variants", " residual , plain",
+                    "--steps", "7", "--lr-sgd", "0.5", "--lr-adam", "0.01", "--seed", "3",
+                    "--threads", "1", "--json", "--out", tmp_path / "res")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["experiment"] == "trainability"
+    (cfg,) = fake_core.configs
+    assert cfg == TrainabilityConfig(depths=(2, 4, 8), variants=("residual", "plain"), steps=7,
+                                     lr_sgd=0.5, lr_adam=0.01, seed=3, threads=1)  # fmt: skip
+    assert fake_core.written == [tmp_path / "res" / "trainability"]
+
+
+@pytest.mark.parametrize(
+    ("args", "depths", "steps"),
+    [
+        ([], (2, 4, 8, 16, 32, 64), 300),
+        (["--quick"], (2, 8, 32), 100),
+        (["--quick", "--steps", "0"], (2, 8, 32), 0),
+        (["--quick", "--depths", "3"], (3,), 100),
+    ],
+)
+def test_defaults_and_quick(
+    fake_core: FakeCore, args: list[str], depths: tuple[int, ...], steps: int
+) -> None:
+    result = invoke("trainability", *args, "--quiet")
+    assert result.exit_code == 0, result.output
+    (cfg,) = fake_core.configs
+    assert (cfg.depths, cfg.steps) == (depths, steps)
+    assert cfg.variants == tuple(VARIANTS)
+    assert fake_core.written == [Path("results") / "trainability"]
+
+
+
+BAD_TRAINABILITY = [
+    pytest.param(["--depths", "0"], ("--depths",), id="depths-0"),
+    pytest.param(["--depths", "2,abc"], ("--depths",), id="depths-text"),
+    pytest.param(["--depths", ""], ("--depths",), id="depths-empty"),
+    pytest.param(["--depths", ","], ("--depths",), id="depths-comma"),
+    pytest.param(["--depths", "2,-4"], ("--depths",), id="depths-negative"),
+    pytest.param(["--depths", "99999"], ("--depths",), id="depths-huge"),
+    pytest.param(["--variants", "foo"], ("--variants", "foo"), id="variants-foo"),
+    pytest.param(["--variants", "plain,bogus"], ("--variants", "bogus"), id="variants-bogus"),
+    pytest.param(["--variants", ","], ("--variants",), id="variants-empty"),
+    pytest.param(["--steps", "-1"], ("--steps",), id="steps-negative"),
+    pytest.param(["--steps", "abc"], ("--steps",), id="steps-text"),
+    pytest.param(["--lr-sgd", "0"], ("--lr-sgd",), id="lr-sgd-0"),
+    pytest.param(["--lr-sgd", "-1"], ("--lr-sgd",), id="lr-sgd-negative"),
+    pytest.param(["--lr-sgd", "inf"], ("--lr-sgd",), id="lr-sgd-inf"),
+    pytest.param(["--lr-adam", "nan"], ("--lr-adam",), id="lr-adam-nan"),
+    pytest.param(["--threads", "-1"], ("--threads",), id="threads-negative"),
+    pytest.param(["--out", "{file}/sub"], ("--out",), id="out-under-file"),
+    pytest.param(["--frobnicate"], ("--frobnicate",), id="unknown-option"),
+]
+
+
+@pytest.mark.parametrize(("args", "names"), BAD_TRAINABILITY)
+def test_trainability_bad_input(
+    args: list[str], names: tuple[str, ...], fake_core: FakeCore, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = [a.replace("{file}", str(blocker)) for a in args]
+    if "--out" not in args:
+        args = [*args, "--out", str(out)]
+    # TINY first: the case's own options come later and win
+    result = invoke("trainability", *TINY, *args)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert_one_line_error(result.exit_code, result.stdout, result.stderr, names)
+    assert fake_core.configs == [] and fake_core.written == []
+    assert [p.name for p in tmp_path.rglob("*")] == ["a-file"]  # no files, no folders
+
+
+# --------------------------------------------------------------------------- ugcnn
+
+
+@pytest.fixture(scope="module")
+def ug_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
+    out = tmp_path_factory.mktemp("ugcnn-json")
+    return invoke("ugcnn", *UG_TINY, "--json", "--out", out), out
+
+
+@pytest.fixture(scope="module")
+def ug_summary(ug_run: tuple[Result, Path]) -> dict[str, Any]:
+    result, _ = ug_run
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_ugcnn_json(ug_run: tuple[Result, Path], ug_summary: dict[str, Any]) -> None:
+    result, out = ug_run
+    assert result.stderr == "" and "Traceback" not in result.output
+    assert ug_summary["experiment"] == "ugcnn"
+    assert ug_summary["complete"] is True
+    options = ug_summary["config"]["options"]
+    assert options == {"channels": UG_C, "image_size": UG_SIZE, "batch": UG_BATCH, "kernel": 3,
+                       "impl": "einsum"}  # fmt: skip
+    ids = [c["id"] for c in ug_summary["claims"]]
+    assert "P2-backprop" in ids and "P2-control" in ids
+    for c in ug_summary["claims"]:
+        assert c["verdict"] in VERDICTS
+    folder = out / "ugcnn"
+    for name in ("measurements.csv", "samples.csv", "summary.json"):
+        assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
+    assert json.loads((folder / "summary.json").read_text(encoding="utf-8")) == ug_summary
+
+
+def test_ugcnn_points_and_forward_flops(ug_summary: dict[str, Any]) -> None:
+    points = ug_summary["points"]
+    assert sorted((p["variant"], p["size"]) for p in points) == UG_POINTS
+    for p in points:
+        # the per-head control runs the same forward: the same forward FLOPs
+        want = ugcnn.flops_forward(p["size"], UG_C, 3, UG_SIZE, UG_BATCH, True, "every")
+        assert p["fwd_flops"] == want, p
+    full = {p["size"]: p for p in points if p["variant"] == "full"}
+    for p in points:
+        if p["variant"] == "per-head":
+            assert p["fwd_flops"] == full[p["size"]]["fwd_flops"]
+            assert p["bwd_flops"] > full[p["size"]]["bwd_flops"]
+
+
+class FakeSweep:
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((args, kwargs))
+        raise AssertionError("the sweep should not run")
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        pytest.param(["--max-depth", "0"], ("--max-depth",), id="max-depth-0"),
+        pytest.param(["--channels", "0"], ("--channels",), id="channels-0"),
+        pytest.param(["--image-size", "0"], ("--image-size",), id="image-size-0"),
+        pytest.param(["--impl", "foo"], ("--impl",), id="impl-foo"),
+        pytest.param(["--min-depth", "8", "--max-depth", "4"], ("--min-depth",), id="min-gt-max"),
+    ],
+)
+def test_ugcnn_bad_input(
+    args: list[str], names: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeSweep()
+    monkeypatch.setattr(trainbench.sweep, "run_sweep", fake)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("ugcnn", *UG_TINY, *args, "--out", tmp_path / "out")
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert_one_line_error(result.exit_code, result.stdout, result.stderr, names)
+    assert fake.calls == []
+    assert list(tmp_path.iterdir()) == []
