@@ -323,8 +323,8 @@ def judge(claim: dict[str, Any], signal: list[dict], training: list[dict]) -> di
                     "reason": "; ".join(
                         [
                             *reasons,
-                            f"{variant}'s top prediction did not beat both the baseline and "
-                            f"the variance by {MARGIN:g} of the variance",
+                            f"the {variant} net's top prediction did not beat both the "
+                            f"baseline and the variance by {MARGIN:g} of the variance",
                         ]
                     ),
                 }
