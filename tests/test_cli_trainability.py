@@ -316,6 +316,16 @@ def test_trainability_bad_input(
     assert [p.name for p in tmp_path.rglob("*")] == ["a-file"]  # no files, no folders
 
 
+@pytest.mark.parametrize("taken", ["training.csv", "grad_ratio.png"])
+def test_an_output_name_taken_by_a_folder_is_refused_before_running(
+    taken: str, fake_core: FakeCore, tmp_path: Path
+) -> None:
+    (tmp_path / "out" / "trainability" / taken).mkdir(parents=True)
+    result = invoke("trainability", *TINY, "--out", str(tmp_path / "out"))
+    assert_one_line_error(result.exit_code, result.stdout, result.stderr, ("--out", taken))
+    assert fake_core.configs == []  # nothing was measured, nothing to lose
+
+
 # --------------------------------------------------------------------------- ugcnn
 
 
