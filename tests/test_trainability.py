@@ -727,3 +727,12 @@ def test_write_files_without_plots(small_run: dict[str, Any], tmp_path: Path) ->
     written = write_files(tmp_path, small_run["summary"], plots=False)
     assert sorted(p.name for p in written) == sorted(TABLES)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(TABLES)
+
+
+@pytest.mark.parametrize("variant", ["plain", "heads", "residual", "cnn", "ugcnn"])
+def test_a_run_is_reproducible_from_its_seed(variant: str) -> None:
+    cfg = TrainabilityConfig(depths=(3,), steps=6, eval_every=3, width=8, in_dim=4)
+    assert gradient_signal(variant, 3, cfg) == gradient_signal(variant, 3, cfg)
+    assert train(variant, 3, "adam", cfg) == train(variant, 3, "adam", cfg)
+    other = TrainabilityConfig(depths=(3,), steps=6, eval_every=3, width=8, in_dim=4, seed=1)
+    assert gradient_signal(variant, 3, cfg)["ratio"] != gradient_signal(variant, 3, other)["ratio"]
