@@ -222,11 +222,14 @@ class FakeCore:
         self.configs: list[TrainabilityConfig] = []
         self.written: list[Path] = []
 
-    def run(self, cfg: TrainabilityConfig, on_progress: Any = None) -> Any:
+    def run(self, cfg: TrainabilityConfig, on_progress: Any = None, save: Any = None) -> Any:
         self.configs.append(cfg)
-        return trainbench.trainability.TrainabilityResult(
+        result = trainbench.trainability.TrainabilityResult(
             config={"depths": list(cfg.depths)}, environment={}, complete=True
         )
+        if save is not None:
+            save(result)
+        return result
 
     def write(self, folder: Path, summary: Any, plots: bool = True) -> list[Path]:
         self.written.append(folder)
@@ -404,3 +407,34 @@ def test_ugcnn_bad_input(
     assert_one_line_error(result.exit_code, result.stdout, result.stderr, names)
     assert fake.calls == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigint_keeps_what_was_measured(tmp_path: Path) -> None:
+    """SIGINT mid-run: exit 130, one line on stderr, the records so far on disk, partial."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "trainbench", "trainability", "--depths", "2,4",
+           "--steps", "100000", "--variants", "plain,heads", "--threads", "1",
+           "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    summary_file = tmp_path / "trainability" / "summary.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the gradient signal is measured first, in seconds
+        if summary_file.exists() and json.loads(summary_file.read_text())["gradient_signal"]:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    summary = json.loads(summary_file.read_text())
+    assert proc.returncode == 130
+    assert "Traceback" not in err + out
+    assert err.strip().splitlines() == [err.strip()]
+    assert "interrupted" in err and str(tmp_path / "trainability") in err
+    assert summary["complete"] is False
+    assert summary["gradient_signal"]  # measured before the interrupt, kept
+    assert [c["id"] for c in summary["claims"]] == ["P1a"]
+    assert summary["claims"][0]["partial"] is True
+    assert (tmp_path / "trainability" / "gradient_signal.csv").exists()

@@ -529,13 +529,15 @@ def trainability(
 
     from trainbench.trainability_report import write_files
 
+    def save(result: Any) -> None:  # the tables after every record, the plots at the end
+        write_files(folder, result.summary(), plots=result.complete)
+
     try:
         with progress:
-            result = run_trainability(cfg, on_progress=on_progress)
+            result = run_trainability(cfg, on_progress=on_progress, save=save)
         summary = result.summary()
-        write_files(folder, summary)
     except KeyboardInterrupt:
-        raise fail("interrupted", 130) from None
+        raise fail(f"interrupted; what was measured so far is in {folder}", 130) from None
     except (RuntimeError, MemoryError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise fail(f"trainability failed: {first}", 1) from None

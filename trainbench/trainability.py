@@ -365,9 +365,17 @@ class TrainabilityResult:
 
 
 def run_trainability(
-    cfg: TrainabilityConfig, on_progress: Callable[[str, int, int], None] | None = None
+    cfg: TrainabilityConfig,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    save: Callable[[TrainabilityResult], None] | None = None,
 ) -> TrainabilityResult:
-    """Measure the gradient signal and train every variant at every depth."""
+    """Measure the gradient signal and train every variant at every depth.
+
+    ``save`` is called with the result so far after every record, and once more
+    at the end. On KeyboardInterrupt the claims are judged over what was
+    measured, the result is saved with ``complete`` false, and the interrupt is
+    raised again.
+    """
     from trainbench import __version__
     from trainbench.results import environment
 
@@ -389,17 +397,31 @@ def run_trainability(
     ]
     if cfg.steps > 0:
         jobs += [(v, d, o) for v in cfg.variants for d in cfg.depths for o in cfg.optimizers]
-    for i, (variant, depth, opt) in enumerate(jobs):
-        if on_progress:
-            on_progress(f"{variant} L = {depth}" + (f" {opt}" if opt else ""), i, len(jobs))
-        if opt is None:
-            result.gradient_signal.append(gradient_signal(variant, depth, cfg))
-        else:
-            result.training.append(train(variant, depth, opt, cfg))
+    try:
+        for i, (variant, depth, opt) in enumerate(jobs):
+            if on_progress:
+                on_progress(f"{variant} L = {depth}" + (f" {opt}" if opt else ""), i, len(jobs))
+            if opt is None:
+                result.gradient_signal.append(gradient_signal(variant, depth, cfg))
+            else:
+                result.training.append(train(variant, depth, opt, cfg))
+            if save:
+                save(result)
+    except KeyboardInterrupt:
+        _judge_all(result, cfg)
+        if save:
+            save(result)
+        raise
+    result.complete = True
+    _judge_all(result, cfg)
+    if save:
+        save(result)
+    return result
+
+
+def _judge_all(result: TrainabilityResult, cfg: TrainabilityConfig) -> None:
     result.claims = [
-        judge(c, result.gradient_signal, result.training)
+        judge(c, result.gradient_signal, result.training) | {"partial": not result.complete}
         for c in CLAIMS
         if c["variant"] in cfg.variants and c["baseline"] in cfg.variants
     ]
-    result.complete = True
-    return result
