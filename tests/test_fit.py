@@ -30,6 +30,7 @@ from trainbench.fit import (
     OrderFit,
     Verdict,
     choose_class,
+    exact_polynomial_degree,
     fit_exponent,
     fit_order,
     judge,
@@ -609,3 +610,64 @@ def test_round_labels_must_match_the_repeats() -> None:
         fit_order(SQRT2, values, rounds=[lab[:-1] for lab in labels])
     with pytest.raises(ValueError, match="length"):
         fit_order(SQRT2, values, rounds=labels[:-1])
+
+
+# --------------------------------------------------------------------------- exact polynomials
+
+CONTROL_SIZES = np.array([2, 4, 8, 16, 32, 64], dtype=float)
+
+
+def quadratic_count(n: np.ndarray, linear: float = 4.0) -> np.ndarray:
+    """α·n + β·n(n-1) with a large linear term: a pure power reads well below 2."""
+    return np.round(linear * 1e6 * n + 1e6 * n * (n - 1))
+
+
+@pytest.mark.parametrize(
+    ("values", "degree"),
+    [
+        (np.full(6, 25.0), 0),
+        (72 * CONTROL_SIZES - 45, 1),
+        (quadratic_count(CONTROL_SIZES), 2),
+        (3 * CONTROL_SIZES**3 + CONTROL_SIZES, 3),
+        (CONTROL_SIZES * np.log(CONTROL_SIZES) + 1, None),
+        (2.0**CONTROL_SIZES[:5], None),
+        (1e6 - 10 * CONTROL_SIZES, None),  # decreasing: not a growth order
+    ],
+)
+def test_exact_polynomial_degree(values: np.ndarray, degree: int | None) -> None:
+    n = CONTROL_SIZES[: len(values)]
+    assert exact_polynomial_degree(n, values) == degree
+
+
+def test_exact_polynomial_degree_needs_a_point_more_than_it_fits() -> None:
+    assert exact_polynomial_degree([1, 2, 3], [1, 4, 9]) is None  # 3 points fit any quadratic
+    assert exact_polynomial_degree([1, 2, 3, 4], [1, 4, 9, 16]) == 2
+
+
+def test_an_exact_quadratic_count_is_judged_on_its_degree() -> None:
+    values = quadratic_count(CONTROL_SIZES, linear=40.0)
+    fit = fit_order(CONTROL_SIZES, values)
+    assert fit.poly_degree == 2
+    assert fit.exponent < 1.8  # what a pure power reads over this range
+    v = judge(fit, 2.0, 0.1)
+    assert (v.verdict, v.by_degree) == (CONFIRMED, True)
+    assert "polynomial of degree 2" in v.reason
+    assert judge(fit, 1.0, 0.1).verdict == REFUTED
+    assert judge(fit, 3.0, 0.1).verdict == REFUTED
+
+
+def test_a_noisy_metric_is_never_judged_on_a_degree() -> None:
+    rng = np.random.default_rng(0)
+    repeats = [quadratic_count(CONTROL_SIZES) * (1 + 0.01 * rng.standard_normal(3)[:, None])]
+    fit = fit_order(CONTROL_SIZES, np.stack(repeats[0], axis=1))
+    assert fit.poly_degree is None
+    assert judge(fit, 2.0, 0.1).by_degree is False
+
+
+def test_a_control_of_higher_degree_counts_as_growing_faster() -> None:
+    claim = fit_order(CONTROL_SIZES, 1e6 * CONTROL_SIZES + 5)
+    control = fit_order(CONTROL_SIZES, quadratic_count(CONTROL_SIZES, linear=1e3))
+    # its fitted power (about 1.03) barely exceeds the claim's; its degree says O(n²)
+    assert control.exponent < 1.1 and control.poly_degree == 2 and claim.poly_degree == 1
+    v = judge(claim, 1.0, 0.02, control=control, needs_control=True)
+    assert v.verdict == CONFIRMED, v.reason

@@ -73,6 +73,10 @@ class OrderFit:
     top_slope: float | None = None
     top_ci_low: float | None = None
     top_ci_high: float | None = None
+    # For a count (identical repeats): the degree of the polynomial in n that the
+    # values follow exactly over the fitted sizes (None: no polynomial of degree
+    # <= 3 does, or the data are noisy).
+    poly_degree: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -82,6 +86,7 @@ class OrderFit:
 class Verdict:
     verdict: str  # confirmed | refuted | inconclusive
     reason: str
+    by_degree: bool = False  # judged on an exact count's polynomial degree
 
 
 # --------------------------------------------------------------------------- fitting
@@ -184,6 +189,31 @@ def _fit_block(n: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     k = np.where(flat, 0.0, k)
     b_best = np.where(flat, 0.0, b_best)
     return k, a_best, b_best
+
+
+def exact_polynomial_degree(
+    sizes: Sequence[float], values: Sequence[float], max_degree: int = 3
+) -> int | None:
+    """The smallest degree d <= max_degree of a polynomial in n with a positive leading
+    coefficient that passes through every (size, value) to 1e-9 relative, with at least
+    one point more than it needs; None if there is none.
+
+    A pure power a + b·n^k cannot describe a count such as αn + βn² over a short
+    range (its fitted k lies between 1 and 2); the polynomial's degree is its order.
+    """
+    n = np.asarray(sizes, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if not (np.all(np.isfinite(y)) and np.all(y > 0)):
+        return None
+    x = n / n.max()  # scaled for conditioning
+    for degree in range(max_degree + 1):
+        if len(n) < degree + 2:
+            return None
+        coef = np.polynomial.polynomial.polyfit(x, y, degree)
+        resid = np.polynomial.polynomial.polyval(x, coef) - y
+        if np.max(np.abs(resid) / y) < 1e-9:
+            return degree if degree == 0 or coef[-1] > 0 else None
+    return None
 
 
 def top_slopes(sizes: Sequence[float], values: np.ndarray) -> np.ndarray:
@@ -328,6 +358,7 @@ def fit_order(
     # Point estimates always lie inside their intervals.
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
     lo, hi = min(float(lo), k), max(float(hi), k)
+    poly = exact_polynomial_degree(n, y) if repeats_identical else None
     top = float(top_slopes(n, y)[0])
     top_lo, top_hi = np.quantile(top_slopes(n, y_star), [alpha, 1.0 - alpha])
     top_lo, top_hi = min(float(top_lo), top), max(float(top_hi), top)
@@ -344,6 +375,7 @@ def fit_order(
         top_slope=round(top, 4),
         top_ci_low=round(top_lo, 4),
         top_ci_high=round(top_hi, 4),
+        poly_degree=poly,
     )
 
 
@@ -381,22 +413,35 @@ def judge(
     * confirmed: the interval lies wholly inside it, the chosen class has the
       expected degree, and (when ``needs_control``) the control measured in the
       same run was detected as growing faster (its interval lies above ours);
+    * an exact count that follows a polynomial in n (``fit.poly_degree``) is
+      judged on that degree instead of the fitted exponent: confirmed when it is
+      the expected one (control permitting), refuted when it is not;
     * inconclusive otherwise, with the reason.
     """
     band_lo, band_hi = expected - tolerance, expected + tolerance
     ci = f"k = {fit.exponent:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
-    if fit.n_sizes < MIN_SIZES or fit.size_range < MIN_RANGE:
+    short = fit.n_sizes < MIN_SIZES or fit.size_range < MIN_RANGE
+    # An exact count that follows a polynomial in n: its degree is its order,
+    # whatever a pure power fitted over a short range reads.
+    by_degree = fit.poly_degree is not None and float(expected).is_integer() and not short
+    degree_text = (
+        f"an exact count, a polynomial of degree {fit.poly_degree} in n ({ci} over the range)"
+    )
+    if by_degree and fit.poly_degree != int(expected):
+        return Verdict(REFUTED, degree_text, by_degree=True)
+    work_grows_as_claimed = work is not None and (
+        work.poly_degree == expected or (band_lo <= work.ci_low and work.ci_high <= band_hi)
+    )
+    if short:
         # Too short a range says nothing about the asymptotic order, either way.
         return Verdict(
             INCONCLUSIVE,
             f"range too short ({ci} from {fit.n_sizes} sizes spanning {fit.size_range:g}x; "
             f"need {MIN_SIZES} sizes spanning {MIN_RANGE:g}x)",
         )
-    if fit.ci_high < band_lo or fit.ci_low > band_hi:
+    if not by_degree and (fit.ci_high < band_lo or fit.ci_low > band_hi):
         settling = (
-            work is not None
-            and band_lo <= work.ci_low
-            and work.ci_high <= band_hi
+            work_grows_as_claimed
             and fit.top_ci_low is not None
             and fit.top_ci_high is not None
             and fit.top_ci_low <= band_hi
@@ -416,7 +461,7 @@ def judge(
             )
         return Verdict(REFUTED, f"{ci} lies outside {expected:g} ± {tolerance:g}")
     problems: list[str] = []
-    if not (band_lo <= fit.ci_low and fit.ci_high <= band_hi):
+    if not by_degree and not (band_lo <= fit.ci_low and fit.ci_high <= band_hi):
         width = fit.ci_high - fit.ci_low
         if width > 2 * tolerance:
             spread = f"; worst IQR/median {fit.rel_spread:.0%}" if fit.rel_spread > 0 else ""
@@ -427,7 +472,7 @@ def judge(
         else:
             problems.append(f"{ci} straddles the edge of {expected:g} ± {tolerance:g}")
     want_class = CLASS_FOR_EXPONENT.get(float(expected))
-    if want_class is not None and fit.best_class != want_class:
+    if not by_degree and want_class is not None and fit.best_class != want_class:
         problems.append(f"best class is {fit.best_class}, not {want_class}")
     if needs_control:
         if control is None:
@@ -437,14 +482,17 @@ def judge(
                 f"its control's range is too short ({control.n_sizes} sizes spanning "
                 f"{control.size_range:g}x)"
             )
-        elif not control.ci_low > fit.ci_high:
+        elif not (
+            control.ci_low > fit.ci_high
+            or (by_degree and (control.poly_degree or 0) > (fit.poly_degree or 0))
+        ):
             problems.append(
                 f"the control (k = {control.exponent:.2f} [{control.ci_low:.2f}, "
                 f"{control.ci_high:.2f}]) was not detected as growing faster"
             )
     if problems:
-        return Verdict(INCONCLUSIVE, "; ".join(problems))
-    reason = ci + (" (exact count)" if fit.exact else "")
+        return Verdict(INCONCLUSIVE, "; ".join(problems), by_degree=by_degree)
+    reason = degree_text if by_degree else ci + (" (exact count)" if fit.exact else "")
     if needs_control and control is not None:
         reason += f"; control grows faster: k = {control.exponent:.2f}"
-    return Verdict(CONFIRMED, reason)
+    return Verdict(CONFIRMED, reason, by_degree=by_degree)

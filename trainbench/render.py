@@ -96,6 +96,13 @@ def _over(claim: Mapping[str, Any], size_name: str) -> str:
     return f" over {size_name} = {lo:g}..{hi:g}" if lo is not None else ""
 
 
+def _degree(claim: Mapping[str, Any], size_name: str) -> str:
+    """The words "exactly a polynomial of degree d in n; " for a count judged on its degree."""
+    if not claim.get("by_degree"):
+        return ""
+    return f"exactly a polynomial of degree {claim['poly_degree']} in {size_name}; "
+
+
 def verdict_lines(
     summary: Mapping[str, Any], descriptions: Mapping[str, str], size_name: str = "n"
 ) -> list[Text]:
@@ -108,9 +115,9 @@ def verdict_lines(
         text = Text(f"Problem {c['problem']}: {c['statement']} — ")
         text.append(c["verdict"], style=VERDICT_STYLE.get(c["verdict"], ""))
         if c["verdict"] == "confirmed" and c.get("exponent") is not None:
+            interval = f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
             text.append(
-                f" (k = {c['exponent']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
-                f"{_over(c, size_name)})"
+                f" ({_degree(c, size_name)}k = {c['exponent']:.2f} {interval}{_over(c, size_name)})"
             )
         else:
             text.append(f" ({c['reason']})")
@@ -118,7 +125,8 @@ def verdict_lines(
         if control is not None and control.get("exponent") is not None:
             what = descriptions.get(control["variant"], control["variant"])
             text.append(
-                f"; control ({what}) is {control['expected']}: k = {control['exponent']:.2f}"
+                f"; control ({what}) is {control['expected']}: "
+                f"{_degree(control, size_name)}k = {control['exponent']:.2f}"
                 f"{_over(control, size_name)} ({control['verdict']})"
             )
         if c.get("partial"):
