@@ -329,6 +329,12 @@ def test_an_output_name_taken_by_a_folder_is_refused_before_running(
     assert fake_core.configs == []  # nothing was measured, nothing to lose
 
 
+def test_repeated_variants_are_measured_once(fake_core: FakeCore, tmp_path: Path) -> None:
+    result = invoke("trainability", *TINY, "--variants", "plain,heads,plain", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert fake_core.configs[0].variants == ("plain", "heads")
+
+
 # --------------------------------------------------------------------------- ugcnn
 
 

@@ -736,3 +736,18 @@ def test_a_run_is_reproducible_from_its_seed(variant: str) -> None:
     assert train(variant, 3, "adam", cfg) == train(variant, 3, "adam", cfg)
     other = TrainabilityConfig(depths=(3,), steps=6, eval_every=3, width=8, in_dim=4, seed=1)
     assert gradient_signal(variant, 3, cfg)["ratio"] != gradient_signal(variant, 3, other)["ratio"]
+
+
+def test_write_files_leaves_no_stale_plot_and_headers_on_empty_tables(tmp_path: Path) -> None:
+    cfg = TrainabilityConfig(depths=(2, 3), steps=2, eval_every=1, variants=("plain",))
+    folder = tmp_path / "trainability"
+    write_files(folder, run_trainability(cfg).summary())
+    assert (folder / "loss_curves.png").is_file() and (folder / "final_loss.png").is_file()
+    untrained = TrainabilityConfig(depths=(2, 3), steps=0, variants=("plain",))
+    written = write_files(folder, run_trainability(untrained).summary())
+    # the training plots of the earlier run are gone; the gradient plots are new
+    assert not (folder / "loss_curves.png").exists() and not (folder / "final_loss.png").exists()
+    assert (folder / "grad_ratio.png") in written
+    header = (folder / "training.csv").read_text(encoding="utf-8").splitlines()
+    assert header[0].startswith("variant,depth,optimizer,final_loss")
+    assert len(header) == 1  # no rows, but a header pandas can read

@@ -492,7 +492,7 @@ def trainability(
     if depths is None:
         depths = QUICK_DEPTHS if quick else DEFAULT_DEPTHS
     depth_list = _int_list(depths, "--depths")
-    names = tuple(v.strip() for v in variants.split(",") if v.strip())
+    names = tuple(dict.fromkeys(v.strip() for v in variants.split(",") if v.strip()))
     if steps is not None and steps < 0:
         raise fail(f"--steps must be at least 0, got {steps}")
     cfg = TrainabilityConfig(

@@ -32,24 +32,29 @@ RELATIVE = "top prediction's held-out MSE / var(y)\n(1: no better than the mean)
 COLORS = {"plain": "C0", "heads": "C1", "residual": "C2", "cnn": "C3", "ugcnn": "C4"}
 
 
+SIGNAL_COLUMNS = ("variant", "depth", "first_layer_grad_norm", "last_layer_grad_norm", "ratio")
+TRAINING_COLUMNS = (
+    "variant", "depth", "optimizer", "final_loss", "initial_loss", "best_head_loss",
+    "steps_to_threshold", "threshold", "target_variance", "diverged",
+)  # fmt: skip
+
+
 def write_files(folder: Path, summary: Mapping[str, Any], plots: bool = True) -> list[Path]:
-    """Write the summary, the two tables and (with ``plots``) the four figures."""
+    """Write the summary, the two tables and (with ``plots``) the figures; remove files of
+    an earlier run in the folder that this one does not write (no stale plot stays beside
+    new numbers)."""
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "summary.json", to_json(summary))
-    signal = pd.DataFrame(
-        [
-            {k: v for k, v in r.items() if k != "layer_grad_norms"}
-            for r in summary["gradient_signal"]
-        ]
-    )
+    signal = pd.DataFrame(list(summary["gradient_signal"]), columns=list(SIGNAL_COLUMNS))
     atomic_write_text(folder / "gradient_signal.csv", signal.to_csv(index=False))
-    training = pd.DataFrame(
-        [{k: v for k, v in r.items() if k != "curve"} for r in summary["training"]]
-    )
+    training = pd.DataFrame(list(summary["training"]), columns=list(TRAINING_COLUMNS))
     atomic_write_text(folder / "training.csv", training.to_csv(index=False))
     written = [folder / n for n in ("summary.json", "gradient_signal.csv", "training.csv")]
-    if plots:
+    if plots and summary["gradient_signal"]:
         written += plot_all(folder, summary)
+    for name in FILES:
+        if folder / name not in written and (folder / name).is_file():
+            (folder / name).unlink()
     return written
 
 
@@ -77,7 +82,7 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
                         label=f"L = {d}")  # fmt: skip
         ax.set_title(v)
         ax.set_xlabel("layer ℓ")
-        ax.legend(fontsize=8)
+        _legend(ax)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("‖∂Loss/∂W_ℓ‖ at initialisation")
     fig.suptitle("Gradient norm per layer: does the signal reach layer 1?")
@@ -94,7 +99,7 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
     ax.set_ylabel("first / last layer gradient norm")
     ax.set_title("Gradient ratio against depth (plain nets vanish exponentially)")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    _legend(ax)
     fig.tight_layout()
     out.append(_save(fig, folder / "grad_ratio.png"))
 
@@ -115,7 +120,7 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
             ax.set_xlabel("step")
             ax.set_ylabel(RELATIVE)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=8)
+            _legend(ax)
         fig.tight_layout()
         out.append(_save(fig, folder / "loss_curves.png"))
 
@@ -139,7 +144,7 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
             ax.set_xlabel("depth L")
             ax.set_ylabel(RELATIVE)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=8)
+            _legend(ax)
         fig.tight_layout()
         out.append(_save(fig, folder / "final_loss.png"))
     return out
@@ -153,3 +158,9 @@ def _save(fig: Any, path: Path) -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def _legend(ax: Any) -> None:
+    """A legend, where something was drawn (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
