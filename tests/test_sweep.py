@@ -193,3 +193,13 @@ def test_flops_that_cannot_be_counted_are_none_and_never_fitted(tmp_path: Path) 
     assert flops_claim["verdict"] == "inconclusive"
     table = pd.read_csv(tmp_path / "rnn-lm-ugrnn" / "measurements.csv")
     assert table["bwd_flops"].isna().all()
+
+
+def test_options_left_out_take_the_experiments_defaults(tmp_path: Path) -> None:
+    options = {"vocab": 11, "hidden": 8, "batch": 2}  # no cell: the default, ugrnn
+    result = run_sweep(RNN, _cfg(max_size=4, options=options, control=False), out_dir=tmp_path)
+    assert result.config["options"] == options | {"cell": "ugrnn"}
+    assert (tmp_path / "rnn-lm-ugrnn" / "summary.json").is_file()
+    assert {c["id"] for c in result.claims} == {"P4", "P4-flops", "P4-span", "P4-memory"}
+    with pytest.raises(SweepError, match="unknown option 'cels'"):
+        run_sweep(RNN, _cfg(max_size=4, options=options | {"cels": "gru"}), out_dir=tmp_path)

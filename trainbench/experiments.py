@@ -76,6 +76,8 @@ class Experiment:
     reference_matmul: Callable[[Mapping[str, Any]], tuple[int, int, int]]
     # bytes one point of this size needs (parameters, gradients, activations)
     estimate_bytes: Callable[[int, Mapping[str, Any], int], int]
+    # the model options a run leaves out take these values
+    defaults: Mapping[str, Any] = field(default_factory=dict)
     # the smallest size on the curve whose order is fitted (smaller ones are measured, not fitted)
     min_fit_size: int = 1
     min_fit_reason: str = ""
@@ -203,6 +205,7 @@ MLP_HEADS = Experiment(
         ),
     ),
     build=_build_mlp_heads,
+    defaults={"width": 256, "batch": 64, "in_dim": 32, "activation": "sigmoid", "impl": "einsum"},
     reference_matmul=lambda o: (int(o["batch"]), int(o["width"]), int(o["width"])),
     estimate_bytes=lambda depth, o, itemsize: mlp_heads_bytes(
         depth, int(o["width"]), int(o["batch"]), int(o["in_dim"]), itemsize
@@ -351,6 +354,7 @@ RNN_LM = Experiment(
         ),
     ),
     build=_build_rnn_lm,
+    defaults={"cell": "ugrnn", "vocab": 1000, "hidden": 128, "batch": 16},
     reference_matmul=lambda o: (int(o["batch"]), int(o["hidden"]), int(o["vocab"])),
     estimate_bytes=lambda length, o, itemsize: rnn_lm_bytes(
         length, int(o["vocab"]), int(o["hidden"]), int(o["batch"]), str(o["cell"]), itemsize
@@ -451,6 +455,7 @@ UGCNN = Experiment(
         ),
     ),
     build=_build_ugcnn,
+    defaults={"channels": 8, "image_size": 16, "batch": 8, "kernel": 3, "impl": "einsum"},
     reference_matmul=lambda o: (
         int(o["batch"]) * int(o["image_size"]) ** 2,
         int(o.get("kernel", 3)) ** 2 * int(o["channels"]),

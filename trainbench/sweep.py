@@ -11,7 +11,7 @@ import math
 import os
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,19 @@ def check_memory(
         )
 
 
+def with_defaults(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
+    """The configuration with the experiment's default for every model option left out."""
+    unknown = sorted(set(cfg.options) - set(exp.defaults)) if exp.defaults else []
+    if unknown:
+        raise SweepError(
+            f"{exp.name}: unknown option {unknown[0]!r} (known: {', '.join(exp.defaults)})"
+        )
+    return replace(cfg, options=dict(exp.defaults) | dict(cfg.options))
+
+
 def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dtype]:
     """Check a configuration before anything runs; SweepError says what is wrong."""
+    cfg = with_defaults(exp, cfg)
     if cfg.dtype not in DTYPES:
         raise SweepError(f"--dtype: unknown dtype {cfg.dtype!r} (choose float32 or float64)")
     if cfg.repeats < 1:
@@ -361,6 +372,7 @@ def run_sweep(
     what was measured is fitted and written with ``complete: false`` and the
     interrupt is raised again.
     """
+    cfg = with_defaults(exp, cfg)
     device, dtype = validate(exp, cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
