@@ -360,7 +360,7 @@ def test_ugcnn_json(ug_run: tuple[Result, Path], ug_summary: dict[str, Any]) -> 
     assert options == {"channels": UG_C, "image_size": UG_SIZE, "batch": UG_BATCH, "kernel": 3,
                        "impl": "einsum"}  # fmt: skip
     ids = [c["id"] for c in ug_summary["claims"]]
-    assert "P2-backprop" in ids and "P2-control" in ids
+    assert ids == ["P2-backprop", "P2-flops", "P2-span", "P2-memory", "P2-control"]
     for c in ug_summary["claims"]:
         assert c["verdict"] in VERDICTS
     folder = out / "ugcnn"

@@ -132,6 +132,13 @@ def test_gru_differs_from_gru_torch_only_in_where_the_reset_gate_acts() -> None:
             getattr(b, name if name != "B_R" else "B_xR").copy_(p)
     h, x = torch.randn(B, H, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
     assert (a.step(h, x) - b.step(h, x)).abs().max() > 1e-3
+    # With the reset gate open (G^R = 1) the place where it acts no longer matters, and
+    # the cells agree once gru-torch's two biases of R add up to gru's one.
+    with torch.no_grad():
+        a.B_GR.fill_(-1e3)
+        b.B_GR.fill_(-1e3)
+        b.B_hR.zero_()
+    torch.testing.assert_close(a.step(h, x), b.step(h, x), rtol=1e-12, atol=1e-12)
 
 
 def test_no_recurrence_ignores_the_state() -> None:

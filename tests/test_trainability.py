@@ -488,7 +488,7 @@ def test_train_absurd_lr_diverges(variant: str) -> None:
     assert r["best_head_loss"] is None
     steps = [c["step"] for c in r["curve"]]
     assert steps[0] == 0 and set(steps) <= {0, 10, 20}
-    assert r["steps_to_threshold"] is None or r["steps_to_threshold"] in steps
+    assert r["steps_to_threshold"] is None  # never "reached" by a run that diverged
     # the record is JSON-safe: no NaN or Infinity in the document
     json.loads(to_json(r), parse_constant=lambda c: pytest.fail(f"non-finite {c} in JSON"))
 

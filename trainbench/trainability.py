@@ -390,7 +390,8 @@ def run_trainability(
             threads=torch.get_num_threads(),
             seed=cfg.seed,
             version=__version__,
-        ),
+        )
+        | {"gradient_signal_dtype": "float64"},  # training runs in float32
     )
     jobs: list[tuple[str, int, str | None]] = [
         (v, d, None) for v in cfg.variants for d in cfg.depths

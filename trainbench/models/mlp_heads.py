@@ -45,6 +45,11 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 IMPLEMENTATIONS = ("einsum", "fused")
 
 
+def scaled_weight(rows: int, cols: int) -> nn.Parameter:
+    """A [rows, cols] weight drawn from N(0, 1/cols): unit gain for unit-variance inputs."""
+    return nn.Parameter(torch.randn(rows, cols) / math.sqrt(cols))
+
+
 @dataclass(frozen=True)
 class MLPHeadsConfig:
     depth: int  # L
@@ -67,9 +72,7 @@ class MLPHeads(nn.Module):
         self.sigma = ACTIVATIONS[cfg.activation]
         fan_in = [cfg.in_dim] + [cfg.width] * (cfg.depth - 1)
         # W^{h,h}_ℓ[i,I]: stored in the problem's index order (row i, column I).
-        self.W_hh = nn.ParameterList(
-            nn.Parameter(torch.randn(cfg.width, d) / math.sqrt(d)) for d in fan_in
-        )
+        self.W_hh = nn.ParameterList(scaled_weight(cfg.width, d) for d in fan_in)
         # B^{h,h}_ℓ[i]
         self.B_hh = nn.ParameterList(nn.Parameter(torch.zeros(cfg.width)) for _ in range(cfg.depth))
         # W^{h,p}_ℓ[I]

@@ -44,11 +44,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from trainbench.models.mlp_heads import ACTIVATIONS
-
-
-def _weight(rows: int, cols: int) -> nn.Parameter:
-    return nn.Parameter(torch.randn(rows, cols) / math.sqrt(cols))
+from trainbench.models.mlp_heads import ACTIVATIONS, scaled_weight
 
 
 class PlainMLP(nn.Module):
@@ -63,7 +59,7 @@ class PlainMLP(nn.Module):
         self.sigma = ACTIVATIONS[activation]
         fan_in = [in_dim] + [width] * (depth - 1)
         # W^{h,h}_ℓ[i,I], B^{h,h}_ℓ[i]
-        self.W_hh = nn.ParameterList(_weight(width, d) for d in fan_in)
+        self.W_hh = nn.ParameterList(scaled_weight(width, d) for d in fan_in)
         self.B_hh = nn.ParameterList(nn.Parameter(torch.zeros(width)) for _ in range(depth))
         # W^{h,p}[I], B^{h,y}
         self.W_hp = nn.Parameter(torch.randn(width) / math.sqrt(width))
@@ -94,8 +90,8 @@ class ResidualMLP(PlainMLP):
     ) -> None:
         super().__init__(depth, width, in_dim, activation)
         # every layer maps the width to itself; the projection W^{x,h}[i,K] comes first
-        self.W_hh = nn.ParameterList(_weight(width, width) for _ in range(depth))
-        self.W_xh = _weight(width, in_dim)
+        self.W_hh = nn.ParameterList(scaled_weight(width, width) for _ in range(depth))
+        self.W_xh = scaled_weight(width, in_dim)
 
     def predict(self, x: Tensor) -> Tensor:
         centre = float(self.sigma(torch.zeros(())))  # σ(0)

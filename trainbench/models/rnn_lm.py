@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainbench.models.mlp_heads import scaled_weight
+
 CELLS = ("ugrnn", "ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru", "none")
 
 
@@ -53,10 +55,6 @@ class RNNLMConfig:
     vocab: int = 1000  # V
     hidden: int = 128  # H: sizes of I, J and K
     cell: str = "ugrnn"
-
-
-def _weight(rows: int, cols: int) -> nn.Parameter:
-    return nn.Parameter(torch.randn(rows, cols) / math.sqrt(cols))
 
 
 def _bias(size: int) -> nn.Parameter:
@@ -87,8 +85,8 @@ class UGRNN(Cell):
     def __init__(self, hidden: int) -> None:
         super().__init__()
         H = hidden
-        self.W_hR, self.W_xR, self.B_R = _weight(H, H), _weight(H, H), _bias(H)
-        self.W_hG, self.W_xG, self.B_G = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hR, self.W_xR, self.B_R = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
+        self.W_hG, self.W_xG, self.B_G = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
 
     def step(self, h: Tensor, x: Tensor) -> Tensor:
         # R[b,t,j] = tanh(W^{h,R}[j,I] h[b,t-1,I] + W^{x,R}[j,K] x[b,t,K] - B^R[j])
@@ -113,10 +111,10 @@ class UGRNN2(Cell):
     def __init__(self, hidden: int) -> None:
         super().__init__()
         H = hidden
-        self.W_hR, self.B_hR = _weight(H, H), _bias(H)
-        self.W_xR, self.B_xR = _weight(H, H), _bias(H)
-        self.W_hGR, self.W_xGR, self.B_GR = _weight(H, H), _weight(H, H), _bias(H)
-        self.W_hG, self.W_xG, self.B_G = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hR, self.B_hR = scaled_weight(H, H), _bias(H)
+        self.W_xR, self.B_xR = scaled_weight(H, H), _bias(H)
+        self.W_hGR, self.W_xGR, self.B_GR = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
+        self.W_hG, self.W_xG, self.B_G = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
 
     def step(self, h: Tensor, x: Tensor) -> Tensor:
         # G^R[b,t,j] = σ(W^{h,GR}[j,I] h[b,t-1,I] + W^{x,GR}[j,K] x[b,t,K] - B^{GR}[j])
@@ -151,9 +149,9 @@ class GRU(Cell):
     def __init__(self, hidden: int) -> None:
         super().__init__()
         H = hidden
-        self.W_hR, self.W_xR, self.B_R = _weight(H, H), _weight(H, H), _bias(H)
-        self.W_hGR, self.W_xGR, self.B_GR = _weight(H, H), _weight(H, H), _bias(H)
-        self.W_hG, self.W_xG, self.B_G = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hR, self.W_xR, self.B_R = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
+        self.W_hGR, self.W_xGR, self.B_GR = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
+        self.W_hG, self.W_xG, self.B_G = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
 
     def step(self, h: Tensor, x: Tensor) -> Tensor:
         # G^R[b,t,i] = σ(W^{h,GR}[i,I] h[b,t-1,I] + W^{x,GR}[i,K] x[b,t,K] - B^{GR}[i])
@@ -188,10 +186,10 @@ class GRUTorch(Cell):
     def __init__(self, hidden: int) -> None:
         super().__init__()
         H = hidden
-        self.W_hR, self.B_hR = _weight(H, H), _bias(H)
-        self.W_xR, self.B_xR = _weight(H, H), _bias(H)
-        self.W_hGR, self.W_xGR, self.B_GR = _weight(H, H), _weight(H, H), _bias(H)
-        self.W_hG, self.W_xG, self.B_G = _weight(H, H), _weight(H, H), _bias(H)
+        self.W_hR, self.B_hR = scaled_weight(H, H), _bias(H)
+        self.W_xR, self.B_xR = scaled_weight(H, H), _bias(H)
+        self.W_hGR, self.W_xGR, self.B_GR = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
+        self.W_hG, self.W_xG, self.B_G = scaled_weight(H, H), scaled_weight(H, H), _bias(H)
 
     def step(self, h: Tensor, x: Tensor) -> Tensor:
         # G^R[b,t,j] = σ(W^{h,GR}[j,I] h[b,t-1,I] + W^{x,GR}[j,K] x[b,t,K] - B^{GR}[j])
@@ -290,7 +288,7 @@ class NoRecurrence(Cell):
     def __init__(self, hidden: int) -> None:
         super().__init__()
         H = hidden
-        self.W_xR, self.B_R = _weight(H, H), _bias(H)
+        self.W_xR, self.B_R = scaled_weight(H, H), _bias(H)
 
     def step(self, h: Tensor, x: Tensor) -> Tensor:
         # h[b,t,j] = tanh(W^{x,R}[j,K] x[b,t,K] - B^R[j])
