@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 import torch
-from typer.testing import CliRunner, Result
+from cli_helpers import assert_one_line_error, files_under, invoke
+from typer.testing import Result
 
 import trainbench.sweep
 from trainbench import __version__
-from trainbench.cli import app
 from trainbench.experiments import EXPERIMENTS
 from trainbench.models.mlp_heads import flops_backward, flops_backward_per_head, flops_forward
 from trainbench.sweep import RunResult, SweepConfig
@@ -59,8 +59,6 @@ CLAIM_IDS = [c.id for c in EXPERIMENTS["mlp-heads"].claims]
 MAIN_CLAIMS = [c for c in EXPERIMENTS["mlp-heads"].claims if not c.is_control]
 
 
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -74,20 +72,8 @@ def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def assert_one_line_error(exit_code: int, stdout: str, stderr: str, names: tuple[str, ...]) -> None:
-    assert "Traceback" not in stdout + stderr, stdout + stderr
-    assert exit_code == 2, (exit_code, stdout, stderr)
-    assert stdout == ""
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].strip()
-    assert lines[0].startswith("trainbench: error:"), lines[0]
-    for name in names:
-        assert name in lines[0], (name, lines[0])
 
 
-def files_under(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 # --------------------------------------------------------------------------- real sweeps

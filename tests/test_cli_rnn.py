@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 import torch
-from typer.testing import CliRunner, Result
+from cli_helpers import assert_one_line_error, files_under, invoke
+from typer.testing import Result
 
 import trainbench.sweep
-from trainbench.cli import app
 from trainbench.experiments import EXPERIMENTS
 from trainbench.models import rnn_lm
 from trainbench.sweep import RunResult, SweepConfig
@@ -49,24 +49,10 @@ OTHER_CELLS = ["ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru"]
 VERDICTS = {"confirmed", "refuted", "inconclusive"}
 
 
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def assert_one_line_error(exit_code: int, stdout: str, stderr: str, names: tuple[str, ...]) -> None:
-    assert "Traceback" not in stdout + stderr, stdout + stderr
-    assert exit_code == 2, (exit_code, stdout, stderr)
-    assert stdout == ""
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].strip()
-    assert lines[0].startswith("trainbench: error:"), lines[0]
-    for name in names:
-        assert name in lines[0], (name, lines[0])
 
 
-def files_under(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 def assert_counts_match_closed_forms(points: list[dict[str, Any]], cell: str) -> None:

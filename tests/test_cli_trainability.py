@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 import torch
-from typer.testing import CliRunner, Result
+from cli_helpers import assert_one_line_error, invoke
+from typer.testing import Result
 
 import trainbench.sweep
 import trainbench.trainability
 import trainbench.trainability_report
-from trainbench.cli import app
 from trainbench.models import ugcnn
 from trainbench.trainability import TrainabilityConfig
 
@@ -60,24 +60,10 @@ UG_TINY = [
 UG_POINTS = sorted([("full", d) for d in (1, 2, 3, 4)] + [("per-head", d) for d in (2, 4)])
 
 
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def assert_one_line_error(exit_code: int, stdout: str, stderr: str, names: tuple[str, ...]) -> None:
-    assert "Traceback" not in stdout + stderr, stdout + stderr
-    assert exit_code == 2, (exit_code, stdout, stderr)
-    assert stdout == ""
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].strip()
-    assert lines[0].startswith("trainbench: error:"), lines[0]
-    for name in names:
-        assert name in lines[0], (name, lines[0])
 
 
-def files_under(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 @pytest.fixture(scope="module", autouse=True)

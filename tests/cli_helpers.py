@@ -1,0 +1,31 @@
+"""Helpers shared by the CLI tests: run a command in-process and check one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner, Result
+
+from trainbench.cli import app
+
+
+def invoke(*args: str | Path) -> Result:
+    """``trainbench ARGS`` through typer's CliRunner (stdout and stderr kept apart)."""
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(exit_code: int, stdout: str, stderr: str, names: tuple[str, ...]) -> None:
+    """Exit 2, nothing on stdout, one ``trainbench: error:`` line naming every ``names``."""
+    assert "Traceback" not in stdout + stderr, stdout + stderr
+    assert exit_code == 2, (exit_code, stdout, stderr)
+    assert stdout == ""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].strip()
+    assert lines[0].startswith("trainbench: error:"), lines[0]
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
