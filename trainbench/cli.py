@@ -167,6 +167,27 @@ def _check_writable(folder: Path, names: tuple[str, ...] = RUN_FILES) -> None:
         raise fail(f"--out: cannot write to {str(where)!r}: {err.strerror or err}") from None
 
 
+def _progress_bar(*, hidden: bool, unit: str = "") -> Progress:
+    """A progress bar on stderr, shown only on a terminal and unless ``hidden``."""
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *((TextColumn(unit),) if unit else ()),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=hidden or not console.is_terminal,
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def _run_and_render(
     experiment: str,
     *,
@@ -217,18 +238,7 @@ def _run_and_render(
         raise fail(str(err)) from None
     folder = out / exp.folder(options)
     _check_writable(folder)
-    err_console = Console(stderr=True)
-    show_progress = not (quiet or json_out) and err_console.is_terminal
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("points"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not show_progress,
-    )
+    progress = _progress_bar(hidden=quiet or json_out, unit="points")
     name = folder.name
     task = progress.add_task(name, total=None)
 
@@ -250,9 +260,8 @@ def _run_and_render(
             f"interrupted; the points measured so far are in {folder}", 130
         ) from None
     except (RuntimeError, MemoryError, OSError) as err:  # out of memory, disk full, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise fail(
-            f"measurement failed: {first}; points measured so far are in {folder}", 1
+            f"measurement failed: {_first_line(err)}; points measured so far are in {folder}", 1
         ) from None
     summary = result.summary()
     if json_out:
@@ -512,16 +521,7 @@ def trainability(
     from trainbench.trainability_report import FILES
 
     _check_writable(folder, FILES)
-    err_console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=quiet or json_out or not err_console.is_terminal,
-    )
+    progress = _progress_bar(hidden=quiet or json_out)
     task = progress.add_task("trainability", total=None)
 
     def on_progress(what: str, done: int, total: int) -> None:
@@ -539,8 +539,7 @@ def trainability(
     except KeyboardInterrupt:
         raise fail(f"interrupted; what was measured so far is in {folder}", 130) from None
     except (RuntimeError, MemoryError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise fail(f"trainability failed: {first}", 1) from None
+        raise fail(f"trainability failed: {_first_line(err)}", 1) from None
     if json_out:
         from trainbench.results import to_json
 
