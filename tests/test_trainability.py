@@ -30,7 +30,6 @@ from trainbench.models.residual_mlp import PlainMLP, ResidualMLP
 from trainbench.models.ugcnn import CNNStack, convolve, make_images
 from trainbench.results import to_json
 from trainbench.trainability import (
-    CLAIMS,
     KEPT,
     LOST,
     MARGIN,
@@ -38,6 +37,7 @@ from trainbench.trainability import (
     TrainabilityConfig,
     TrainabilityError,
     build,
+    claim_records,
     gradient_signal,
     judge,
     layer_grad_norms,
@@ -51,6 +51,7 @@ F64 = torch.float64
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("grad_norms.png", "grad_ratio.png", "loss_curves.png", "final_loss.png")
 TABLES = ("summary.json", "gradient_signal.csv", "training.csv")
+CLAIMS = claim_records()
 CLAIM_BY_ID = {c["id"]: c for c in CLAIMS}
 
 
@@ -506,7 +507,8 @@ def run(variant: str, depth: int, loss: float | None, optimizer: str = "sgd",
             "target_variance": variance, "best_head_loss": None}  # fmt: skip
 
 
-P1A = CLAIM_BY_ID["P1a"]
+# judged on the top prediction's loss (P1a itself is judged on the best head's)
+P1A = CLAIM_BY_ID["P1a-top"]
 P1C = CLAIM_BY_ID["P1c"]
 P2 = CLAIM_BY_ID["P2"]
 # at depth 2 nothing has been lost: the verdict is taken at the deepest depth only
@@ -514,11 +516,33 @@ SHALLOW = [sig("heads", 2, 0.5), sig("plain", 2, 0.5), sig("residual", 2, 0.5)]
 
 
 def test_claims_table() -> None:
-    assert [c["id"] for c in CLAIMS] == ["P1a", "P1c", "P2"]
+    assert [c["id"] for c in CLAIMS] == ["P1a", "P1a-top", "P1c", "P2"]
     assert [(c["variant"], c["baseline"]) for c in CLAIMS] == [
-        ("heads", "plain"), ("residual", "plain"), ("ugcnn", "cnn")
+        ("heads", "plain"), ("heads", "plain"), ("residual", "plain"), ("ugcnn", "cnn")
     ]  # fmt: skip
+    assert [c["metrics"][1:] for c in CLAIMS] == [
+        ["best_head_loss"], ["final_loss"], ["final_loss"], []
+    ]  # fmt: skip
+    assert [c["expect"] for c in CLAIMS] == ["confirmed", "refuted", "confirmed", "confirmed"]
     assert LOST < KEPT and 0 < MARGIN < 1
+
+
+def test_judge_on_the_best_head() -> None:
+    """P1a reads the best head's loss: a heads net whose top prediction learns nothing
+    but whose lower heads do is confirmed for P1a and refuted for P1a-top."""
+    signal = [*SHALLOW, sig("heads", 32, 0.1), sig("plain", 32, 1e-9)]
+    heads = run("heads", 32, 0.98) | {"best_head_loss": 0.05}
+    training = [heads, run("plain", 32, 0.99)]
+    best = judge(CLAIM_BY_ID["P1a"], signal, training)
+    assert best["verdict"] == "confirmed", best
+    assert (best["final_loss"], best["baseline_final_loss"]) == (0.05, 0.99)
+    assert best["loss_metric"] == "best_head_loss"
+    top = judge(CLAIM_BY_ID["P1a-top"], signal, training)
+    assert top["verdict"] == "refuted", top
+    assert "top prediction did not beat" in top["reason"]
+    # a heads net none of whose heads learns: P1a refuted too
+    flat = [heads | {"best_head_loss": 0.97}, run("plain", 32, 0.99)]
+    assert judge(CLAIM_BY_ID["P1a"], signal, flat)["verdict"] == "refuted"
 
 
 def test_judge_confirmed() -> None:
@@ -526,7 +550,7 @@ def test_judge_confirmed() -> None:
     training = [run("heads", 32, 0.1), run("plain", 32, 0.9), run("heads", 32, 5.0, "adam")]
     v = judge(P1A, signal, training)
     assert v["verdict"] == "confirmed", v
-    assert (v["id"], v["depth"], v["ratio"], v["baseline_ratio"]) == ("P1a", 32, 0.1, 1e-9)
+    assert (v["id"], v["depth"], v["ratio"], v["baseline_ratio"]) == ("P1a-top", 32, 0.1, 1e-9)
     assert (v["final_loss"], v["baseline_final_loss"]) == (0.1, 0.9)  # SGD's, not Adam's
     assert v["is_control"] is False and v["reason"]
 
@@ -684,10 +708,11 @@ def test_run_records(small_run: dict[str, Any]) -> None:
 
 def test_run_claims_only_what_its_variants_allow(small_run: dict[str, Any]) -> None:
     claims = small_run["summary"]["claims"]
-    assert [c["id"] for c in claims] == ["P1a"]  # P1c needs residual, P2 the CNNs
-    (c,) = claims
-    assert c["verdict"] in {"confirmed", "refuted", "inconclusive"}
-    assert c["depth"] == 4 and c["reason"]
+    # P1c needs residual, P2 the CNNs
+    assert [c["id"] for c in claims] == ["P1a", "P1a-top"]
+    for c in claims:
+        assert c["verdict"] in {"confirmed", "refuted", "inconclusive"}
+        assert c["depth"] == 4 and c["reason"]
 
 
 def test_run_without_training() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from trainbench import __version__
+from trainbench.claims import Claim
 from trainbench.experiments import Experiment
 from trainbench.fit import OrderFit, fit_order, judge, order_label
 from trainbench.measure import (
@@ -81,11 +82,13 @@ class RunResult:
     claims: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False
     notes: list[str] = field(default_factory=list)
+    run: str = ""  # the run's folder name (rnn-lm-none, ...); default: the experiment's
 
     def summary(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "experiment": self.experiment,
+            "run": self.run or self.experiment,
             "complete": self.complete,
             "config": self.config,
             "environment": self.environment,
@@ -283,8 +286,10 @@ def judge_claims(
     fits: dict[tuple[str, str], OrderFit],
     measured_variants: set[str],
     options: dict[str, Any] | None = None,
+    claims: Sequence[Claim] | None = None,
 ) -> list[dict[str, Any]]:
-    claims = exp.claims_for(options or {})
+    """Judge the claims (default: the claims file's) that apply to a run with ``options``."""
+    claims = exp.claims_for(options or {}, claims)
     claims_by_id = {c.id: c for c in claims}
     out = []
     for c in claims:
@@ -302,6 +307,7 @@ def judge_claims(
             "tolerance": c.tolerance,
             "control": c.control,
             "is_control": c.is_control,
+            "expect": c.expect,
         }
         if fit is None:
             record.update(verdict="inconclusive", reason="the metric could not be fitted")
@@ -336,13 +342,15 @@ def judge_claims(
     return out
 
 
-def finish(result: RunResult, exp: Experiment, seed: int) -> None:
+def finish(
+    result: RunResult, exp: Experiment, seed: int, claims: Sequence[Claim] | None = None
+) -> None:
     """Fit the measured points and judge the claims (also for a partial run)."""
     fits, notes = fit_points(result.points, result.samples, seed, exp.min_fit_size)
-    claims = judge_claims(
-        exp, fits, {p["variant"] for p in result.points}, result.config.get("options")
+    judged = judge_claims(
+        exp, fits, {p["variant"] for p in result.points}, result.config.get("options"), claims
     )
-    verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in claims}
+    verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in judged}
     partial = not result.complete  # fitted over an interrupted run's points
     result.fits = [
         {
@@ -354,7 +362,7 @@ def finish(result: RunResult, exp: Experiment, seed: int) -> None:
         }
         for (v, m), f in fits.items()
     ]
-    result.claims = [c | {"partial": partial} for c in claims]
+    result.claims = [c | {"partial": partial} for c in judged]
     result.notes.extend(notes)
 
 
@@ -363,6 +371,7 @@ def run_sweep(
     cfg: SweepConfig,
     out_dir: Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    claims: Sequence[Claim] | None = None,
 ) -> RunResult:
     """Count every point, then time all of them in ``cfg.repeats`` interleaved rounds.
 
@@ -370,7 +379,8 @@ def run_sweep(
     the machine spreads over all sizes instead of bending the growth curve. The
     files are rewritten after every point of every round. On KeyboardInterrupt
     what was measured is fitted and written with ``complete: false`` and the
-    interrupt is raised again.
+    interrupt is raised again. ``claims``: the claims to judge (default: the
+    claims file's claims of this experiment that apply to the run's options).
     """
     cfg = with_defaults(exp, cfg)
     device, dtype = validate(exp, cfg)
@@ -390,6 +400,7 @@ def run_sweep(
     }
     result = RunResult(
         experiment=exp.name,
+        run=exp.folder(cfg.options),
         config=config,
         environment=environment(
             device=device, dtype=dtype, threads=threads, seed=cfg.seed, version=__version__
@@ -472,16 +483,20 @@ def run_sweep(
                     on_progress(Progress(done, total, p.variant, p.size, finished=True))
     except KeyboardInterrupt:
         result.notes.append(f"interrupted after {done} of {total} timed point-rounds")
-        _finish_and_save(result, exp, cfg, save)
+        _finish_and_save(result, exp, cfg, save, claims)
         raise
     result.complete = True
-    _finish_and_save(result, exp, cfg, save)
+    _finish_and_save(result, exp, cfg, save, claims)
     return result
 
 
 def _finish_and_save(
-    result: RunResult, exp: Experiment, cfg: SweepConfig, save: Callable[[], None]
+    result: RunResult,
+    exp: Experiment,
+    cfg: SweepConfig,
+    save: Callable[[], None],
+    claims: Sequence[Claim] | None,
 ) -> None:
     if result.points:
-        finish(result, exp, cfg.seed)
+        finish(result, exp, cfg.seed, claims)
     save()

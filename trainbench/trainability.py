@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from trainbench.claims import Claim, default_claims
 from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig
 from trainbench.models.residual_mlp import PlainMLP, ResidualMLP
 from trainbench.models.ugcnn import CNNStack, convolve
@@ -38,6 +39,8 @@ VARIANTS = MLP_VARIANTS + CNN_VARIANTS
 OPTIMIZERS = ("sgd", "adam")
 KEPT = 1e-3  # a first/last gradient ratio at or above this has kept the signal
 LOST = 1e-6  # at or below this it has lost it
+# the training losses a claim may name, and what they are in words
+TRAINING_LOSSES = {"final_loss": "top prediction", "best_head_loss": "best head"}
 MARGIN = 0.25  # "a lower loss": lower by at least this fraction of the targets' variance
 
 
@@ -234,33 +237,14 @@ def train(variant: str, depth: int, optimizer: str, cfg: TrainabilityConfig) -> 
 
 # --------------------------------------------------------------------------- claims
 
-CLAIMS = (
-    {
-        "id": "P1a",
-        "problem": "1a",
-        "variant": "heads",
-        "baseline": "plain",
-        "statement": "with a loss head on every layer the first layer's gradient does not "
-        "vanish as L grows, and deep nets reach a lower loss than plain ones in the same "
-        "steps",
-    },
-    {
-        "id": "P1c",
-        "problem": "1c",
-        "variant": "residual",
-        "baseline": "plain",
-        "statement": "with residual connections the first layer's gradient does not vanish "
-        "as L grows, and deep nets reach a lower loss than plain ones in the same steps",
-    },
-    {
-        "id": "P2",
-        "problem": "2",
-        "variant": "ugcnn",
-        "baseline": "cnn",
-        "statement": "the UGCNN keeps the gradient signal where a plain CNN of the same depth "
-        "loses it",
-    },
-)
+def claim_records(claims: Sequence[Claim] | None = None) -> list[dict[str, Any]]:
+    """The trainability claims (default: the claims file's) as the dicts :func:`judge` reads."""
+    pool = default_claims().claims if claims is None else claims
+    return [
+        c.as_record() | {"baseline": c.baseline, "metrics": list(c.metrics)}
+        for c in pool
+        if c.experiment == "trainability"
+    ]
 
 
 def _at(records: Sequence[dict[str, Any]], variant: str, depth: int, **kw: Any) -> dict | None:
@@ -297,17 +281,22 @@ def judge(claim: dict[str, Any], signal: list[dict], training: list[dict]) -> di
         )
         return record | {"verdict": "inconclusive", "reason": "; ".join(reasons)}
     problems = []
-    if claim["problem"] in ("1a", "1c"):
+    loss = next((m for m in claim.get("metrics", ()) if m in TRAINING_LOSSES), None)
+    if loss is not None:
         mine = _at(training, variant, L, optimizer="sgd")
         theirs = _at(training, baseline, L, optimizer="sgd")
         if mine is None or theirs is None:
             problems.append("SGD training was not measured at this depth")
         else:
-            a, b = mine["final_loss"], theirs["final_loss"]
+            # the baseline has one prediction: its final loss is also its best head's
+            a, b = mine.get(loss), theirs.get(loss, theirs["final_loss"])
+            if b is None:
+                b = theirs["final_loss"]
             margin = MARGIN * mine["target_variance"]
-            record |= {"final_loss": a, "baseline_final_loss": b}
+            record |= {"final_loss": a, "baseline_final_loss": b, "loss_metric": loss}
             reasons.append(
-                f"SGD final loss of the top prediction {_num(a)} ({baseline}: {_num(b)}; "
+                f"SGD final loss of the top prediction {_num(mine['final_loss'])} "
+                f"({baseline}: {_num(theirs['final_loss'])}; "
                 f"targets' variance {mine['target_variance']:.3g})"
             )
             if mine.get("best_head_loss") is not None:
@@ -323,8 +312,8 @@ def judge(claim: dict[str, Any], signal: list[dict], training: list[dict]) -> di
                     "reason": "; ".join(
                         [
                             *reasons,
-                            f"the {variant} net's top prediction did not beat both the "
-                            f"baseline and the variance by {MARGIN:g} of the variance",
+                            f"the {variant} net's {TRAINING_LOSSES[loss]} did not beat both "
+                            f"the baseline and the variance by {MARGIN:g} of the variance",
                         ]
                     ),
                 }
@@ -355,6 +344,7 @@ class TrainabilityResult:
         return {
             "format_version": FORMAT_VERSION,
             "experiment": "trainability",
+            "run": "trainability",
             "complete": self.complete,
             "config": self.config,
             "environment": self.environment,
@@ -368,6 +358,7 @@ def run_trainability(
     cfg: TrainabilityConfig,
     on_progress: Callable[[str, int, int], None] | None = None,
     save: Callable[[TrainabilityResult], None] | None = None,
+    claims: Sequence[Claim] | None = None,
 ) -> TrainabilityResult:
     """Measure the gradient signal and train every variant at every depth.
 
@@ -409,20 +400,22 @@ def run_trainability(
             if save:
                 save(result)
     except KeyboardInterrupt:
-        _judge_all(result, cfg)
+        _judge_all(result, cfg, claims)
         if save:
             save(result)
         raise
     result.complete = True
-    _judge_all(result, cfg)
+    _judge_all(result, cfg, claims)
     if save:
         save(result)
     return result
 
 
-def _judge_all(result: TrainabilityResult, cfg: TrainabilityConfig) -> None:
+def _judge_all(
+    result: TrainabilityResult, cfg: TrainabilityConfig, claims: Sequence[Claim] | None
+) -> None:
     result.claims = [
         judge(c, result.gradient_signal, result.training) | {"partial": not result.complete}
-        for c in CLAIMS
+        for c in claim_records(claims)
         if c["variant"] in cfg.variants and c["baseline"] in cfg.variants
     ]
