@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -555,6 +556,162 @@ def trainability(
         console.print(line, soft_wrap=True)
     if not quiet:
         console.print(f"results: {folder}{os.sep}")
+
+
+class Format(str, enum.Enum):
+    png = "png"
+    svg = "svg"
+
+
+def _write_report(run_dirs: list[Path], out: Path, fmt: str, command: str | None) -> Path:
+    """Read the result folders and write the report; one line and exit 2 for a bad folder."""
+    from trainbench.report import ReportError, load_runs, write_report
+
+    try:
+        runs = load_runs(run_dirs)
+    except ReportError as err:
+        raise fail(str(err)) from None
+    _check_writable(out, ("report.md", "report.html", "plots"))
+    try:
+        write_report(runs, out, fmt=fmt, command=command)
+    except ReportError as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"--out: cannot write the report: {_first_line(err)}", 1) from None
+    return out / "report.md"
+
+
+@app.command("report")
+def report(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Result folders: a run (OUT/mlp-heads/) or a folder of runs (verify's OUT). "
+            "Folders from several machines are overlaid, labelled by device.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where report.md, report.html and plots/ go (default: RUN_DIR/report "
+                     "for one folder, ./report for several)."),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Image format of the plots.")] = (
+        Format.png
+    ),
+) -> None:
+    """Plots, report.md and a self-contained report.html from result folders."""
+    from trainbench.report import default_out
+
+    target = out if out is not None else default_out(run_dirs)
+    path = _write_report(run_dirs, target, fmt.value, None)
+    typer.echo(f"report: {path}  (and {path.with_suffix('.html').name}, plots/)")
+
+
+def _ids(values: list[str] | None) -> list[str]:
+    return [i.strip() for v in values or [] for i in v.split(",") if i.strip()]
+
+
+@app.command("verify")
+def verify(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes, fewer repeats (about a minute).")
+    ] = False,
+    claims: Annotated[
+        Path | None,
+        typer.Option(help="Claims file (TOML; default: the one shipped, seeds/claims.toml)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these claim ids (repeat or comma-separate); their controls "
+                     "come along."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Results folder (default: results/, or results/quick/ with --quick)."),
+    ] = None,
+    device: DeviceOpt = Device.auto,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run the experiments the claims need, judge every claim, write results and a report.
+
+    Exit 0 when every claim's verdict is the one the claims file expects, 1 otherwise."""
+    from trainbench.claims import ClaimsError, default_claims, load_claims
+    from trainbench.sweep import SweepError
+    from trainbench.trainability import TrainabilityError
+    from trainbench.verify import check_plans, plan_runs, run_verify
+
+    try:
+        claim_set = load_claims(claims) if claims is not None else default_claims()
+        ids = _ids(only)
+        if only is not None and not ids:
+            raise ClaimsError("--only: name at least one claim id")
+        if ids:
+            claim_set = claim_set.select(ids)
+    except ClaimsError as err:
+        raise fail(str(err)) from None
+    plans = plan_runs(claim_set, quick)
+    if device != Device.auto:
+        plans = [replace(p, settings=dict(p.settings) | {"device": device.value})
+                 if p.experiment != "trainability" else p for p in plans]  # fmt: skip
+    try:
+        check_plans(plans)
+    except (SweepError, TrainabilityError) as err:
+        raise fail(str(err)) from None
+    target = out if out is not None else Path("results/quick" if quick else "results")
+    for plan in plans:
+        _check_writable(target / plan.folder)
+    command = " ".join(
+        ["trainbench verify", *(["--quick"] if quick else []),
+         *([f"--claims {claims}"] if claims is not None else []),
+         *([f"--only {','.join(ids)}"] if ids else []),
+         *([f"--device {device.value}"] if device != Device.auto else []),
+         *([f"--out {out}"] if out is not None else [])]
+    )  # fmt: skip
+    progress = _progress_bar(hidden=quiet or json_out)
+    task = progress.add_task("verify", total=None)
+
+    def on_progress(what: str, done: int, total: int) -> None:
+        progress.update(task, total=total, completed=done, description=f"verify  {what}")
+
+    source = str(claims) if claims is not None else "seeds/claims.toml"
+    try:
+        with progress:
+            result = run_verify(
+                plans, target, command=command, quick=quick, claims_file=source,
+                on_progress=on_progress,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; what was measured so far is in {target}", 130) from None
+    except (SweepError, TrainabilityError) as err:
+        raise fail(str(err)) from None
+    except (RuntimeError, MemoryError, OSError) as err:
+        message = f"measurement failed: {_first_line(err)}; results so far in {target}"
+        raise fail(message, 1) from None
+    report_md = _write_report([target], target / "report", "png", command)
+    summary = result.summary()
+    failed = result.failed()
+    if json_out:
+        from trainbench.results import to_json
+
+        sys.stdout.write(to_json(summary))
+    else:
+        from trainbench.render import verdict_table
+
+        console = Console(width=None if sys.stdout.isatty() else 200)
+        console.print(verdict_table(summary["rows"], title="trainbench verify" + (
+            " --quick" if quick else "")))  # fmt: skip
+        if not quiet:
+            console.print(f"results: {target}{os.sep}   report: {report_md}")
+    for r in failed:
+        typer.echo(
+            f"trainbench: claim {r['id']} is {r['verdict']} (expected {r['expect']}): "
+            f"{r['reason']}",
+            err=True,
+        )
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

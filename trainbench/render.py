@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich import box
@@ -187,3 +187,22 @@ def trainability_tables(summary: Mapping[str, Any]) -> list[Table]:
                 t2.add_row(v, opt, *cells)
         tables.append(t2)
     return tables
+
+
+def verdict_table(rows: Sequence[Mapping[str, Any]], title: str = "verdicts") -> Table:
+    """`trainbench verify`'s table: one row per claim (rows of trainbench.verdicts)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("claim", "problem", "expected", "measured", "class", "verdict", "control"):
+        table.add_column(name, no_wrap=name != "expected")
+    for r in rows:
+        verdict = Text(r["verdict"], style=VERDICT_STYLE.get(r["verdict"], ""))
+        if not r["as_expected"]:
+            verdict.append(f" (expected {r['expect']})", style="bold")
+        elif r["expect"] != "confirmed":
+            verdict.append(" (as expected)")
+        if r.get("partial"):
+            verdict.append(" [partial]")
+        table.add_row(
+            r["id"], r["problem"], r["expected"], r["measured"], r["class"], verdict, r["control"]
+        )
+    return table
