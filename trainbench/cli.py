@@ -571,7 +571,7 @@ def _write_report(run_dirs: list[Path], out: Path, fmt: str, command: str | None
         runs = load_runs(run_dirs)
     except ReportError as err:
         raise fail(str(err)) from None
-    _check_writable(out, ("report.md", "report.html", "plots"))
+    _check_writable(out, ("report.md", "report.html"))
     try:
         write_report(runs, out, fmt=fmt, command=command)
     except ReportError as err:
