@@ -140,6 +140,52 @@ def _str(raw: Mapping[str, Any], key: str, where: str, required: bool = True) ->
     return value
 
 
+def _bool(raw: Mapping[str, Any], key: str, where: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise _fail(where, f"{key!r} must be true or false, got {value!r}")
+    return value
+
+
+def _order(value: Any) -> float:
+    """An order given as text ("O(L^2)") or as its exponent (a number from 0 to 4)."""
+    if isinstance(value, str):
+        return parse_order(value)
+    if type(value) not in (int, float) or not 0 <= value <= 4:  # not bool, nan or inf
+        raise ValueError(f"not an order like \"O(L)\" or an exponent from 0 to 4: {value!r}")
+    return float(value)
+
+
+SETTING_WORDS = {
+    "min_time": "a number of seconds (0 to 3600)",
+    "lr_sgd": "a positive number",
+    "lr_adam": "a positive number",
+    "dtype": "float32 or float64",
+    "device": "auto, cpu or cuda",
+    "depths": "a list of whole numbers from 1 to 4096",
+}
+
+
+def _setting_ok(key: str, value: Any) -> bool:
+    """Whether a [runs] setting has a sensible type and range (the run checks the rest)."""
+    if key == "min_time":
+        return type(value) in (int, float) and 0 <= value <= 3600
+    if key in ("lr_sgd", "lr_adam"):
+        return type(value) in (int, float) and 0 < value < 1e3
+    if key == "dtype":
+        return value in ("float32", "float64")
+    if key == "device":
+        return value in ("auto", "cpu", "cuda")
+    if key == "depths":
+        return (
+            isinstance(value, list)
+            and bool(value)
+            and all(type(d) is int and 1 <= d <= 4096 for d in value)
+        )
+    low = 0 if key in ("threads", "seed", "steps") else 1
+    return type(value) is int and low <= value <= 2**32 - 1
+
+
 def _filter(raw: Mapping[str, Any], key: str, where: str) -> dict[str, tuple[Any, ...]]:
     value = raw.get(key, {})
     if not isinstance(value, Mapping):
@@ -200,7 +246,7 @@ def _claim(raw: Any, index: int, path: str, experiments: Mapping[str, Any]) -> C
         when=_filter(raw, "when", where),
         unless=_filter(raw, "unless", where),
         expect=expect,
-        is_control=bool(raw.get("is_control", False)),
+        is_control=_bool(raw, "is_control", where),
     )
     if experiment == "trainability":
         baseline = _str(raw, "baseline", where)
@@ -212,15 +258,13 @@ def _claim(raw: Any, index: int, path: str, experiments: Mapping[str, Any]) -> C
     if len(metrics) != 1:
         raise _fail(where, "a growth claim names one metric")
     try:
-        expected = parse_order(raw["expected"]) if isinstance(raw.get("expected"), str) else (
-            float(raw["expected"])
-        )
+        expected = _order(raw["expected"])
     except KeyError:
         raise _fail(where, "missing 'expected' (an order such as \"O(L)\")") from None
     except (TypeError, ValueError) as err:
         raise _fail(where, f"'expected': {err}") from None
     tolerance = raw.get("tolerance")
-    if not isinstance(tolerance, (int, float)) or not 0 < tolerance < 5 or tolerance != tolerance:
+    if type(tolerance) not in (int, float) or not 0 < tolerance < 5:  # not bool, not nan
         raise _fail(where, f"'tolerance' must be a number between 0 and 5, got {tolerance!r}")
     work = raw.get("work_metric")
     if work is not None and work not in allowed:
@@ -252,6 +296,8 @@ def parse_claims(text: str, path: str, experiments: Mapping[str, Any]) -> ClaimS
     by_id = {c.id: c for c in claims}
     for c in claims:
         if c.control is not None:
+            if c.control == c.id:
+                raise ClaimsError(f"{path}: claim {c.id!r} names itself as its control")
             control = by_id.get(c.control)
             if control is None:
                 raise ClaimsError(f"{path}: claim {c.id!r}: unknown control {c.control!r}")
@@ -278,6 +324,12 @@ def parse_claims(text: str, path: str, experiments: Mapping[str, Any]) -> ClaimS
             extra = sorted(set(cfg) - allowed)
             if extra:
                 raise ClaimsError(f"{path}: [runs.{name}.{mode}]: unknown setting {extra[0]!r}")
+            for key, value in cfg.items():
+                if not _setting_ok(key, value):
+                    raise ClaimsError(
+                        f"{path}: [runs.{name}.{mode}]: {key} = {value!r} is not "
+                        f"{SETTING_WORDS.get(key, 'a whole number')}"
+                    )
     return ClaimSet(claims, runs, Path(path))
 
 

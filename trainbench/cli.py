@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import signal
 import sys
 import tempfile
 from dataclasses import replace
@@ -43,9 +44,9 @@ class OneLineErrors(typer.core.TyperGroup):
         except click_errors.ClickException as err:
             typer.echo(f"trainbench: error: {err.format_message()}", err=True)
             sys.exit(err.exit_code)
-        except (typer.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt) as err:
             typer.echo("trainbench: interrupted", err=True)
-            sys.exit(130)
+            sys.exit(interrupt_code(err))
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -65,6 +66,25 @@ def fail(message: str, code: int = USAGE_EXIT) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise."""
     typer.echo(f"trainbench: error: {message}", err=True)
     return typer.Exit(code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds like Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def interrupt_code(err: BaseException) -> int:
+    """130 for Ctrl-C (SIGINT), 143 for SIGTERM: 128 + the signal's number."""
+    return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
+
+
+def interrupted(err: BaseException, kept: str) -> typer.Exit:
+    """One line saying what stopped the run and where its results are; the Exit to raise."""
+    what = "terminated" if isinstance(err, Terminated) else "interrupted"
+    return fail(f"{what}; {kept}", interrupt_code(err))
 
 
 def _version(value: bool) -> None:
@@ -256,10 +276,8 @@ def _run_and_render(
             result = run_sweep(exp, cfg, out_dir=out, on_progress=on_progress)
     except SweepError as err:
         raise fail(str(err)) from None
-    except KeyboardInterrupt:
-        raise fail(
-            f"interrupted; the points measured so far are in {folder}", 130
-        ) from None
+    except KeyboardInterrupt as err:
+        raise interrupted(err, f"the points measured so far are in {folder}") from None
     except (RuntimeError, MemoryError, OSError) as err:  # out of memory, disk full, ...
         raise fail(
             f"measurement failed: {_first_line(err)}; points measured so far are in {folder}", 1
@@ -537,8 +555,8 @@ def trainability(
         with progress:
             result = run_trainability(cfg, on_progress=on_progress, save=save)
         summary = result.summary()
-    except KeyboardInterrupt:
-        raise fail(f"interrupted; what was measured so far is in {folder}", 130) from None
+    except KeyboardInterrupt as err:
+        raise interrupted(err, f"what was measured so far is in {folder}") from None
     except (RuntimeError, MemoryError, OSError) as err:
         raise fail(f"trainability failed: {_first_line(err)}", 1) from None
     if json_out:
@@ -659,6 +677,9 @@ def verify(
         check_plans(plans)
     except (SweepError, TrainabilityError) as err:
         raise fail(str(err)) from None
+    except (TypeError, ValueError) as err:  # an option of a claim of the wrong kind
+        where = claims if claims is not None else "seeds/claims.toml"
+        raise fail(f"{where}: a claim's options cannot run: {_first_line(err)}") from None
     target = out if out is not None else Path("results/quick" if quick else "results")
     for plan in plans:
         _check_writable(target / plan.folder)
@@ -682,8 +703,8 @@ def verify(
                 plans, target, command=command, quick=quick, claims_file=source,
                 on_progress=on_progress,
             )  # fmt: skip
-    except KeyboardInterrupt:
-        raise fail(f"interrupted; what was measured so far is in {target}", 130) from None
+    except KeyboardInterrupt as err:
+        raise interrupted(err, f"what was measured so far is in {target}") from None
     except (SweepError, TrainabilityError) as err:
         raise fail(str(err)) from None
     except (RuntimeError, MemoryError, OSError) as err:
@@ -715,4 +736,5 @@ def verify(
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
