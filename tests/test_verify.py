@@ -357,9 +357,9 @@ def test_runs_setting_the_sweep_refuses(fake: Experiment, tmp_path: Path) -> Non
     """A [runs] setting that the sweep cannot run is refused before anything runs."""
     out = tmp_path / "out"
     path = tmp_path / "claims.toml"
-    path.write_text(PASSING + "[runs.fake]\nquick = { max_size = 16, repeats = 0 }\n", "utf-8")
+    path.write_text(PASSING + "[runs.fake]\nquick = { min_size = 32, max_size = 16 }\n", "utf-8")
     result = verify(path, out)
-    assert_one_line_error(result.exit_code, result.stdout, result.stderr, ("--repeats",))
+    assert_one_line_error(result.exit_code, result.stdout, result.stderr, ("min size",))
     assert files_under(out) == []
 
 

@@ -166,6 +166,11 @@ SETTING_WORDS = {
 }
 
 
+def _whole_words(key: str) -> str:
+    return "a whole number" + (" of at least 0" if key in ("threads", "seed", "steps") else (
+        " of at least 1"))
+
+
 def _setting_ok(key: str, value: Any) -> bool:
     """Whether a [runs] setting has a sensible type and range (the run checks the rest)."""
     if key == "min_time":
@@ -328,7 +333,7 @@ def parse_claims(text: str, path: str, experiments: Mapping[str, Any]) -> ClaimS
                 if not _setting_ok(key, value):
                     raise ClaimsError(
                         f"{path}: [runs.{name}.{mode}]: {key} = {value!r} is not "
-                        f"{SETTING_WORDS.get(key, 'a whole number')}"
+                        f"{SETTING_WORDS.get(key, _whole_words(key))}"
                     )
     return ClaimSet(claims, runs, Path(path))
 

@@ -166,12 +166,60 @@ Json = Annotated[
     bool, typer.Option("--json", help="Print the summary as JSON on stdout and nothing else.")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the partial run in the output folder (same configuration); "
+        "without it an earlier run there is kept, renamed with its time.",
+    ),
+]
+TimeBudget = Annotated[
+    float | None,
+    typer.Option(
+        help="Seconds for the whole run: stop growing when the next size is predicted to "
+        "overrun it.",
+        show_default=False,
+    ),
+]
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        help="Skip sizes predicted to need more (e.g. 8GiB, 500MB; default: half the RAM, or "
+        "of the GPU's memory).",
+        show_default=False,
+    ),
+]
 Control = Annotated[
     bool, typer.Option("--control/--no-control", help="Also measure the O(n²) control.")
 ]
 
 
 RUN_FILES = ("measurements.csv", "samples.csv", "summary.json")
+
+
+UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+         "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+         "tib": 2**40}  # fmt: skip
+
+
+def parse_bytes(text: str, flag: str = "--max-memory") -> int:
+    """``8GiB``, ``500MB``, ``1.5g``, ``1000000``: a positive number of bytes."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in UNITS:
+        raise fail(f"{flag}: expected a size such as 8GiB, 500MB or 1000000, got {text!r}")
+    value = float(m.group(1)) * UNITS[unit]
+    if not 1 <= value < 2**63:
+        raise fail(f"{flag}: must be at least 1 byte, got {text!r}")
+    return int(value)
+
+
+def _check_limits(time_budget: float | None) -> None:
+    if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
+        raise fail(f"--time-budget must be a positive number of seconds, got {time_budget}")
 
 
 def _check_writable(folder: Path, names: tuple[str, ...] = RUN_FILES) -> None:
@@ -227,7 +275,12 @@ def _run_and_render(
     out: Path,
     json_out: bool,
     quiet: bool,
+    resume: bool = False,
+    time_budget: float | None = None,
+    max_memory: str | None = None,
 ) -> None:
+    _check_limits(time_budget)
+    memory = parse_bytes(max_memory) if max_memory is not None else None
     if min_size > max_size:
         raise fail(f"--min-{size_flag} ({min_size}) is above --max-{size_flag} ({max_size})")
     if max_size > MAX_SIZE:
@@ -252,6 +305,8 @@ def _run_and_render(
         device=device.value,
         dtype=dtype.value,
         seed=seed,
+        time_budget=time_budget,
+        max_memory=memory,
     )
     try:
         validate(exp, cfg)
@@ -273,7 +328,7 @@ def _run_and_render(
 
     try:
         with progress:
-            result = run_sweep(exp, cfg, out_dir=out, on_progress=on_progress)
+            result = run_sweep(exp, cfg, out_dir=out, on_progress=on_progress, resume=resume)
     except SweepError as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt as err:
@@ -282,6 +337,9 @@ def _run_and_render(
         raise fail(
             f"measurement failed: {_first_line(err)}; points measured so far are in {folder}", 1
         ) from None
+    if result.kept_earlier is not None:
+        typer.echo(f"trainbench: the earlier run in {folder} was kept as {result.kept_earlier}",
+                   err=True)  # fmt: skip
     summary = result.summary()
     if json_out:
         sys.stdout.write(to_json(summary))
@@ -328,6 +386,9 @@ def mlp_heads(
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
     out: Out = Path("results"),
+    resume: Resume = False,
+    time_budget: TimeBudget = None,
+    max_memory: MaxMemory = None,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -355,6 +416,9 @@ def mlp_heads(
         out=out,
         json_out=json_out,
         quiet=quiet,
+        resume=resume,
+        time_budget=time_budget,
+        max_memory=max_memory,
     )
 
 
@@ -388,6 +452,9 @@ def rnn_lm(
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
     out: Out = Path("results"),
+    resume: Resume = False,
+    time_budget: TimeBudget = None,
+    max_memory: MaxMemory = None,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -409,6 +476,9 @@ def rnn_lm(
         out=out,
         json_out=json_out,
         quiet=quiet,
+        resume=resume,
+        time_budget=time_budget,
+        max_memory=max_memory,
     )
 
 
@@ -437,6 +507,9 @@ def ugcnn(
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
     out: Out = Path("results"),
+    resume: Resume = False,
+    time_budget: TimeBudget = None,
+    max_memory: MaxMemory = None,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -464,6 +537,9 @@ def ugcnn(
         out=out,
         json_out=json_out,
         quiet=quiet,
+        resume=resume,
+        time_budget=time_budget,
+        max_memory=max_memory,
     )
 
 

@@ -192,7 +192,9 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, int | None]
     def pack(t: Tensor) -> Tensor:
         storage = t.untyped_storage()
         saved[storage.data_ptr()] = storage.nbytes()
-        return t
+        # Detached: a saved output kept with its grad_fn would form a cycle (node -> saved
+        # tensor -> node) that holds every counted point's graph until the process ends.
+        return t.detach()
 
     cuda = device.type == "cuda"
     if cuda:

@@ -6,13 +6,16 @@
 
 Every file carries ``format_version``. Files are replaced atomically (written
 to a temporary file in the same folder, fsynced, renamed), so a crash leaves
-either the old file or the new one.
+either the old file or the new one. A new run never overwrites an earlier one:
+:func:`keep_earlier_run` moves it aside first. :func:`read_run` reads a run back
+and refuses, with one line naming the file, anything that is not one.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import functools
+import io
 import json
 import math
 import os
@@ -169,3 +172,210 @@ def environment(
         env["cuda_version"] = torch.version.cuda
         env["tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
     return env
+
+
+# --------------------------------------------------------------------------- earlier runs
+
+STAMP_FORMAT = "%Y-%m-%dT%H-%M-%S"  # a timestamp that is also a portable file name
+
+
+def _run_stamp(folder: Path) -> str:
+    """When the run in ``folder`` was taken: its summary's timestamp, else the folder's mtime."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        when = _dt.datetime.fromisoformat(summary["environment"]["timestamp"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        when = _dt.datetime.fromtimestamp(folder.stat().st_mtime, tz=_dt.timezone.utc)
+    return when.strftime(STAMP_FORMAT)
+
+
+def keep_earlier_run(folder: Path) -> Path | None:
+    """Move an earlier run out of the way of a new one.
+
+    If ``folder`` holds a run (its summary.json exists), rename the folder to the
+    sibling ``<name>.<timestamp>`` (the run's own timestamp, else the folder's
+    mtime, as 2026-11-25T21-45-26; ``-2``, ``-3``, ... where that name is taken)
+    and return the new path; otherwise return None. OSError: the rename failed.
+    """
+    if not (folder / "summary.json").exists():
+        return None
+    stamp = _run_stamp(folder)
+    attempt = 1
+    while True:
+        target = folder.with_name(f"{folder.name}.{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
+        attempt += 1
+        if target.exists() or target.is_symlink():
+            continue
+        try:
+            folder.rename(target)
+        except OSError as err:
+            if target.exists():  # taken in the meantime: try the next name
+                continue
+            raise err
+        return target
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+class ResultsError(ValueError):
+    """A results folder that cannot be read back; the message (one line) names the file."""
+
+
+SAMPLE_COLUMNS = ("variant", "size", "phase", "round", "sample_s")
+# columns that must hold a number >= 0 in every row ...
+_MEASURED = (
+    "fwd_s", "fwd_iqr_s", "bwd_s", "bwd_iqr_s", "graph_nodes", "graph_depth", "saved_bytes",
+    "rounds", "fwd_runs_per_sample", "bwd_runs_per_sample",
+)  # fmt: skip
+# ... and those that may be empty (not counted: FLOPs of a fused kernel, peak bytes on CPU)
+_OPTIONAL = ("fwd_flops", "bwd_flops", "peak_bytes", "gflops", "efficiency")
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise ResultsError(f"{path}: missing")
+    data = path.read_bytes()
+    if not data.strip():
+        raise ResultsError(f"{path}: empty")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def _read_summary(folder: Path) -> dict[str, Any]:
+    path = folder / "summary.json"
+    text = _read_text(path)
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    except RecursionError:
+        raise ResultsError(f"{path}: invalid JSON (nested too deeply)") from None
+    if not isinstance(summary, dict):
+        raise ResultsError(f"{path}: not a JSON object")
+    if "format_version" not in summary:
+        raise ResultsError(f"{path}: no format_version: not a trainbench results file")
+    version = summary["format_version"]
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        raise ResultsError(
+            f"{path}: written by another version of trainbench "
+            f"(format {json.dumps(version)}, this one reads {FORMAT_VERSION})"
+        )
+    if not isinstance(summary.get("experiment"), str) or not isinstance(
+        summary.get("config"), dict
+    ):
+        raise ResultsError(f'{path}: not a trainbench sweep summary (no "experiment" or "config")')
+    if not isinstance(summary.get("points"), list):
+        raise ResultsError(
+            f'{path}: not a trainbench sweep summary (no "points"; a {summary["experiment"]} run?)'
+        )
+    return summary
+
+
+def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    text = _read_text(path)
+    try:
+        table = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""], dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ResultsError(f"{path}: not a CSV table ({detail})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ResultsError(f"{path}: missing column{'s' * (len(missing) > 1)} {', '.join(missing)}")
+    return table
+
+
+def _numbers(
+    path: Path,
+    table: pd.DataFrame,
+    column: str,
+    *,
+    optional: bool = False,
+    whole: bool = False,
+    least: float = 0.0,
+) -> pd.Series:
+    """``table[column]`` as numbers, refusing text, NaN (unless ``optional``: empty is
+    allowed), non-integers (``whole``) and values below ``least``."""
+    raw = table[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    for i, (text, value) in enumerate(zip(raw, values, strict=True)):
+        line = i + 2  # the header is line 1
+        if pd.isna(text):
+            if optional:
+                continue
+            raise ResultsError(f"{path}: line {line}: {column} is empty")
+        if pd.isna(value):
+            what = "NaN" if str(text).strip().lower() == "nan" else f"{str(text)!r}, not a number"
+            if optional and what == "NaN":
+                continue
+            raise ResultsError(f"{path}: line {line}: {column} is {what}")
+        if not math.isfinite(value):
+            raise ResultsError(f"{path}: line {line}: {column} is {text}")
+        if whole and value != int(value):
+            raise ResultsError(f"{path}: line {line}: {column} {text} is not a whole number")
+        if value < least:
+            raise ResultsError(
+                f"{path}: line {line}: {column} is {text}"
+                + (" (negative)" if value < 0 else f" (below {least:g})")
+            )
+    return values
+
+
+def _text_column(path: Path, table: pd.DataFrame, column: str, allowed: Sequence[str] = ()) -> None:
+    for i, value in enumerate(table[column]):
+        if pd.isna(value) or not str(value).strip():
+            raise ResultsError(f"{path}: line {i + 2}: {column} is empty")
+        if allowed and value not in allowed:
+            raise ResultsError(
+                f"{path}: line {i + 2}: {column} is {value!r} (expected {' or '.join(allowed)})"
+            )
+
+
+def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """A sweep's folder read back: (summary, measurements, samples).
+
+    Refuses with :class:`ResultsError` (one line naming the file and the problem)
+    a missing folder or file, an empty file, text that is not UTF-8, invalid JSON,
+    a summary of another format version or not of a sweep, a table without its
+    columns, and sizes, times or counts that are not numbers >= 0 (FLOPs and peak
+    bytes may be empty: not counted). Numeric columns come back as numbers.
+    """
+    folder = Path(folder)
+    try:
+        if not folder.is_dir():
+            raise ResultsError(
+                f"{folder}: " + ("not a folder" if folder.exists() else "no such folder")
+            )
+        summary = _read_summary(folder)
+        path = folder / "measurements.csv"
+        points = _read_table(path, POINT_COLUMNS)
+        _text_column(path, points, "variant")
+        for column in POINT_COLUMNS:
+            if column == "size":
+                points[column] = _numbers(path, points, column, whole=True, least=1).astype(int)
+            elif column in _MEASURED:
+                whole = not column.endswith("_s")
+                points[column] = _numbers(path, points, column, whole=whole)
+            elif column in _OPTIONAL:
+                points[column] = _numbers(path, points, column, optional=True)
+        points["noisy"] = points["noisy"].astype(str).str.lower() == "true"
+        duplicated = points.duplicated(["variant", "size"])
+        if duplicated.any():
+            i = int(duplicated.to_numpy().nonzero()[0][0])
+            row = points.iloc[i]
+            raise ResultsError(
+                f"{path}: line {i + 2}: a second row for {row['variant']} at size {row['size']}"
+            )
+        path = folder / "samples.csv"
+        samples = _read_table(path, SAMPLE_COLUMNS)
+        _text_column(path, samples, "variant")
+        _text_column(path, samples, "phase", ("fwd", "bwd"))
+        samples["size"] = _numbers(path, samples, "size", whole=True, least=1).astype(int)
+        samples["round"] = _numbers(path, samples, "round", whole=True).astype(int)
+        samples["sample_s"] = _numbers(path, samples, "sample_s")
+    except OSError as err:
+        where = err.filename or folder
+        raise ResultsError(f"{where}: cannot read ({err.strerror or err})") from None
+    return summary, points, samples
