@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner, Result
 
 from trainbench.cli import app
+from trainbench.sweep import RunResult, SweepConfig
 
 
 def invoke(*args: str | Path) -> Result:
@@ -29,3 +31,16 @@ def assert_one_line_error(exit_code: int, stdout: str, stderr: str, names: tuple
 
 def files_under(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+class FakeSweep:
+    """Stands in for :func:`trainbench.sweep.run_sweep` and records its arguments."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, exp: Any, cfg: SweepConfig, out_dir: Path | None = None,
+                 on_progress: Any = None, claims: Any = None, *,
+                 resume: bool = False) -> RunResult:  # fmt: skip
+        self.calls.append({"exp": exp, "cfg": cfg, "out_dir": out_dir, "resume": resume})
+        return RunResult(experiment=exp.name, config={}, environment={}, baseline={}, complete=True)

@@ -546,7 +546,7 @@ def test_added_claim_is_judged_by_a_real_sweep(extended: ClaimSet) -> None:
     assert by_id["P1b-span"]["by_degree"] is True
 
 
-# --------------------------------------------------------------------------- values of the wrong kind
+# ------------------------------------------------------------------- values of the wrong kind
 
 # Files whose fields have the right names but values of the wrong kind or range.
 WRONG_VALUES = [

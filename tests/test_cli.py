@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, files_under, invoke
+from cli_helpers import FakeSweep, assert_one_line_error, files_under, invoke
 from typer.testing import Result
 
 import trainbench.sweep
 from trainbench import __version__
 from trainbench.experiments import EXPERIMENTS
 from trainbench.models.mlp_heads import flops_backward, flops_backward_per_head, flops_forward
-from trainbench.sweep import RunResult, SweepConfig
+from trainbench.sweep import SweepConfig
 
 WIDTH, BATCH, IN_DIM, MAX_DEPTH = 8, 4, 3, 8
 TINY = [
@@ -265,18 +265,6 @@ def test_quiet_output(tmp_path: Path) -> None:
 # --------------------------------------------------------------- what reaches the core
 
 
-class FakeSweep:
-    """Stands in for :func:`trainbench.sweep.run_sweep` and records its arguments."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def __call__(self, exp: Any, cfg: SweepConfig, out_dir: Path | None = None,
-                 on_progress: Any = None) -> RunResult:  # fmt: skip
-        self.calls.append({"exp": exp, "cfg": cfg, "out_dir": out_dir})
-        return RunResult(experiment=exp.name, config={}, environment={}, baseline={}, complete=True)
-
-
 @pytest.fixture
 def fake_sweep(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeSweep:
     fake = FakeSweep()
@@ -292,7 +280,8 @@ def test_options_reach_sweep_config(fake_sweep: FakeSweep, tmp_path: Path) -> No
         "mlp-heads", "--max-depth", "16", "--min-depth", "2", "--width", "32", "--batch", "8",
         "--in-dim", "5", "--activation", "tanh", "--impl", "fused", "--repeats", "2",
         "--min-time", "0.01", "--threads", "1", "--seed", "7", "--no-control",
-        "--control-max-depth", "9", "--out", out, "--json",
+        "--control-max-depth", "9", "--out", out, "--json", "--resume", "--time-budget", "90",
+        "--max-memory", "1.5GiB",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["experiment"] == "mlp-heads"
@@ -313,7 +302,10 @@ def test_options_reach_sweep_config(fake_sweep: FakeSweep, tmp_path: Path) -> No
         seed=7,
         device="auto",
         dtype="float32",
+        time_budget=90.0,
+        max_memory=int(1.5 * 2**30),
     )
+    assert call["resume"] is True
     # plain values, not the CLI's enums (which compare equal to their strings)
     for value in (cfg.options["activation"], cfg.options["impl"], cfg.device, cfg.dtype):
         assert type(value) is str
@@ -342,6 +334,7 @@ def test_defaults_reach_sweep_config(
         device="auto",
         dtype="float32",
     )  # fmt: skip
+    assert call["resume"] is False  # no budget, default memory limit, no resume
 
 
 def test_cpu_float64_reach_sweep_config(fake_sweep: FakeSweep, tmp_path: Path) -> None:

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, files_under, invoke
+from cli_helpers import FakeSweep, assert_one_line_error, files_under, invoke
 from typer.testing import Result
 
 import trainbench.sweep
 from trainbench.experiments import EXPERIMENTS
 from trainbench.models import rnn_lm
-from trainbench.sweep import RunResult, SweepConfig
+from trainbench.sweep import SweepConfig
 
 VOCAB, HIDDEN, BATCH, MAX_LEN = 11, 8, 2, 16
 MODEL = ["--vocab", str(VOCAB), "--hidden", str(HIDDEN), "--batch", str(BATCH)]
@@ -351,18 +351,6 @@ def test_help_lists_the_options() -> None:
 
 
 # --------------------------------------------------------------- what reaches the core
-
-
-class FakeSweep:
-    """Stands in for :func:`trainbench.sweep.run_sweep` and records its arguments."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def __call__(self, exp: Any, cfg: SweepConfig, out_dir: Path | None = None,
-                 on_progress: Any = None) -> RunResult:  # fmt: skip
-        self.calls.append({"exp": exp, "cfg": cfg, "out_dir": out_dir})
-        return RunResult(experiment=exp.name, config={}, environment={}, baseline={}, complete=True)
 
 
 @pytest.fixture
