@@ -339,33 +339,46 @@ BAD: dict[str, tuple[Callable[[Path], Path], str]] = {
     "a file": (lambda d: (d / "f.txt", (d / "f.txt").write_text("x"))[0], "not a folder"),
     "empty folder": (lambda d: (d / "e", (d / "e").mkdir())[0], "no summary.json"),
     "empty summary": (lambda d: (d / "r", (d / "r" / "summary.json").write_text(" \n"))[0],
-                      "summary.json is empty"),
+                      "summary.json: empty"),
     "truncated JSON": (lambda d: (d / "r", (d / "r" / "summary.json").write_text(
-        _summary_with()[:200]))[0], "not valid JSON (line"),
+        _summary_with()[:200]))[0], "summary.json: invalid JSON ("),
     "not UTF-8": (lambda d: (d / "r", (d / "r" / "summary.json").write_bytes(
         b'{"experiment": "\xff\xfe"}'))[0], "not UTF-8"),
     "a JSON list": (lambda d: (d / "r", (d / "r" / "summary.json").write_text("[1, 2]"))[0],
                     "not a JSON object"),
     "format 999": (lambda d: (d / "r", (d / "r" / "summary.json").write_text(
-        _summary_with(format_version=999)))[0], "format_version 999"),
+        _summary_with(format_version=999)))[0], "(format 999, this one reads 1)"),
     "foreign JSON": (lambda d: (d / "r", (d / "r" / "summary.json").write_text(
-        '{"name": "x"}'))[0], "not a trainbench summary"),
+        '{"name": "x"}'))[0], "no format_version: not a trainbench results file"),
     "no measurements": (lambda d: (d / "r", (d / "r" / "measurements.csv").unlink())[0],
-                        "measurements.csv is missing"),
+                        "measurements.csv: missing"),
     "no bwd_s column": (lambda d: (d / "r", _rewrite_csv(
         d / "r", lambda f: f.pop("bwd_s")))[0], "bwd_s"),
     "NaN bwd_s": (lambda d: (d / "r", _rewrite_csv(d / "r", _set("bwd_s", None)))[0],
-                  "missing (NaN) time in bwd_s"),
+                  "line 4: bwd_s is empty"),
     "negative fwd_s": (lambda d: (d / "r", _rewrite_csv(d / "r", _set("fwd_s", -1.0)))[0],
-                       "negative or zero value in fwd_s"),
+                       "line 4: fwd_s is -1.0 (negative)"),
     "text size": (lambda d: (d / "r", _rewrite_csv(d / "r", _set("size", "big")))[0],
-                  "not a positive whole number"),
+                  "line 4: size is 'big', not a number"),
     "text count": (lambda d: (d / "r", _rewrite_csv(d / "r", _set("graph_nodes", "many")))[0],
-                   "graph_nodes that is not a number"),
+                   "line 4: graph_nodes is 'many', not a number"),
+    "zero bwd_s": (lambda d: (d / "r", _rewrite_csv(d / "r", _set("bwd_s", 0.0)))[0],
+                   "line 4: bwd_s is 0.0 (zero"),
+    "NaN fwd_s": (lambda d: (d / "r", _rewrite_csv(d / "r", _set("fwd_s", "nan")))[0],
+                  "line 4: fwd_s is NaN"),
+    "no samples": (lambda d: (d / "r", (d / "r" / "samples.csv").unlink())[0],
+                   "samples.csv: missing"),
+    "a claim without an id": (lambda d: (d / "r", (d / "r" / "summary.json").write_text(
+        _summary_with(claims=[{"statement": "x"}])))[0], 'claim 1 is not an object with a text'),
+    "environment not an object": (lambda d: (d / "r", (d / "r" / "summary.json").write_text(
+        _summary_with(environment=[1])))[0], "environment is not an object"),
+    "trainability without config": (lambda d: (d / "r", (d / "r" / "summary.json").write_text(
+        to_json({k: v for k, v in trainability_summary().items() if k != "config"})))[0],
+        'not a trainbench summary (no "experiment" or "config")'),
     "verify lists a missing run": (lambda d: (d, (d / "verify.json").write_text(
         '{"runs": ["r", "gone"]}'))[0], "gone: in verify.json but has no summary.json"),
     "verify.json truncated": (lambda d: (d, (d / "verify.json").write_text('{"runs": ['))[0],
-                              "verify.json is not valid JSON"),
+                              "verify.json: invalid JSON ("),
 }  # fmt: skip
 
 

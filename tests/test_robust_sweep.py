@@ -14,10 +14,18 @@ import pandas as pd
 import pytest
 import torch
 
+import trainbench.limits as limits
 import trainbench.sweep as sweep
 from trainbench.experiments import EXPERIMENTS
 from trainbench.measure import count_point
-from trainbench.results import FORMAT_VERSION, ResultsError, keep_earlier_run, read_run, write_run
+from trainbench.results import (
+    FORMAT_VERSION,
+    ResultsError,
+    keep_earlier_run,
+    read_run,
+    read_summary,
+    write_run,
+)
 from trainbench.sweep import (
     Progress,
     SweepConfig,
@@ -165,6 +173,13 @@ CORRUPT = {
                       "not a trainbench sweep summary"),
     "a trainability run": (_summary(lambda s: {k: v for k, v in s.items() if k != "points"}),
                            "not a trainbench sweep summary"),
+    "claims not a list": (_summary(lambda s: s | {"claims": {"id": "P1"}}),
+                          "claims is not a list"),
+    "a claim without an id": (_summary(lambda s: s | {"claims": [{"id": 1}]}),
+                              'claim 1 is not an object with a text "id"'),
+    "fits not a list": (_summary(lambda s: s | {"fits": "none"}), "fits is not a list"),
+    "environment not an object": (_summary(lambda s: s | {"environment": "cpu"}),
+                                  "environment is not an object"),
     "no measurements": (lambda f: (f / "measurements.csv").unlink(), "measurements.csv: missing"),
     "empty measurements": (lambda f: (f / "measurements.csv").write_text(""),
                            "measurements.csv: empty"),
@@ -173,6 +188,7 @@ CORRUPT = {
     "NaN time": (_edit_csv("measurements.csv", _set("fwd_s", "nan")), "fwd_s is NaN"),
     "empty time": (_edit_csv("measurements.csv", _set("bwd_s", None)), "bwd_s is empty"),
     "negative time": (_edit_csv("measurements.csv", _set("bwd_s", -1.0)), "negative"),
+    "zero time": (_edit_csv("measurements.csv", _set("fwd_s", 0.0)), "fwd_s is 0.0 (zero"),
     "negative count": (_edit_csv("measurements.csv", _set("saved_bytes", -8)), "negative"),
     "NaN count": (_edit_csv("measurements.csv", _set("graph_nodes", "nan")),
                   "graph_nodes is NaN"),
@@ -208,6 +224,23 @@ def test_read_run_refuses_a_corrupt_run_in_one_line(
 def test_read_run_refuses_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="no such folder"):
         read_run(tmp_path / "nothing")
+
+
+def test_read_summary_of_any_run(good_run: Path, tmp_path: Path) -> None:
+    assert read_summary(good_run)["experiment"] == "mlp-heads"
+    folder = tmp_path / "trainability"
+    folder.mkdir()
+    other = {"format_version": FORMAT_VERSION, "experiment": "trainability", "config": {},
+             "claims": [{"id": "P1a"}]}  # fmt: skip
+    (folder / "summary.json").write_text(json.dumps(other))
+    assert read_summary(folder, sweep=False) == other
+    with pytest.raises(ResultsError, match='no "points"'):
+        read_summary(folder)
+    (folder / "summary.json").write_text(json.dumps(other | {"config": None}))
+    with pytest.raises(ResultsError, match=r'not a trainbench summary \(no "experiment"'):
+        read_summary(folder, sweep=False)
+    with pytest.raises(ResultsError, match="summary.json: missing"):
+        read_summary(tmp_path / "nothing", sweep=False)
 
 
 def test_read_run_gives_numbers(good_run: Path) -> None:
@@ -436,7 +469,7 @@ def test_the_time_budget_stops_the_growth(monkeypatch: pytest.MonkeyPatch) -> No
     # take ROUND_COUNTS = 2 counting times (min_time 0). Before L = 32: 10 s spent, 9 · 2 s
     # owed to the rounds of the 9 points counted, and L = 32 is predicted to count in
     # 32/23 s (a counting time grows at least linearly) and time in twice that: 4.2 s.
-    assert (sweep.ROUND_MIN_TIMES, sweep.ROUND_COUNTS) == (3, 2)
+    assert (limits.ROUND_MIN_TIMES, limits.ROUND_COUNTS) == (3, 2)
     sizes = sorted(p["size"] for p in result.points)
     assert sizes == [1, 2, 3, 4, 6, 8, 11, 16, 23]
     note = next(n for n in result.notes if n.startswith("stopped growing at L = 23: "))

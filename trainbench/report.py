@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import os
 import shlex
@@ -28,7 +27,15 @@ import numpy as np
 import pandas as pd
 
 from trainbench.fit import WINDOW, WINDOW_MIN_SIZES, fit_exponent
-from trainbench.results import COUNT_METRICS, FORMAT_VERSION, METRIC_LABELS, atomic_write_text
+from trainbench.results import (
+    COUNT_METRICS,
+    METRIC_LABELS,
+    ResultsError,
+    atomic_write_text,
+    read_json,
+    read_run,
+    read_summary,
+)
 from trainbench.verdicts import verdict_rows
 
 FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
@@ -50,7 +57,7 @@ NBSP = "\u00a0"  # keeps " (k = 1.01 [0.97, 1.05])" on one title line
 CAPTION = "points: medians (bars ±IQR/2); lines: a + b·{0}^k fitted over the fit window"
 
 
-class ReportError(ValueError):
+class ReportError(ResultsError):
     """A result folder or report target that cannot be used; the message is one line."""
 
 
@@ -86,8 +93,17 @@ def _first_line(err: BaseException) -> str:
 
 
 def load_runs(paths: Sequence[Path]) -> list[Run]:
-    """Every run under ``paths`` (run folders, or folders of run folders), in order."""
-    return [_load_run(folder, Path(p)) for p in paths for folder in _run_folders(Path(p))]
+    """Every run under ``paths`` (run folders, or folders of run folders), in order.
+
+    ReportError (one line naming the folder or file) for anything that is not a run:
+    see :func:`trainbench.results.read_run` and :func:`trainbench.results.read_summary`.
+    """
+    try:
+        return [_load_run(folder, Path(p)) for p in paths for folder in _run_folders(Path(p))]
+    except ReportError:
+        raise
+    except ResultsError as err:
+        raise ReportError(str(err)) from None
 
 
 def _run_folders(path: Path) -> list[Path]:
@@ -98,7 +114,7 @@ def _run_folders(path: Path) -> list[Path]:
             raise ReportError(f"{path}: not a folder")
         if (path / "summary.json").exists():
             return [path]
-        verify = _read_json(path, "verify.json") if (path / "verify.json").is_file() else None
+        verify = read_json(path / "verify.json") if (path / "verify.json").is_file() else None
         names = verify.get("runs") if isinstance(verify, dict) else None
         if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
             for name in names:
@@ -116,89 +132,16 @@ def _run_folders(path: Path) -> list[Path]:
     return folders
 
 
-def _read_json(folder: Path, name: str) -> Any:
-    try:
-        raw = (folder / name).read_bytes()
-    except OSError as err:
-        raise ReportError(f"{folder}: {name} cannot be read ({err.strerror or err})") from None
-    if not raw.strip():
-        raise ReportError(f"{folder}: {name} is empty")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ReportError(f"{folder}: {name} is not UTF-8 text (byte {err.start})") from None
-    except json.JSONDecodeError as err:
-        raise ReportError(f"{folder}: {name} is not valid JSON (line {err.lineno})") from None
-
-
-def _check_summary(folder: Path, data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        kind = type(data).__name__
-        raise ReportError(f"{folder}: summary.json is not a JSON object (it holds a {kind})")
-    if "format_version" not in data or not isinstance(data.get("experiment"), str):
-        raise ReportError(
-            f"{folder}: summary.json is not a trainbench summary (no format_version or experiment)"
-        )
-    if data["format_version"] != FORMAT_VERSION:
-        raise ReportError(
-            f"{folder}: summary.json has format_version {data['format_version']!r}; "
-            f"this trainbench reads version {FORMAT_VERSION}"
-        )
-    for key, kind in (("config", dict), ("environment", dict), ("claims", list), ("fits", list)):
-        if data.get(key) is not None and not isinstance(data[key], kind):
-            raise ReportError(f"{folder}: summary.json: {key} is not a JSON {kind.__name__}")
-    for claim in data.get("claims") or []:
-        if not isinstance(claim, dict) or not isinstance(claim.get("id"), str):
-            raise ReportError(f"{folder}: summary.json: a claim without an id")
-    return data
-
-
-def _read_table(folder: Path, name: str, required: Sequence[str]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(folder / name)
-    except FileNotFoundError:
-        raise ReportError(f"{folder}: {name} is missing") from None
-    except pd.errors.EmptyDataError:
-        raise ReportError(f"{folder}: {name} is empty") from None
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise ReportError(f"{folder}: {name} cannot be read ({_first_line(err)})") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ReportError(f"{folder}: {name} lacks the column(s) {', '.join(missing)}")
-    return frame
-
-
-def _check_points(folder: Path, frame: pd.DataFrame) -> pd.DataFrame:
-    where = f"{folder}: measurements.csv"
-    sizes = pd.to_numeric(frame["size"], errors="coerce")
-    if sizes.isna().any() or (sizes <= 0).any() or (sizes != sizes.round()).any():
-        raise ReportError(f"{where} has a size that is not a positive whole number")
-    for col in SWEEP_COLUMNS[2:] + ("peak_bytes",):
-        if col not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[col], errors="coerce")
-        if (values.isna() & frame[col].notna()).any():
-            raise ReportError(f"{where} has a value in {col} that is not a number")
-        if col in ("fwd_s", "bwd_s") and values.isna().any():
-            raise ReportError(f"{where} has a missing (NaN) time in {col}")
-        if (values < 0).any() or (col in ("fwd_s", "bwd_s") and (values == 0).any()):
-            raise ReportError(f"{where} has a negative or zero value in {col}")
-        frame[col] = values.astype(float)
-    frame["size"] = sizes.astype(int)
-    frame["variant"] = frame["variant"].astype(str)
-    return frame
-
-
 def _load_run(folder: Path, source: Path) -> Run:
     if not (folder / "summary.json").is_file():
         raise ReportError(f"{folder}: not a trainbench result folder (no summary.json)")
-    summary = _check_summary(folder, _read_json(folder, "summary.json"))
+    summary = read_summary(folder, sweep=False)
     points = pd.DataFrame(columns=list(SWEEP_COLUMNS))
     samples = pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     if summary["experiment"] != "trainability":
-        points = _check_points(folder, _read_table(folder, "measurements.csv", SWEEP_COLUMNS))
-        if (folder / "samples.csv").exists():
-            samples = _read_table(folder, "samples.csv", SAMPLE_COLUMNS)
+        summary, points, samples = read_run(folder)
+        for col in (*SWEEP_COLUMNS[2:], "peak_bytes"):  # the plots take every value as a float
+            points[col] = points[col].astype(float)
     env = summary.get("environment") or {}
     label = " · ".join(str(env[k]) for k in ("device", "device_name") if env.get(k))
     name = folder.absolute().name or str(folder)

@@ -7,8 +7,9 @@
 Every file carries ``format_version``. Files are replaced atomically (written
 to a temporary file in the same folder, fsynced, renamed), so a crash leaves
 either the old file or the new one. A new run never overwrites an earlier one:
-:func:`keep_earlier_run` moves it aside first. :func:`read_run` reads a run back
-and refuses, with one line naming the file, anything that is not one.
+:func:`keep_earlier_run` moves it aside first. :func:`read_run` reads a sweep's run
+back (:func:`read_summary` the summary of any run) and refuses, with one line naming
+the file, anything that is not one.
 """
 
 from __future__ import annotations
@@ -233,9 +234,12 @@ _OPTIONAL = ("fwd_flops", "bwd_flops", "peak_bytes", "gflops", "efficiency")
 
 
 def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise ResultsError(f"{path}: missing")
-    data = path.read_bytes()
+    try:
+        if not path.exists():
+            raise ResultsError(f"{path}: missing")
+        data = path.read_bytes()
+    except OSError as err:
+        raise ResultsError(f"{err.filename or path}: cannot read ({err.strerror or err})") from None
     if not data.strip():
         raise ResultsError(f"{path}: empty")
     try:
@@ -244,15 +248,31 @@ def _read_text(path: Path) -> str:
         raise ResultsError(f"{path}: not UTF-8 text (byte {err.start})") from None
 
 
-def _read_summary(folder: Path) -> dict[str, Any]:
-    path = folder / "summary.json"
+def read_json(path: Path) -> Any:
+    """The JSON value in the file ``path``; :class:`ResultsError` (one line naming the file)
+    for a missing, unreadable or empty file, text that is not UTF-8, and invalid JSON."""
+    path = Path(path)
     text = _read_text(path)
     try:
-        summary = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise ResultsError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
     except RecursionError:
         raise ResultsError(f"{path}: invalid JSON (nested too deeply)") from None
+
+
+def read_summary(folder: Path, sweep: bool = True) -> dict[str, Any]:
+    """The summary.json of the run in ``folder``, checked.
+
+    Refuses with :class:`ResultsError` (one line naming the file and the problem)
+    what :func:`read_json` refuses, and a summary that is not a JSON object, has no
+    or another ``format_version``, no ``experiment`` (text) or ``config`` (object),
+    ``claims`` that are not a list of objects with a text ``id``, ``fits`` that are
+    not a list, or an ``environment`` that is not an object (each may be absent or
+    null). With ``sweep`` (the default) it must also be a sweep's, with a ``points`` list.
+    """
+    path = Path(folder) / "summary.json"
+    summary = read_json(path)
     if not isinstance(summary, dict):
         raise ResultsError(f"{path}: not a JSON object")
     if "format_version" not in summary:
@@ -263,11 +283,19 @@ def _read_summary(folder: Path) -> dict[str, Any]:
             f"{path}: written by another version of trainbench "
             f"(format {json.dumps(version)}, this one reads {FORMAT_VERSION})"
         )
+    kind = "sweep summary" if sweep else "summary"
     if not isinstance(summary.get("experiment"), str) or not isinstance(
         summary.get("config"), dict
     ):
-        raise ResultsError(f'{path}: not a trainbench sweep summary (no "experiment" or "config")')
-    if not isinstance(summary.get("points"), list):
+        raise ResultsError(f'{path}: not a trainbench {kind} (no "experiment" or "config")')
+    for key, expected in (("claims", list), ("fits", list), ("environment", dict)):
+        if summary.get(key) is not None and not isinstance(summary[key], expected):
+            what = "a list" if expected is list else "an object"
+            raise ResultsError(f"{path}: {key} is not {what}")
+    for i, claim in enumerate(summary.get("claims") or []):
+        if not isinstance(claim, dict) or not isinstance(claim.get("id"), str):
+            raise ResultsError(f'{path}: claim {i + 1} is not an object with a text "id"')
+    if sweep and not isinstance(summary.get("points"), list):
         raise ResultsError(
             f'{path}: not a trainbench sweep summary (no "points"; a {summary["experiment"]} run?)'
         )
@@ -295,9 +323,10 @@ def _numbers(
     optional: bool = False,
     whole: bool = False,
     least: float = 0.0,
+    positive: bool = False,
 ) -> pd.Series:
     """``table[column]`` as numbers, refusing text, NaN (unless ``optional``: empty is
-    allowed), non-integers (``whole``) and values below ``least``."""
+    allowed), non-integers (``whole``), values below ``least`` and (``positive``) zero."""
     raw = table[column]
     values = pd.to_numeric(raw, errors="coerce")
     for i, (text, value) in enumerate(zip(raw, values, strict=True)):
@@ -320,6 +349,8 @@ def _numbers(
                 f"{path}: line {line}: {column} is {text}"
                 + (" (negative)" if value < 0 else f" (below {least:g})")
             )
+        if positive and value == 0:
+            raise ResultsError(f"{path}: line {line}: {column} is {text} (zero: not a measurement)")
     return values
 
 
@@ -338,9 +369,10 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
 
     Refuses with :class:`ResultsError` (one line naming the file and the problem)
     a missing folder or file, an empty file, text that is not UTF-8, invalid JSON,
-    a summary of another format version or not of a sweep, a table without its
-    columns, and sizes, times or counts that are not numbers >= 0 (FLOPs and peak
-    bytes may be empty: not counted). Numeric columns come back as numbers.
+    a summary that :func:`read_summary` refuses or that is not of a sweep, a table
+    without its columns, sizes, times or counts that are not numbers >= 0 (FLOPs and
+    peak bytes may be empty: not counted), and a median time (fwd_s, bwd_s) of zero.
+    Numeric columns come back as numbers.
     """
     folder = Path(folder)
     try:
@@ -348,7 +380,7 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
             raise ResultsError(
                 f"{folder}: " + ("not a folder" if folder.exists() else "no such folder")
             )
-        summary = _read_summary(folder)
+        summary = read_summary(folder)
         path = folder / "measurements.csv"
         points = _read_table(path, POINT_COLUMNS)
         _text_column(path, points, "variant")
@@ -356,8 +388,8 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
             if column == "size":
                 points[column] = _numbers(path, points, column, whole=True, least=1).astype(int)
             elif column in _MEASURED:
-                whole = not column.endswith("_s")
-                points[column] = _numbers(path, points, column, whole=whole)
+                whole, positive = not column.endswith("_s"), column in TIME_METRICS
+                points[column] = _numbers(path, points, column, whole=whole, positive=positive)
             elif column in _OPTIONAL:
                 points[column] = _numbers(path, points, column, optional=True)
         points["noisy"] = points["noisy"].astype(str).str.lower() == "true"

@@ -11,26 +11,44 @@ size predicted to exceed them, and a point that runs out of memory anyway is
 recorded as failed and stops the growth there (see :func:`run_sweep`). A run
 never overwrites an earlier one (it is kept beside it), and ``--resume``
 continues an interrupted run, measuring only what is missing.
+
+Parts of a sweep live beside this module: its settings in :mod:`trainbench.config`
+(re-exported here), the predictions of its limits and the recognition of an
+out-of-memory error in :mod:`trainbench.limits`, the reading back of an earlier run
+for ``--resume`` in :mod:`trainbench.resume`, and the fits and verdicts in
+:mod:`trainbench.analysis` (``fit_points`` and ``judge_claims`` re-exported here).
 """
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from trainbench import __version__
+from trainbench.analysis import finish
+from trainbench.analysis import fit_points as fit_points  # re-exported
+from trainbench.analysis import judge_claims as judge_claims  # re-exported
 from trainbench.claims import Claim
+from trainbench.config import SweepConfig, SweepError
 from trainbench.experiments import Experiment
-from trainbench.fit import OrderFit, fit_order, judge, order_label
+from trainbench.limits import (
+    _first_line,
+    _free_memory,
+    _is_out_of_memory,
+    _secs_text,
+    _sizes_text,
+    memory_excess,
+    point_cost,
+    reserved,
+)
 from trainbench.measure import (
     NOISY_SPREAD,
     PointMetrics,
@@ -39,49 +57,11 @@ from trainbench.measure import (
     matmul_rate,
     time_round,
 )
-from trainbench.results import (
-    COUNT_METRICS,
-    FIT_METRICS,
-    FORMAT_VERSION,
-    METRIC_LABELS,
-    TIME_METRICS,
-    ResultsError,
-    environment,
-    keep_earlier_run,
-    read_run,
-    write_run,
-)
+from trainbench.results import FORMAT_VERSION, environment, keep_earlier_run, write_run
+from trainbench.resume import _read_earlier
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-
-class SweepError(ValueError):
-    """A configuration the sweep cannot run; the message is for the user."""
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    min_size: int
-    max_size: int
-    options: dict[str, Any]  # the experiment's model options (width, batch, ...)
-    control: bool = True
-    control_max_size: int = 256
-    repeats: int = 3  # timing rounds: every point is timed once per round
-    min_time: float = 0.05  # seconds of timing per point and round
-    threads: int = 0  # 0: torch's default
-    device: str = "auto"
-    dtype: str = "float32"
-    seed: int = 0
-    grid_ratio: float = math.sqrt(2.0)
-    # Limits (see run_sweep). time_budget: seconds for the whole run, None: no limit.
-    # max_memory: bytes a point may be predicted to need; None: half the device's memory
-    # (the run records the value it used).
-    time_budget: float | None = None
-    max_memory: int | None = None
-
-
-# Settings a resumed run may change: they limit the run, they do not change what is measured.
-RESUME_MAY_CHANGE = ("time_budget", "max_memory")
 
 
 @dataclass
@@ -176,6 +156,11 @@ def check_memory(
         )
 
 
+# Whole-number model options (widths, batches, sizes) lie in [MIN_OPTION or 1, MAX_OPTION].
+MIN_OPTION = {"vocab": 2}
+MAX_OPTION = 1_000_000
+
+
 def with_defaults(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
     """The configuration with the experiment's default for every model option left out."""
     unknown = sorted(set(cfg.options) - set(exp.defaults)) if exp.defaults else []
@@ -183,6 +168,17 @@ def with_defaults(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
         raise SweepError(
             f"{exp.name}: unknown option {unknown[0]!r} (known: {', '.join(exp.defaults)})"
         )
+    for name, value in cfg.options.items():
+        default = exp.defaults.get(name)
+        if isinstance(default, int) and not isinstance(default, bool):
+            least = MIN_OPTION.get(name, 1)
+            if type(value) is not int or not least <= value <= MAX_OPTION:
+                raise SweepError(
+                    f"{exp.name}: option {name} must be a whole number from {least} to "
+                    f"{MAX_OPTION}, got {value!r}"
+                )
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise SweepError(f"{exp.name}: option {name} must be a name, got {value!r}")
     return replace(cfg, options=dict(exp.defaults) | dict(cfg.options))
 
 
@@ -272,396 +268,8 @@ class _Point:
         )
 
 
-def fit_points(
-    points: list[dict[str, Any]],
-    samples: list[dict[str, Any]],
-    seed: int = 0,
-    min_fit_size: int = 1,
-) -> tuple[dict[tuple[str, str], OrderFit], list[str]]:
-    """Fit every metric of every variant over the sizes from ``min_fit_size`` on; return the
-    fits and notes on what was not fitted."""
-    fits: dict[tuple[str, str], OrderFit] = {}
-    notes: list[str] = []
-    variants = sorted({p["variant"] for p in points})
-    raw: dict[tuple[str, int, str], tuple[list[float], list[int]]] = {}
-    for smp in samples:
-        times, labels = raw.setdefault((smp["variant"], smp["size"], smp["phase"]), ([], []))
-        times.append(smp["sample_s"])
-        labels.append(smp.get("round", 0))
-    for v in variants:
-        rows = sorted(
-            (p for p in points if p["variant"] == v and p["size"] >= min_fit_size),
-            key=lambda p: p["size"],
-        )
-        sizes = [p["size"] for p in rows]
-        if len(sizes) < 3:
-            notes.append(f"{v}: not fitted (measured at {len(sizes)} sizes; a fit needs 3)")
-            continue
-        for metric in FIT_METRICS:
-            values = [p.get(metric) for p in rows]
-            if all(val is None or val == 0 for val in values):
-                if metric != "peak_bytes":
-                    notes.append(f"{v}/{metric}: not counted (zero or missing at every size)")
-                continue
-            rounds = None
-            if metric in TIME_METRICS:
-                phase = metric[:3]
-                empty: tuple[list[float], list[int]] = ([], [])
-                data: list[Any] = [raw.get((v, size, phase), empty)[0] for size in sizes]
-                rounds = [raw.get((v, size, phase), empty)[1] for size in sizes]
-            else:
-                data = [val if val is not None else math.nan for val in values]
-            try:
-                fits[(v, metric)] = fit_order(sizes, data, seed=seed, rounds=rounds)
-            except ValueError as err:
-                notes.append(f"{v}/{metric}: not fitted ({err})")
-    return fits, notes
-
-
-def judge_claims(
-    exp: Experiment,
-    fits: dict[tuple[str, str], OrderFit],
-    measured_variants: set[str],
-    options: dict[str, Any] | None = None,
-    claims: Sequence[Claim] | None = None,
-    *,
-    points: Sequence[Mapping[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
-    """Judge the claims (default: the claims file's) that apply to a run with ``options``.
-
-    ``points``: the run's point records. A time claim whose fitted points include
-    noisy ones (IQR/median over NOISY_SPREAD) says how many in its reason and
-    carries ``noisy_points``.
-    """
-    claims = exp.claims_for(options or {}, claims)
-    claims_by_id = {c.id: c for c in claims}
-    out = []
-    for c in claims:
-        if c.variant not in measured_variants:
-            continue
-        fit = fits.get((c.variant, c.metric))
-        record: dict[str, Any] = {
-            "id": c.id,
-            "problem": c.problem,
-            "statement": c.statement,
-            "variant": c.variant,
-            "metric": c.metric,
-            "expected": order_label(c.expected, exp.size_name),
-            "expected_exponent": c.expected,
-            "tolerance": c.tolerance,
-            "control": c.control,
-            "is_control": c.is_control,
-            "expect": c.expect,
-        }
-        if fit is None:
-            record.update(verdict="inconclusive", reason="the metric could not be fitted")
-            out.append(record)
-            continue
-        control_fit = None
-        if c.control is not None and c.control in claims_by_id:
-            cc = claims_by_id[c.control]
-            control_fit = fits.get((cc.variant, cc.metric))
-        v = judge(
-            fit,
-            c.expected,
-            c.tolerance,
-            control=control_fit,
-            needs_control=c.control is not None,
-            work=fits.get((c.variant, c.work_metric)) if c.work_metric else None,
-            work_label=METRIC_LABELS.get(c.work_metric or "", "work"),
-        )
-        record.update(
-            verdict=v.verdict,
-            reason=v.reason,
-            exponent=fit.exponent,
-            ci_low=fit.ci_low,
-            ci_high=fit.ci_high,
-            best_class=fit.best_class,
-            poly_degree=fit.poly_degree,
-            by_degree=v.by_degree,
-            fit_sizes=[fit.fit_from, round(fit.fit_from * fit.size_range)],
-            control_exponent=control_fit.exponent if control_fit else None,
-        )
-        if c.metric in TIME_METRICS and points:
-            fitted = _fitted_points(points, c.variant, fit)
-            noisy = sum(_is_noisy(p, c.metric) for p in fitted)
-            if noisy:
-                record["reason"] += (
-                    f"; {noisy} of {len(fitted)} points noisy (IQR/median > {NOISY_SPREAD:.0%})"
-                )
-                record["noisy_points"] = noisy
-        out.append(record)
-    return out
-
-
-def _fitted_points(
-    points: Sequence[Mapping[str, Any]], variant: str, fit: OrderFit
-) -> list[Mapping[str, Any]]:
-    """The points of ``variant`` inside the fit's window."""
-    top = fit.fit_from * fit.size_range * (1 + 1e-9)
-    return [
-        p
-        for p in points
-        if p.get("variant") == variant and fit.fit_from * (1 - 1e-9) <= p.get("size", 0) <= top
-    ]
-
-
-def _is_noisy(point: Mapping[str, Any], metric: str) -> bool:
-    """Whether the time ``metric`` (fwd_s, bwd_s) of a point is noisy: its own IQR/median
-    where the record has both, else the point's ``noisy`` mark (forward or backward)."""
-    median, iqr = point.get(metric), point.get(metric.replace("_s", "_iqr_s"))
-    if isinstance(median, (int, float)) and isinstance(iqr, (int, float)):
-        if math.isfinite(median) and math.isfinite(iqr) and median > 0:
-            return iqr / median > NOISY_SPREAD
-    return bool(point.get("noisy"))
-
-
-def finish(
-    result: RunResult, exp: Experiment, seed: int, claims: Sequence[Claim] | None = None
-) -> None:
-    """Fit the measured points and judge the claims (also for a partial run)."""
-    fits, notes = fit_points(result.points, result.samples, seed, exp.min_fit_size)
-    judged = judge_claims(
-        exp,
-        fits,
-        {p["variant"] for p in result.points},
-        result.config.get("options"),
-        claims,
-        points=result.points,
-    )
-    verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in judged}
-    partial = not result.complete  # fitted over an interrupted run's points
-    result.fits = [
-        {
-            "variant": v,
-            "metric": m,
-            **f.to_dict(),
-            "verdict": verdict_of.get((v, m)),
-            "partial": partial,
-        }
-        for (v, m), f in fits.items()
-    ]
-    result.claims = [c | {"partial": partial} for c in judged]
-    result.notes.extend(n for n in notes if n not in result.notes)  # a resumed run has them
-
-
-# --------------------------------------------------------------------------- limits
 
 _now: Callable[[], float] = time.monotonic  # the clock of --time-budget (tests replace it)
-
-# The cost model behind --time-budget. Counting a point (its model built, one forward
-# and one backward under the counters) takes t_c seconds, measured. A timing round of
-# the point times its forward and its backward for at least min_time each, and besides
-# builds the model afresh and runs both a few times to warm up and to pick the number
-# of runs per sample. So a point costs about
-#     t_c + repeats * (ROUND_MIN_TIMES * min_time + ROUND_COUNTS * t_c).
-# Calibrated on a 2-core CPU (mlp-heads and rnn-lm, several widths): beyond 2 * min_time
-# a round took 0.3 t_c (small ops, where the counters' per-op overhead dominates t_c) to
-# 1.8 t_c (large products: 3 runs of each pass plus the graph's forward), and the
-# smallest points about 3 * min_time in all. The constants bound those from above.
-ROUND_MIN_TIMES = 3
-ROUND_COUNTS = 2
-# The rule behind --max-memory: a point needs MEMORY_MARGIN times its saved activations
-# (the rest for its parameters, their gradients and the backward's temporaries, which
-# saved_bytes leaves out), or on CUDA its measured peak where that is larger.
-MEMORY_MARGIN = 2
-# The next size's value is extrapolated from the last two sizes counted along their
-# log-log slope (from one size: linearly). The slope is at least 1: every experiment's
-# activations and work grow at least linearly in the size, and at the small end a fixed
-# overhead flattens the slope, which would under-predict. A time's slope is at most 3,
-# so that one noisy pair of counting times cannot stop a run.
-MIN_SLOPE = 1.0
-MAX_TIME_SLOPE = 3.0
-
-# How torch and Python say that an allocation failed (lower case).
-OOM_MESSAGES = (
-    "out of memory",
-    "not enough memory",
-    "defaultcpuallocator: can't allocate memory",
-)
-
-
-def _extrapolate(
-    history: Sequence[tuple[int, float]], size: int, max_slope: float = math.inf
-) -> float | None:
-    """A metric at ``size`` from its values at smaller sizes (sorted by size); None: no data."""
-    if not history:
-        return None
-    s2, v2 = history[-1]
-    if v2 <= 0:
-        return 0.0
-    slope = MIN_SLOPE
-    if len(history) >= 2:
-        s1, v1 = history[-2]
-        if v1 > 0 and s2 > s1:
-            slope = math.log(v2 / v1) / math.log(s2 / s1)
-    slope = min(max(slope, MIN_SLOPE), max_slope)
-    return v2 * (size / s2) ** slope
-
-
-def _is_out_of_memory(err: BaseException) -> bool:
-    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(err).lower()
-    return isinstance(err, RuntimeError) and any(m in text for m in OOM_MESSAGES)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def _free_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def _bytes_text(n: float) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-def _secs_text(s: float) -> str:
-    return f"{s:.0f}" if s >= 10 else f"{s:.2g}"
-
-
-def _sizes_text(sizes: Sequence[int]) -> str:
-    return ", ".join(map(str, sizes))
-
-
-# --------------------------------------------------------------------------- resume
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b or math.isclose(a, b, rel_tol=1e-12)
-    return bool(a == b)
-
-
-def _difference(
-    cfg: SweepConfig, device: torch.device, threads: int, summary: Mapping[str, Any]
-) -> tuple[str, Any, Any] | None:
-    """The first setting (a SweepConfig field or a model option; then the device and the
-    number of threads actually used) in which this run differs from the run in
-    ``summary``: (name, the run's value, this run's value); None: the same."""
-    old = summary["config"]
-    missing = "(not recorded)"
-    for f in fields(SweepConfig):
-        if f.name in RESUME_MAY_CHANGE:
-            continue
-        new = getattr(cfg, f.name)
-        if f.name == "options":
-            old_options = old.get("options")
-            if not isinstance(old_options, dict):
-                return "options", missing, new
-            for key in [*old_options, *(k for k in new if k not in old_options)]:
-                if key not in old_options or key not in new:
-                    return key, old_options.get(key, missing), new.get(key, missing)
-                if not _same(old_options[key], new[key]):
-                    return key, old_options[key], new[key]
-            continue
-        if f.name not in old:
-            return f.name, missing, new
-        if not _same(old[f.name], new):
-            return f.name, old[f.name], new
-    env = summary.get("environment")
-    old_device = env.get("device") if isinstance(env, dict) else None
-    if old_device is not None and old_device != str(device):
-        return "device", old_device, str(device)
-    old_threads = env.get("threads") if isinstance(env, dict) else None
-    if isinstance(old_threads, int) and old_threads != threads:
-        return "threads", old_threads, threads
-    return None
-
-
-@dataclass
-class _Earlier:
-    """The run that ``--resume`` continues."""
-
-    summary: dict[str, Any]
-    points: list[_Point]
-    failed: list[dict[str, Any]]
-
-
-def _count_value(value: Any) -> int | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return int(value)
-
-
-def _read_earlier(
-    exp: Experiment,
-    cfg: SweepConfig,
-    device: torch.device,
-    threads: int,
-    folder: Path | None,
-    todo: Sequence[tuple[str, int]],
-) -> _Earlier:
-    """Read the run to resume and check that ``cfg`` is its configuration."""
-    if folder is None:
-        raise SweepError("--resume: needs the folder the run was written to (--out)")
-    try:
-        summary, table, samples = read_run(folder)
-    except ResultsError as err:
-        raise SweepError(f"--resume: {err}") from None
-    if summary["experiment"] != exp.name:
-        raise SweepError(
-            f"--resume: {folder} holds a {summary['experiment']} run, not {exp.name}"
-        )
-    diff = _difference(cfg, device, threads, summary)
-    if diff is not None:
-        name, old, new = diff
-        raise SweepError(
-            f"--resume: {folder} was run with {name} = {_show(old)}, "
-            f"this run asks for {name} = {_show(new)}"
-        )
-    # The timings of every round, from samples.csv (its "round" is the round's index).
-    timings: dict[tuple[str, int, str], dict[int, list[float]]] = {}
-    for v, s, phase, r, t in zip(
-        samples["variant"], samples["size"], samples["phase"], samples["round"],
-        samples["sample_s"], strict=True,
-    ):  # fmt: skip
-        timings.setdefault((str(v), int(s), str(phase)), {}).setdefault(int(r), []).append(
-            float(t)
-        )
-    wanted = set(todo)
-    points = []
-    for row in table.to_dict("records"):
-        key = (str(row["variant"]), int(row["size"]))
-        if key not in wanted:
-            continue
-        counts = {m: _count_value(row[m]) for m in (*COUNT_METRICS, "peak_bytes")}
-        p = _Point(*key, counts)
-        fwd, bwd = timings.get((*key, "fwd"), {}), timings.get((*key, "bwd"), {})
-        r = 0
-        while r in fwd and r in bwd and r < cfg.repeats:  # the rounds 0, 1, ... on disk
-            p.fwd_rounds.append(Timing(fwd[r], int(row["fwd_runs_per_sample"])))
-            p.bwd_rounds.append(Timing(bwd[r], int(row["bwd_runs_per_sample"])))
-            r += 1
-        # Its counting time was not recorded: one forward and one backward take about
-        # as long, and that is what the time budget's cost model needs.
-        spent = float(row["fwd_s"]) + float(row["bwd_s"])
-        p.count_s = spent if math.isfinite(spent) else None
-        points.append(p)
-    failed = [
-        {k: f.get(k) for k in ("variant", "size", "phase", "reason")}
-        for f in summary.get("failed_points") or []
-        if isinstance(f, dict) and isinstance(f.get("size"), int)
-    ]
-    return _Earlier(summary, points, failed)
 
 
 # --------------------------------------------------------------------------- the run
@@ -780,56 +388,12 @@ class _Sweep:
 
     def over_memory(self, variant: str, size: int) -> str | None:
         """Why ``variant`` at ``size`` is predicted not to fit in --max-memory (None: it is not)."""
-        cfg, n = self.cfg, self.exp.size_name
-        assert cfg.max_memory is not None
-        mine = sorted((p for p in self.points if p.variant == variant and p.size < size),
-                      key=lambda p: p.size)  # fmt: skip
-        saved = _extrapolate(
-            [(p.size, float(p.counts["saved_bytes"])) for p in mine
-             if p.counts.get("saved_bytes") is not None], size,
-        )  # fmt: skip
-        peak = _extrapolate(
-            [(p.size, float(p.counts["peak_bytes"])) for p in mine
-             if p.counts.get("peak_bytes") is not None], size,
-        )  # fmt: skip
-        need_saved = MEMORY_MARGIN * (saved or 0.0)
-        if max(need_saved, peak or 0.0) <= cfg.max_memory:
+        assert self.cfg.max_memory is not None
+        why = memory_excess(self.points, variant, size, self.cfg.max_memory)
+        if why is None:
             return None
-        head = f"skipped {n} = {_sizes_text(self.not_measured(size, variant))} ({variant})"
-        limit = f"--max-memory {_bytes_text(cfg.max_memory)}"
-        if peak is not None and peak > need_saved:
-            return f"{head}: predicted {_bytes_text(peak)} peak memory, over {limit}"
-        return (
-            f"{head}: predicted {_bytes_text(saved or 0.0)} of saved activations, over {limit} "
-            f"with the {MEMORY_MARGIN}x margin for parameters, gradients and temporaries"
-        )
-
-    def round_cost(self, count_s: float) -> float:
-        return ROUND_MIN_TIMES * self.cfg.min_time + ROUND_COUNTS * count_s
-
-    def predicted_count_s(self, variant: str, size: int) -> float | None:
-        history = sorted(
-            (p.size, p.count_s)
-            for p in self.points
-            if p.variant == variant and p.count_s is not None and p.size < size
-        )
-        return _extrapolate(history, size, MAX_TIME_SLOPE)
-
-    def point_cost(self, variant: str, size: int) -> float:
-        """Predicted seconds to count ``variant`` at ``size`` and time it in every round."""
-        t = self.predicted_count_s(variant, size)
-        if t is None:  # its first point: as costly as the other variants' at this size
-            others = (self.predicted_count_s(v.name, size) for v in self.exp.variants)
-            t = max((o for o in others if o is not None), default=0.0)
-        return t + self.cfg.repeats * self.round_cost(t)
-
-    def reserved(self) -> float:
-        """Predicted seconds of the timing rounds still owed to the points counted so far."""
-        return sum(
-            max(self.cfg.repeats - p.rounds, 0) * self.round_cost(p.count_s or 0.0)
-            for p in self.points
-            if p.size < self.grow_limit
-        )
+        skipped = _sizes_text(self.not_measured(size, variant))
+        return f"skipped {self.exp.size_name} = {skipped} ({variant}): {why}"
 
     def fail(self, variant: str, size: int, phase: str, reason: str) -> None:
         record = {"variant": variant, "size": size, "phase": phase, "reason": reason}
@@ -877,8 +441,11 @@ class _Sweep:
                 continue
             # The first point is always counted: there is nothing to predict from.
             if cfg.time_budget is not None and self.points:
-                cost = sum(self.point_cost(v, size) for v in accepted)
-                left = cfg.time_budget - self.elapsed() - self.reserved()
+                names = [v.name for v in self.exp.variants]
+                cost = sum(point_cost(self.points, names, v, size, cfg.repeats, cfg.min_time)
+                           for v in accepted)  # fmt: skip
+                owed = reserved(self.points, cfg.repeats, cfg.min_time, self.grow_limit)
+                left = cfg.time_budget - self.elapsed() - owed
                 if cost > left:
                     last = max(p.size for p in self.points)
                     self.result.notes.append(
@@ -1016,11 +583,11 @@ def run_sweep(
     Limits, before counting each new size:
 
     * ``max_memory`` (default: half the device's memory): a variant whose next
-      size is predicted to need more (MEMORY_MARGIN times its extrapolated saved
+      size is predicted to need more (limits.MEMORY_MARGIN times its extrapolated saved
       activations, or on CUDA its extrapolated peak) is not grown further;
     * ``time_budget`` (seconds, for the whole run): the growth stops where the
       time spent, the timing still owed to the points counted, and the predicted
-      cost of the next size (see ROUND_COUNTS) would exceed it. In the timing
+      cost of the next size (see limits.ROUND_COUNTS) would exceed it. In the timing
       rounds no new point-round starts once the budget is spent;
     * a point that runs out of memory anyway is recorded in ``result.failed``
       (summary: ``failed_points``) and stops the growth at its size for every
@@ -1048,9 +615,8 @@ def run_sweep(
             ) from None
 
     rows, inner, cols = exp.reference_matmul(cfg.options)
-    old_baseline = earlier.summary.get("baseline") if earlier is not None else None
-    if isinstance(old_baseline, dict) and isinstance(old_baseline.get("gflops"), (int, float)):
-        # the efficiencies of a resumed run are all relative to the same reference
+    old_baseline = earlier.baseline() if earlier is not None else None
+    if old_baseline is not None:
         baseline = old_baseline
         rate = float(old_baseline["gflops"]) * 1e9
     else:
@@ -1076,33 +642,17 @@ def run_sweep(
     if kept is not None:
         result.notes.append(f"an earlier run in {folder} was kept as {kept}")
     points = earlier.points if earlier is not None else []
-    if earlier is not None:
-        old = earlier.summary
-        result.failed = earlier.failed
-        if old.get("complete") is True:  # nothing to measure: fit and judge again
-            result.config = old["config"]
-            if isinstance(old.get("environment"), dict):
-                result.environment = old["environment"]
-            result.notes = [n for n in old.get("notes") or [] if isinstance(n, str)]
-            result.complete = True
-            run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
-                         on_progress, started, points)  # fmt: skip
-            run.save()
-            _finish_and_save(result, exp, cfg, run.save, claims)
-            return result
-        result.notes.extend(
-            n for n in old.get("notes") or [] if isinstance(n, str) and n.startswith("an earlier")
-        )
+    if earlier is not None and earlier.take_over(result):  # complete: fit and judge again
+        run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
+                     on_progress, started, points)  # fmt: skip
+        run.save()
+        _finish_and_save(result, exp, cfg, run.save, claims)
+        return result
     run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
                  on_progress, started, points)  # fmt: skip
     if earlier is not None:
         result.notes.extend(run.failure_note(f) for f in result.failed)
-        old_env = earlier.summary.get("environment")
-        when = old_env.get("timestamp") if isinstance(old_env, dict) else None
-        result.notes.append(
-            f"resumed: {run.done} of {run.total} timed point-rounds were on disk"
-            + (f" from the run of {when}" if when else "")
-        )
+        result.notes.append(earlier.resumed_note(run.done, run.total))
     try:
         run.save()
         run.count()

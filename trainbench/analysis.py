@@ -1,0 +1,195 @@
+"""A sweep's measured points fitted and its claims judged.
+
+:func:`fit_points` fits every metric of every variant (times from their raw samples,
+counts from their values), :func:`judge_claims` judges the claims that apply to the run
+against those fits, and :func:`finish` does both for a run's result, also for a partial
+run. ``trainbench.sweep`` re-exports all three.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from trainbench.claims import Claim
+from trainbench.experiments import Experiment
+from trainbench.fit import OrderFit, fit_order, judge, order_label
+from trainbench.measure import NOISY_SPREAD
+from trainbench.results import FIT_METRICS, METRIC_LABELS, TIME_METRICS
+
+if TYPE_CHECKING:
+    from trainbench.sweep import RunResult
+
+
+def fit_points(
+    points: list[dict[str, Any]],
+    samples: list[dict[str, Any]],
+    seed: int = 0,
+    min_fit_size: int = 1,
+) -> tuple[dict[tuple[str, str], OrderFit], list[str]]:
+    """Fit every metric of every variant over the sizes from ``min_fit_size`` on; return the
+    fits and notes on what was not fitted."""
+    fits: dict[tuple[str, str], OrderFit] = {}
+    notes: list[str] = []
+    variants = sorted({p["variant"] for p in points})
+    raw: dict[tuple[str, int, str], tuple[list[float], list[int]]] = {}
+    for smp in samples:
+        times, labels = raw.setdefault((smp["variant"], smp["size"], smp["phase"]), ([], []))
+        times.append(smp["sample_s"])
+        labels.append(smp.get("round", 0))
+    for v in variants:
+        rows = sorted(
+            (p for p in points if p["variant"] == v and p["size"] >= min_fit_size),
+            key=lambda p: p["size"],
+        )
+        sizes = [p["size"] for p in rows]
+        if len(sizes) < 3:
+            notes.append(f"{v}: not fitted (measured at {len(sizes)} sizes; a fit needs 3)")
+            continue
+        for metric in FIT_METRICS:
+            values = [p.get(metric) for p in rows]
+            if all(val is None or val == 0 for val in values):
+                if metric != "peak_bytes":
+                    notes.append(f"{v}/{metric}: not counted (zero or missing at every size)")
+                continue
+            rounds = None
+            if metric in TIME_METRICS:
+                phase = metric[:3]
+                empty: tuple[list[float], list[int]] = ([], [])
+                data: list[Any] = [raw.get((v, size, phase), empty)[0] for size in sizes]
+                rounds = [raw.get((v, size, phase), empty)[1] for size in sizes]
+            else:
+                data = [val if val is not None else math.nan for val in values]
+            try:
+                fits[(v, metric)] = fit_order(sizes, data, seed=seed, rounds=rounds)
+            except ValueError as err:
+                notes.append(f"{v}/{metric}: not fitted ({err})")
+    return fits, notes
+
+
+def judge_claims(
+    exp: Experiment,
+    fits: dict[tuple[str, str], OrderFit],
+    measured_variants: set[str],
+    options: dict[str, Any] | None = None,
+    claims: Sequence[Claim] | None = None,
+    *,
+    points: Sequence[Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Judge the claims (default: the claims file's) that apply to a run with ``options``.
+
+    ``points``: the run's point records. A time claim whose fitted points include
+    noisy ones (IQR/median over NOISY_SPREAD) says how many in its reason and
+    carries ``noisy_points``.
+    """
+    claims = exp.claims_for(options or {}, claims)
+    claims_by_id = {c.id: c for c in claims}
+    out = []
+    for c in claims:
+        if c.variant not in measured_variants:
+            continue
+        fit = fits.get((c.variant, c.metric))
+        record: dict[str, Any] = {
+            "id": c.id,
+            "problem": c.problem,
+            "statement": c.statement,
+            "variant": c.variant,
+            "metric": c.metric,
+            "expected": order_label(c.expected, exp.size_name),
+            "expected_exponent": c.expected,
+            "tolerance": c.tolerance,
+            "control": c.control,
+            "is_control": c.is_control,
+            "expect": c.expect,
+        }
+        if fit is None:
+            record.update(verdict="inconclusive", reason="the metric could not be fitted")
+            out.append(record)
+            continue
+        control_fit = None
+        if c.control is not None and c.control in claims_by_id:
+            cc = claims_by_id[c.control]
+            control_fit = fits.get((cc.variant, cc.metric))
+        v = judge(
+            fit,
+            c.expected,
+            c.tolerance,
+            control=control_fit,
+            needs_control=c.control is not None,
+            work=fits.get((c.variant, c.work_metric)) if c.work_metric else None,
+            work_label=METRIC_LABELS.get(c.work_metric or "", "work"),
+        )
+        record.update(
+            verdict=v.verdict,
+            reason=v.reason,
+            exponent=fit.exponent,
+            ci_low=fit.ci_low,
+            ci_high=fit.ci_high,
+            best_class=fit.best_class,
+            poly_degree=fit.poly_degree,
+            by_degree=v.by_degree,
+            fit_sizes=[fit.fit_from, round(fit.fit_from * fit.size_range)],
+            control_exponent=control_fit.exponent if control_fit else None,
+        )
+        if c.metric in TIME_METRICS and points:
+            fitted = _fitted_points(points, c.variant, fit)
+            noisy = sum(_is_noisy(p, c.metric) for p in fitted)
+            if noisy:
+                record["reason"] += (
+                    f"; {noisy} of {len(fitted)} points noisy (IQR/median > {NOISY_SPREAD:.0%})"
+                )
+                record["noisy_points"] = noisy
+        out.append(record)
+    return out
+
+
+def _fitted_points(
+    points: Sequence[Mapping[str, Any]], variant: str, fit: OrderFit
+) -> list[Mapping[str, Any]]:
+    """The points of ``variant`` inside the fit's window."""
+    top = fit.fit_from * fit.size_range * (1 + 1e-9)
+    return [
+        p
+        for p in points
+        if p.get("variant") == variant and fit.fit_from * (1 - 1e-9) <= p.get("size", 0) <= top
+    ]
+
+
+def _is_noisy(point: Mapping[str, Any], metric: str) -> bool:
+    """Whether the time ``metric`` (fwd_s, bwd_s) of a point is noisy: its own IQR/median
+    where the record has both, else the point's ``noisy`` mark (forward or backward)."""
+    median, iqr = point.get(metric), point.get(metric.replace("_s", "_iqr_s"))
+    if isinstance(median, (int, float)) and isinstance(iqr, (int, float)):
+        if math.isfinite(median) and math.isfinite(iqr) and median > 0:
+            return iqr / median > NOISY_SPREAD
+    return bool(point.get("noisy"))
+
+
+def finish(
+    result: RunResult, exp: Experiment, seed: int, claims: Sequence[Claim] | None = None
+) -> None:
+    """Fit the measured points and judge the claims (also for a partial run)."""
+    fits, notes = fit_points(result.points, result.samples, seed, exp.min_fit_size)
+    judged = judge_claims(
+        exp,
+        fits,
+        {p["variant"] for p in result.points},
+        result.config.get("options"),
+        claims,
+        points=result.points,
+    )
+    verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in judged}
+    partial = not result.complete  # fitted over an interrupted run's points
+    result.fits = [
+        {
+            "variant": v,
+            "metric": m,
+            **f.to_dict(),
+            "verdict": verdict_of.get((v, m)),
+            "partial": partial,
+        }
+        for (v, m), f in fits.items()
+    ]
+    result.claims = [c | {"partial": partial} for c in judged]
+    result.notes.extend(n for n in notes if n not in result.notes)  # a resumed run has them

@@ -1,0 +1,37 @@
+"""The settings of a sweep (:class:`SweepConfig`) and the error for settings it cannot run
+(:class:`SweepError`).
+
+A module of its own so that the modules a sweep is made of (sweep, resume) can share them
+without importing one another; ``trainbench.sweep`` re-exports both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+class SweepError(ValueError):
+    """A configuration the sweep cannot run; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    min_size: int
+    max_size: int
+    options: dict[str, Any]  # the experiment's model options (width, batch, ...)
+    control: bool = True
+    control_max_size: int = 256
+    repeats: int = 3  # timing rounds: every point is timed once per round
+    min_time: float = 0.05  # seconds of timing per point and round
+    threads: int = 0  # 0: torch's default
+    device: str = "auto"
+    dtype: str = "float32"
+    seed: int = 0
+    grid_ratio: float = math.sqrt(2.0)
+    # Limits (see run_sweep). time_budget: seconds for the whole run, None: no limit.
+    # max_memory: bytes a point may be predicted to need; None: half the device's memory
+    # (the run records the value it used).
+    time_budget: float | None = None
+    max_memory: int | None = None

@@ -1,0 +1,191 @@
+"""Resuming a sweep (``--resume``): the earlier run read back and checked against this one.
+
+:func:`_read_earlier` reads the run in the output folder (strictly, with
+:func:`trainbench.results.read_run`), refuses it when it was run with other settings
+than this run's (:func:`_difference` names the first; only those in
+RESUME_MAY_CHANGE may differ), and turns its points back into points in progress,
+with every timing round on disk, for the sweep to continue. :class:`_Earlier` carries
+the earlier run's reference rate, failed points and notes over into the new result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainbench.config import SweepConfig, SweepError
+from trainbench.measure import Timing
+from trainbench.results import COUNT_METRICS, ResultsError, read_run
+
+if TYPE_CHECKING:
+    import torch
+
+    from trainbench.experiments import Experiment
+    from trainbench.sweep import RunResult, _Point
+
+# Settings a resumed run may change: they limit the run, they do not change what is measured.
+RESUME_MAY_CHANGE = ("time_budget", "max_memory")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or math.isclose(a, b, rel_tol=1e-12)
+    return bool(a == b)
+
+
+def _difference(
+    cfg: SweepConfig, device: torch.device, threads: int, summary: Mapping[str, Any]
+) -> tuple[str, Any, Any] | None:
+    """The first setting (a SweepConfig field or a model option; then the device and the
+    number of threads actually used) in which this run differs from the run in
+    ``summary``: (name, the run's value, this run's value); None: the same."""
+    old = summary["config"]
+    missing = "(not recorded)"
+    for f in fields(SweepConfig):
+        if f.name in RESUME_MAY_CHANGE:
+            continue
+        new = getattr(cfg, f.name)
+        if f.name == "options":
+            old_options = old.get("options")
+            if not isinstance(old_options, dict):
+                return "options", missing, new
+            for key in [*old_options, *(k for k in new if k not in old_options)]:
+                if key not in old_options or key not in new:
+                    return key, old_options.get(key, missing), new.get(key, missing)
+                if not _same(old_options[key], new[key]):
+                    return key, old_options[key], new[key]
+            continue
+        if f.name not in old:
+            return f.name, missing, new
+        if not _same(old[f.name], new):
+            return f.name, old[f.name], new
+    env = summary.get("environment")
+    old_device = env.get("device") if isinstance(env, dict) else None
+    if old_device is not None and old_device != str(device):
+        return "device", old_device, str(device)
+    old_threads = env.get("threads") if isinstance(env, dict) else None
+    if isinstance(old_threads, int) and old_threads != threads:
+        return "threads", old_threads, threads
+    return None
+
+
+@dataclass
+class _Earlier:
+    """The run that ``--resume`` continues."""
+
+    summary: dict[str, Any]
+    points: list[_Point]
+    failed: list[dict[str, Any]]
+
+    def baseline(self) -> dict[str, Any] | None:
+        """The earlier run's reference rate, where it has one: the efficiencies of a resumed
+        run are all relative to the same reference."""
+        old = self.summary.get("baseline")
+        if isinstance(old, dict) and isinstance(old.get("gflops"), (int, float)):
+            return old
+        return None
+
+    def take_over(self, result: RunResult) -> bool:
+        """Carry the earlier run's failed points and notes over into ``result``. True where
+        it was complete: then its configuration, environment and notes are ``result``'s
+        too, and nothing is left to measure."""
+        old = self.summary
+        result.failed = self.failed
+        if old.get("complete") is True:
+            result.config = old["config"]
+            if isinstance(old.get("environment"), dict):
+                result.environment = old["environment"]
+            result.notes = [n for n in old.get("notes") or [] if isinstance(n, str)]
+            result.complete = True
+            return True
+        result.notes.extend(
+            n for n in old.get("notes") or [] if isinstance(n, str) and n.startswith("an earlier")
+        )
+        return False
+
+    def resumed_note(self, done: int, total: int) -> str:
+        """The note of a resumed run: ``done`` of its ``total`` point-rounds were on disk."""
+        old_env = self.summary.get("environment")
+        when = old_env.get("timestamp") if isinstance(old_env, dict) else None
+        return f"resumed: {done} of {total} timed point-rounds were on disk" + (
+            f" from the run of {when}" if when else ""
+        )
+
+
+def _count_value(value: Any) -> int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value)
+
+
+def _read_earlier(
+    exp: Experiment,
+    cfg: SweepConfig,
+    device: torch.device,
+    threads: int,
+    folder: Path | None,
+    todo: Sequence[tuple[str, int]],
+) -> _Earlier:
+    """Read the run to resume and check that ``cfg`` is its configuration."""
+    from trainbench.sweep import _Point  # (not at the top: trainbench.sweep imports this module)
+
+    if folder is None:
+        raise SweepError("--resume: needs the folder the run was written to (--out)")
+    try:
+        summary, table, samples = read_run(folder)
+    except ResultsError as err:
+        raise SweepError(f"--resume: {err}") from None
+    if summary["experiment"] != exp.name:
+        raise SweepError(f"--resume: {folder} holds a {summary['experiment']} run, not {exp.name}")
+    diff = _difference(cfg, device, threads, summary)
+    if diff is not None:
+        name, old, new = diff
+        raise SweepError(
+            f"--resume: {folder} was run with {name} = {_show(old)}, "
+            f"this run asks for {name} = {_show(new)}"
+        )
+    # The timings of every round, from samples.csv (its "round" is the round's index).
+    timings: dict[tuple[str, int, str], dict[int, list[float]]] = {}
+    for v, s, phase, r, t in zip(
+        samples["variant"], samples["size"], samples["phase"], samples["round"],
+        samples["sample_s"], strict=True,
+    ):  # fmt: skip
+        timings.setdefault((str(v), int(s), str(phase)), {}).setdefault(int(r), []).append(float(t))
+    wanted = set(todo)
+    points = []
+    for row in table.to_dict("records"):
+        key = (str(row["variant"]), int(row["size"]))
+        if key not in wanted:
+            continue
+        counts = {m: _count_value(row[m]) for m in (*COUNT_METRICS, "peak_bytes")}
+        p = _Point(*key, counts)
+        fwd, bwd = timings.get((*key, "fwd"), {}), timings.get((*key, "bwd"), {})
+        r = 0
+        while r in fwd and r in bwd and r < cfg.repeats:  # the rounds 0, 1, ... on disk
+            p.fwd_rounds.append(Timing(fwd[r], int(row["fwd_runs_per_sample"])))
+            p.bwd_rounds.append(Timing(bwd[r], int(row["bwd_runs_per_sample"])))
+            r += 1
+        # Its counting time was not recorded: one forward and one backward take about
+        # as long, and that is what the time budget's cost model needs.
+        spent = float(row["fwd_s"]) + float(row["bwd_s"])
+        p.count_s = spent if math.isfinite(spent) else None
+        points.append(p)
+    failed = [
+        {k: f.get(k) for k in ("variant", "size", "phase", "reason")}
+        for f in summary.get("failed_points") or []
+        if isinstance(f, dict) and isinstance(f.get("size"), int)
+    ]
+    return _Earlier(summary, points, failed)
