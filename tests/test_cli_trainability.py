@@ -208,7 +208,8 @@ class FakeCore:
         self.configs: list[TrainabilityConfig] = []
         self.written: list[Path] = []
 
-    def run(self, cfg: TrainabilityConfig, on_progress: Any = None, save: Any = None) -> Any:
+    def run(self, cfg: TrainabilityConfig, on_progress: Any = None, save: Any = None,
+            claims: Any = None, earlier: Any = None) -> Any:  # fmt: skip
         self.configs.append(cfg)
         result = trainbench.trainability.TrainabilityResult(
             config={"depths": list(cfg.depths)}, environment={}, complete=True

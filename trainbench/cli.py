@@ -27,6 +27,7 @@ USAGE_EXIT = 2
 MAX_SIZE = 100_000  # larger sweeps are refused up front
 MAX_DIM = 1_000_000  # widths, batches, input dimensions
 MAX_MIN_TIME = 3600.0
+MAX_STEPS = 1_000_000  # training steps per run
 
 
 class OneLineErrors(typer.core.TyperGroup):
@@ -143,7 +144,9 @@ class DType(str, enum.Enum):
 # Options shared by every sweep command.
 Repeats = Annotated[
     int,
-    typer.Option(min=1, help="Timing rounds: each round times every point once, shuffled."),
+    typer.Option(
+        min=1, max=1000, help="Timing rounds: each round times every point once, shuffled."
+    ),
 ]
 MinTime = Annotated[
     float, typer.Option(min=0.0, help="Seconds of timing per point and round (at least).")
@@ -543,6 +546,21 @@ def ugcnn(
     )
 
 
+def _earlier_trainability(folder: Path, resume: bool) -> tuple[dict | None, Path | None]:
+    """With --resume, the earlier run's summary to continue; without, the earlier run kept
+    under a new name (and that name)."""
+    from trainbench.results import ResultsError, keep_earlier_run, read_summary
+
+    try:
+        if resume:
+            return read_summary(folder, sweep=False), None
+        return None, keep_earlier_run(folder)
+    except ResultsError as err:
+        raise fail(f"--resume: {err}") from None
+    except OSError as err:
+        raise fail(f"--out: cannot keep the earlier run in {folder}: {err.strerror}") from None
+
+
 QUICK_DEPTHS = "2,8,32"
 DEFAULT_DEPTHS = "2,4,8,16,32,64"
 
@@ -583,6 +601,7 @@ def trainability(
     out: Annotated[
         Path, typer.Option(help="Results folder; the run goes to OUT/trainability/.")
     ] = Path("results"),
+    resume: Resume = False,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -597,8 +616,8 @@ def trainability(
         depths = QUICK_DEPTHS if quick else DEFAULT_DEPTHS
     depth_list = _int_list(depths, "--depths")
     names = tuple(dict.fromkeys(v.strip() for v in variants.split(",") if v.strip()))
-    if steps is not None and steps < 0:
-        raise fail(f"--steps must be at least 0, got {steps}")
+    if steps is not None and not 0 <= steps <= MAX_STEPS:
+        raise fail(f"--steps must be from 0 to {MAX_STEPS}, got {steps}")
     cfg = TrainabilityConfig(
         depths=depth_list,
         variants=names,
@@ -616,6 +635,7 @@ def trainability(
     from trainbench.trainability_report import FILES
 
     _check_writable(folder, FILES)
+    earlier, kept = _earlier_trainability(folder, resume)
     progress = _progress_bar(hidden=quiet or json_out)
     task = progress.add_task("trainability", total=None)
 
@@ -629,12 +649,16 @@ def trainability(
 
     try:
         with progress:
-            result = run_trainability(cfg, on_progress=on_progress, save=save)
+            result = run_trainability(cfg, on_progress=on_progress, save=save, earlier=earlier)
         summary = result.summary()
     except KeyboardInterrupt as err:
         raise interrupted(err, f"what was measured so far is in {folder}") from None
+    except TrainabilityError as err:
+        raise fail(str(err)) from None
     except (RuntimeError, MemoryError, OSError) as err:
         raise fail(f"trainability failed: {_first_line(err)}", 1) from None
+    if kept is not None:
+        typer.echo(f"trainbench: the earlier run in {folder} was kept as {kept}", err=True)
     if json_out:
         from trainbench.results import to_json
 
@@ -725,6 +749,11 @@ def verify(
         typer.Option(help="Results folder (default: results/, or results/quick/ with --quick)."),
     ] = None,
     device: DeviceOpt = Device.auto,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the runs in OUT (same configuration): what "
+                     "finished is not measured again."),
+    ] = False,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -732,9 +761,10 @@ def verify(
 
     Exit 0 when every claim's verdict is the one the claims file expects, 1 otherwise."""
     from trainbench.claims import ClaimsError, default_claims, load_claims
+    from trainbench.results import ResultsError
     from trainbench.sweep import SweepError
     from trainbench.trainability import TrainabilityError
-    from trainbench.verify import check_plans, plan_runs, run_verify
+    from trainbench.verify import PlanError, check_plans, plan_runs, run_verify
 
     try:
         claim_set = load_claims(claims) if claims is not None else default_claims()
@@ -751,11 +781,8 @@ def verify(
                  if p.experiment != "trainability" else p for p in plans]  # fmt: skip
     try:
         check_plans(plans)
-    except (SweepError, TrainabilityError) as err:
-        raise fail(str(err)) from None
-    except (TypeError, ValueError) as err:  # an option of a claim of the wrong kind
-        where = claims if claims is not None else "seeds/claims.toml"
-        raise fail(f"{where}: a claim's options cannot run: {_first_line(err)}") from None
+    except PlanError as err:
+        raise fail(f"{claims if claims is not None else 'seeds/claims.toml'}: {err}") from None
     target = out if out is not None else Path("results/quick" if quick else "results")
     for plan in plans:
         _check_writable(target / plan.folder)
@@ -764,6 +791,7 @@ def verify(
          *([f"--claims {claims}"] if claims is not None else []),
          *([f"--only {','.join(ids)}"] if ids else []),
          *([f"--device {device.value}"] if device != Device.auto else []),
+         *(["--resume"] if resume else []),
          *([f"--out {out}"] if out is not None else [])]
     )  # fmt: skip
     progress = _progress_bar(hidden=quiet or json_out)
@@ -777,12 +805,14 @@ def verify(
         with progress:
             result = run_verify(
                 plans, target, command=command, quick=quick, claims_file=source,
-                on_progress=on_progress,
+                on_progress=on_progress, resume=resume,
             )  # fmt: skip
     except KeyboardInterrupt as err:
         raise interrupted(err, f"what was measured so far is in {target}") from None
     except (SweepError, TrainabilityError) as err:
         raise fail(str(err)) from None
+    except ResultsError as err:  # --resume of a missing or corrupt run
+        raise fail(f"--resume: {err}") from None
     except (RuntimeError, MemoryError, OSError) as err:
         message = f"measurement failed: {_first_line(err)}; results so far in {target}"
         raise fail(message, 1) from None

@@ -20,8 +20,9 @@ and judged on its top prediction.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -359,13 +360,15 @@ def run_trainability(
     on_progress: Callable[[str, int, int], None] | None = None,
     save: Callable[[TrainabilityResult], None] | None = None,
     claims: Sequence[Claim] | None = None,
+    earlier: Mapping[str, Any] | None = None,
 ) -> TrainabilityResult:
     """Measure the gradient signal and train every variant at every depth.
 
     ``save`` is called with the result so far after every record, and once more
     at the end. On KeyboardInterrupt the claims are judged over what was
     measured, the result is saved with ``complete`` false, and the interrupt is
-    raised again.
+    raised again. ``earlier``: the summary of a run to continue (``--resume``): its
+    configuration must be this one, and its records are kept, not measured again.
     """
     from trainbench import __version__
     from trainbench.results import environment
@@ -389,6 +392,8 @@ def run_trainability(
     ]
     if cfg.steps > 0:
         jobs += [(v, d, o) for v in cfg.variants for d in cfg.depths for o in cfg.optimizers]
+    if earlier is not None:
+        jobs = _continue(result, earlier, jobs)
     try:
         for i, (variant, depth, opt) in enumerate(jobs):
             if on_progress:
@@ -409,6 +414,31 @@ def run_trainability(
     if save:
         save(result)
     return result
+
+
+def _continue(
+    result: TrainabilityResult,
+    earlier: Mapping[str, Any],
+    jobs: list[tuple[str, int, str | None]],
+) -> list[tuple[str, int, str | None]]:
+    """Take over an earlier run's records (same configuration); return the jobs left."""
+    old = dict(earlier.get("config") or {})
+    new = json.loads(json.dumps(result.config))  # tuples as lists, as the file has them
+    for key in new:
+        if key != "threads" and old.get(key) != new[key]:
+            raise TrainabilityError(
+                f"--resume: the earlier run has {key} = {json.dumps(old.get(key))}, this run "
+                f"asks for {key} = {json.dumps(new[key])}"
+            )
+    try:
+        signal = [dict(r) for r in earlier.get("gradient_signal") or []]
+        training = [dict(r) for r in earlier.get("training") or []]
+        done = {(r["variant"], int(r["depth"]), None) for r in signal}
+        done |= {(r["variant"], int(r["depth"]), r["optimizer"]) for r in training}
+    except (KeyError, TypeError, ValueError):
+        raise TrainabilityError("--resume: the earlier run's records are malformed") from None
+    result.gradient_signal, result.training = signal, training
+    return [job for job in jobs if job not in done]
 
 
 def _judge_all(

@@ -131,16 +131,25 @@ def trainability_config(plan: RunPlan) -> Any:
     )
 
 
+class PlanError(ValueError):
+    """A run of the claims that cannot start; the message names the claims and the problem."""
+
+
 def check_plans(plans: Sequence[RunPlan]) -> None:
-    """Raise SweepError / TrainabilityError for a run that cannot start (bad settings)."""
+    """Raise PlanError for a run that cannot start (its options or settings are wrong)."""
     from trainbench.experiments import EXPERIMENTS
     from trainbench.sweep import validate
 
     for plan in plans:
-        if plan.experiment == "trainability":
-            trainability_config(plan).validate()
-        else:
-            validate(EXPERIMENTS[plan.experiment], sweep_config(plan))
+        try:
+            if plan.experiment == "trainability":
+                trainability_config(plan).validate()
+            else:
+                validate(EXPERIMENTS[plan.experiment], sweep_config(plan))
+        except (TypeError, ValueError, KeyError) as err:
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            ids = ", ".join(c.id for c in plan.claims)
+            raise PlanError(f"claims {ids} cannot run: {text}") from None
 
 
 def run_verify(
@@ -151,13 +160,17 @@ def run_verify(
     quick: bool,
     claims_file: str,
     on_progress: Callable[[str, int, int], None] | None = None,
+    resume: bool = False,
 ) -> VerifyResult:
     """Run every plan in turn, write ``verify.json`` after each, and return the result.
 
     On KeyboardInterrupt ``verify.json`` lists what was judged (``complete``
-    false) and the interrupt is raised again.
+    false) and the interrupt is raised again. With ``resume`` every run continues
+    the one in its folder (a complete one is judged again, nothing measured);
+    without, an earlier run in a folder is kept under a new name.
     """
     from trainbench.experiments import EXPERIMENTS
+    from trainbench.results import keep_earlier_run, read_summary
     from trainbench.sweep import run_sweep
     from trainbench.trainability import run_trainability
     from trainbench.trainability_report import write_files
@@ -181,9 +194,12 @@ def run_verify(
                     if on_progress:
                         on_progress(f"{name}  {what}", done, total)
 
+                earlier = read_summary(folder, sweep=False) if resume else None
+                if not resume:
+                    keep_earlier_run(folder)
                 run = run_trainability(
                     trainability_config(plan), on_progress=tick_t, save=save_run,
-                    claims=plan.claims,
+                    claims=plan.claims, earlier=earlier,
                 )  # fmt: skip
             else:
                 exp = EXPERIMENTS[plan.experiment]
@@ -193,8 +209,9 @@ def run_verify(
                         on_progress(f"{name}  {p.variant} {letter} = {p.size}", p.done, p.total)
 
                 run = run_sweep(
-                    exp, sweep_config(plan), out_dir=out, on_progress=tick, claims=plan.claims
-                )
+                    exp, sweep_config(plan), out_dir=out, on_progress=tick, claims=plan.claims,
+                    resume=resume,
+                )  # fmt: skip
             result.summaries.append(run.summary())
             save()
     except KeyboardInterrupt:
