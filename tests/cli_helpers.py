@@ -8,7 +8,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from trainbench.cli import app
-from trainbench.sweep import RunResult, SweepConfig
+from trainbench.runner import RunResult, SweepConfig
 
 
 def invoke(*args: str | Path) -> Result:
@@ -34,7 +34,7 @@ def files_under(folder: Path) -> list[Path]:
 
 
 class FakeSweep:
-    """Stands in for :func:`trainbench.sweep.run_sweep` and records its arguments."""
+    """Stands in for :func:`trainbench.runner.run_sweep` and records its arguments."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []

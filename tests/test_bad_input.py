@@ -28,7 +28,7 @@ import pytest
 import torch
 from cli_helpers import files_under, invoke
 
-import trainbench.sweep
+import trainbench.runner
 import trainbench.trainability
 from trainbench.results import FORMAT_VERSION, write_run
 
@@ -617,8 +617,8 @@ def _no_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return measuring
 
-    for module, name in ((trainbench.sweep, "matmul_rate"), (trainbench.sweep, "_count"),
-                         (trainbench.sweep, "_time"), (trainbench.trainability, "gradient_signal"),
+    for module, name in ((trainbench.runner, "matmul_rate"), (trainbench.runner, "_count"),
+                         (trainbench.runner, "_time"), (trainbench.trainability, "gradient_signal"),
                          (trainbench.trainability, "train")):  # fmt: skip
         monkeypatch.setattr(module, name, refuse(name))
 

@@ -27,7 +27,7 @@ from trainbench.claims import (
 )
 from trainbench.experiments import EXPERIMENTS
 from trainbench.fit import OrderFit
-from trainbench.sweep import SweepConfig, judge_claims, run_sweep
+from trainbench.runner import SweepConfig, judge_claims, run_sweep
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -23,11 +23,11 @@ import torch
 from cli_helpers import FakeSweep, assert_one_line_error, files_under, invoke
 from typer.testing import Result
 
-import trainbench.sweep
+import trainbench.runner
 from trainbench import __version__
 from trainbench.experiments import EXPERIMENTS
 from trainbench.models.mlp_heads import flops_backward, flops_backward_per_head, flops_forward
-from trainbench.sweep import SweepConfig
+from trainbench.runner import SweepConfig
 
 WIDTH, BATCH, IN_DIM, MAX_DEPTH = 8, 4, 3, 8
 TINY = [
@@ -268,8 +268,8 @@ def test_quiet_output(tmp_path: Path) -> None:
 @pytest.fixture
 def fake_sweep(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeSweep:
     fake = FakeSweep()
-    # the CLI imports run_sweep from trainbench.sweep inside the command
-    monkeypatch.setattr(trainbench.sweep, "run_sweep", fake)
+    # the CLI imports run_sweep from trainbench.runner inside the command
+    monkeypatch.setattr(trainbench.runner, "run_sweep", fake)
     monkeypatch.chdir(tmp_path)
     return fake
 

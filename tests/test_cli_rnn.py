@@ -25,10 +25,10 @@ import torch
 from cli_helpers import FakeSweep, assert_one_line_error, files_under, invoke
 from typer.testing import Result
 
-import trainbench.sweep
+import trainbench.runner
 from trainbench.experiments import EXPERIMENTS
 from trainbench.models import rnn_lm
-from trainbench.sweep import SweepConfig
+from trainbench.runner import SweepConfig
 
 VOCAB, HIDDEN, BATCH, MAX_LEN = 11, 8, 2, 16
 MODEL = ["--vocab", str(VOCAB), "--hidden", str(HIDDEN), "--batch", str(BATCH)]
@@ -356,8 +356,8 @@ def test_help_lists_the_options() -> None:
 @pytest.fixture
 def fake_sweep(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeSweep:
     fake = FakeSweep()
-    # the CLI imports run_sweep from trainbench.sweep inside the command
-    monkeypatch.setattr(trainbench.sweep, "run_sweep", fake)
+    # the CLI imports run_sweep from trainbench.runner inside the command
+    monkeypatch.setattr(trainbench.runner, "run_sweep", fake)
     monkeypatch.chdir(tmp_path)
     return fake
 

@@ -20,7 +20,7 @@ import torch
 from cli_helpers import assert_one_line_error, invoke
 from typer.testing import Result
 
-import trainbench.sweep
+import trainbench.runner
 import trainbench.trainability
 import trainbench.trainability_report
 from trainbench.models import ugcnn
@@ -393,7 +393,7 @@ def test_ugcnn_bad_input(
     args: list[str], names: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeSweep()
-    monkeypatch.setattr(trainbench.sweep, "run_sweep", fake)
+    monkeypatch.setattr(trainbench.runner, "run_sweep", fake)
     monkeypatch.chdir(tmp_path)
     result = invoke("ugcnn", *UG_TINY, *args, "--out", tmp_path / "out")
     assert isinstance(result.exception, SystemExit), repr(result.exception)

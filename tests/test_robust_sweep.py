@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import trainbench.limits as limits
-import trainbench.sweep as sweep
+import trainbench.runner as sweep
 from trainbench.experiments import EXPERIMENTS
 from trainbench.measure import count_point
 from trainbench.results import (
@@ -26,7 +26,7 @@ from trainbench.results import (
     read_summary,
     write_run,
 )
-from trainbench.sweep import (
+from trainbench.runner import (
     Progress,
     SweepConfig,
     SweepError,

@@ -13,7 +13,7 @@ import torch
 from trainbench.experiments import EXPERIMENTS
 from trainbench.models import mlp_heads
 from trainbench.results import FORMAT_VERSION, POINT_COLUMNS
-from trainbench.sweep import SweepConfig, SweepError, plan, resolve_device, run_sweep, size_grid
+from trainbench.runner import SweepConfig, SweepError, plan, resolve_device, run_sweep, size_grid
 
 EXP = EXPERIMENTS["mlp-heads"]
 TINY = {"width": 8, "batch": 4, "in_dim": 3, "activation": "sigmoid", "impl": "einsum"}

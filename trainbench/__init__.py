@@ -2,10 +2,20 @@
 
 Public Python API (imported lazily, so ``trainbench --help`` does not load torch)::
 
-    from trainbench import EXPERIMENTS, SweepConfig, run_sweep, fit_order, judge
+    import trainbench
 
-    result = run_sweep(EXPERIMENTS["mlp-heads"], SweepConfig(1, 64, {...}))
-    fit = fit_order([1, 2, 4, 8], [[...], [...], [...], [...]])
+    def make(n):                                # any model: n -> (() -> scalar loss)
+        w = torch.randn(n, n, requires_grad=True)
+        x = torch.randn(32, n)
+        return lambda: (x @ w).tanh().sum()
+
+    result = trainbench.sweep(make, "16:1024", claim="O(n^2)", metric="bwd_flops")
+    result.points, result.fits                  # pandas DataFrames
+    result.verdict("O(n^2)", metric="bwd_flops")
+    result.plot("time"); result.save("results")
+
+    trainbench.sweep("mlp-heads", "1:64")       # a built-in experiment, the same path
+    trainbench.fit_order([16, 32, 64, 128], [1.0, 4.1, 15.9, 64.3])   # plain arrays
 """
 
 from __future__ import annotations
@@ -24,9 +34,13 @@ _EXPORTS = {
     "Verdict": "trainbench.fit",
     "fit_order": "trainbench.fit",
     "judge": "trainbench.fit",
-    "RunResult": "trainbench.sweep",
-    "SweepConfig": "trainbench.sweep",
-    "run_sweep": "trainbench.sweep",
+    "RunResult": "trainbench.runner",
+    "SweepConfig": "trainbench.runner",
+    "run_sweep": "trainbench.runner",
+    "sweep": "trainbench.api",
+    "SweepResult": "trainbench.api",
+    "ClaimVerdict": "trainbench.api",
+    "TargetError": "trainbench.target",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -3,7 +3,7 @@
 :func:`fit_points` fits every metric of every variant (times from their raw samples,
 counts from their values), :func:`judge_claims` judges the claims that apply to the run
 against those fits, and :func:`finish` does both for a run's result, also for a partial
-run. ``trainbench.sweep`` re-exports all three.
+run. ``trainbench.runner`` re-exports all three.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from trainbench.measure import NOISY_SPREAD
 from trainbench.results import FIT_METRICS, METRIC_LABELS, TIME_METRICS
 
 if TYPE_CHECKING:
-    from trainbench.sweep import RunResult
+    from trainbench.runner import RunResult
 
 
 def fit_points(
@@ -96,8 +96,9 @@ def judge_claims(
             "statement": c.statement,
             "variant": c.variant,
             "metric": c.metric,
-            "expected": order_label(c.expected, exp.size_name),
+            "expected": order_label(c.expected, exp.size_name, c.order_class),
             "expected_exponent": c.expected,
+            "expected_class": c.order_class,
             "tolerance": c.tolerance,
             "control": c.control,
             "is_control": c.is_control,
@@ -119,6 +120,7 @@ def judge_claims(
             needs_control=c.control is not None,
             work=fits.get((c.variant, c.work_metric)) if c.work_metric else None,
             work_label=METRIC_LABELS.get(c.work_metric or "", "work"),
+            order_class=c.order_class,
         )
         record.update(
             verdict=v.verdict,

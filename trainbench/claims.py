@@ -54,6 +54,26 @@ def parse_order(text: str) -> float:
     return 0.0 if m.group("sym") is None else float(m.group("exp") or 1)
 
 
+# O(log n) and O(n log n) (any one-letter symbol; "n log n", "n*log(n)", "nlogn", ...)
+_LOG_ORDER = re.compile(r"O\((?P<lin>(?P<sym>[A-Za-z])\*?)?log\(?(?P<arg>[A-Za-z])\)?\)")
+
+
+def parse_order_class(text: str) -> tuple[float, str | None]:
+    """An order with the growth class it names, where that is a logarithmic one:
+    ``O(log n)`` is (0, "log n"), ``O(n log n)`` (1, "n log n"); the powers of
+    :func:`parse_order` give (their exponent, None)."""
+    squeezed = str(text).translate(_SUPERSCRIPTS).replace(" ", "")
+    m = _LOG_ORDER.fullmatch(squeezed)
+    if m is not None and (m.group("sym") in (None, m.group("arg"))):
+        return (1.0, "n log n") if m.group("lin") else (0.0, "log n")
+    try:
+        return parse_order(text), None
+    except ValueError:
+        raise ValueError(
+            f"not an order like O(1), O(log n), O(n), O(n log n), O(n^2) or O(n^1.5): {text!r}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Claim:
     """A statement about one metric of one experiment, to be tested.
@@ -81,6 +101,8 @@ class Claim:
     expect: str = "confirmed"  # the verdict `verify` expects
     baseline: str | None = None  # trainability: the variant that loses the signal
     metrics: tuple[str, ...] = ()
+    # the growth class the order names where it is a logarithmic one ("log n", "n log n")
+    order_class: str | None = None
 
     def applies(self, options: Mapping[str, Any]) -> bool:
         return all(options.get(k) in values for k, values in self.when.items()) and not any(
@@ -147,13 +169,14 @@ def _bool(raw: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
-def _order(value: Any) -> float:
-    """An order given as text ("O(L^2)") or as its exponent (a number from 0 to 4)."""
+def _order(value: Any) -> tuple[float, str | None]:
+    """An order given as text ("O(L^2)", "O(L log L)") or as its exponent (a number from 0
+    to 4): the exponent and the logarithmic class it names (None: a power)."""
     if isinstance(value, str):
-        return parse_order(value)
+        return parse_order_class(value)
     if type(value) not in (int, float) or not 0 <= value <= 4:  # not bool, nan or inf
         raise ValueError(f"not an order like \"O(L)\" or an exponent from 0 to 4: {value!r}")
-    return float(value)
+    return float(value), None
 
 
 SETTING_WORDS = {
@@ -263,7 +286,7 @@ def _claim(raw: Any, index: int, path: str, experiments: Mapping[str, Any]) -> C
     if len(metrics) != 1:
         raise _fail(where, "a growth claim names one metric")
     try:
-        expected = _order(raw["expected"])
+        expected, order_class = _order(raw["expected"])
     except KeyError:
         raise _fail(where, "missing 'expected' (an order such as \"O(L)\")") from None
     except (TypeError, ValueError) as err:
@@ -277,6 +300,7 @@ def _claim(raw: Any, index: int, path: str, experiments: Mapping[str, Any]) -> C
     return Claim(
         **common,
         expected=expected,
+        order_class=order_class,
         tolerance=float(tolerance),
         control=_str(raw, "control", where, required=False),
         work_metric=work,

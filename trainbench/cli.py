@@ -198,6 +198,16 @@ Control = Annotated[
 ]
 
 
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="Time the model under torch.compile (counts stay eager); records the compile "
+        "time and the speed-up over eager.",
+    ),
+]
+
+
 RUN_FILES = ("measurements.csv", "samples.csv", "summary.json")
 
 
@@ -281,6 +291,7 @@ def _run_and_render(
     resume: bool = False,
     time_budget: float | None = None,
     max_memory: str | None = None,
+    compile_: bool = False,
 ) -> None:
     _check_limits(time_budget)
     memory = parse_bytes(max_memory) if max_memory is not None else None
@@ -292,8 +303,7 @@ def _run_and_render(
         raise fail(f"--min-time must be a finite number of seconds up to {MAX_MIN_TIME:g}")
 
     from trainbench.experiments import EXPERIMENTS
-    from trainbench.results import to_json
-    from trainbench.sweep import SweepConfig, SweepError, run_sweep, validate
+    from trainbench.runner import SweepConfig
 
     exp = EXPERIMENTS[experiment]
     cfg = SweepConfig(
@@ -310,12 +320,31 @@ def _run_and_render(
         seed=seed,
         time_budget=time_budget,
         max_memory=memory,
+        compile=compile_,
     )
+    _measure_and_render(exp, cfg, out=out, json_out=json_out, quiet=quiet, resume=resume)
+
+
+def _measure_and_render(
+    exp: Any,
+    cfg: Any,
+    *,
+    out: Path,
+    json_out: bool,
+    quiet: bool,
+    resume: bool,
+    claims: Any = None,
+) -> str | None:
+    """Run a sweep of ``exp`` (an Experiment) with ``cfg`` into ``out`` and print it;
+    return the verdict of the user's claim (``--claim``), where there is one."""
+    from trainbench.results import to_json
+    from trainbench.runner import SweepError, run_sweep, validate
+
     try:
         validate(exp, cfg)
     except SweepError as err:
         raise fail(str(err)) from None
-    folder = out / exp.folder(options)
+    folder = out / exp.folder(cfg.options)
     _check_writable(folder)
     progress = _progress_bar(hidden=quiet or json_out, unit="points")
     name = folder.name
@@ -331,7 +360,8 @@ def _run_and_render(
 
     try:
         with progress:
-            result = run_sweep(exp, cfg, out_dir=out, on_progress=on_progress, resume=resume)
+            result = run_sweep(exp, cfg, out_dir=out, on_progress=on_progress, resume=resume,
+                               claims=claims)  # fmt: skip
     except SweepError as err:
         raise fail(str(err)) from None
     except KeyboardInterrupt as err:
@@ -344,9 +374,10 @@ def _run_and_render(
         typer.echo(f"trainbench: the earlier run in {folder} was kept as {result.kept_earlier}",
                    err=True)  # fmt: skip
     summary = result.summary()
+    own = next((c["verdict"] for c in summary["claims"] if c.get("id") == "claim"), None)
     if json_out:
         sys.stdout.write(to_json(summary))
-        return
+        return own
     from trainbench.render import fits_table, points_table, verdict_lines
 
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -361,6 +392,7 @@ def _run_and_render(
         console.print(line, soft_wrap=True)
     if not quiet:
         console.print(f"results: {folder}{os.sep}")
+    return own
 
 
 @app.command("mlp-heads")
@@ -392,6 +424,7 @@ def mlp_heads(
     resume: Resume = False,
     time_budget: TimeBudget = None,
     max_memory: MaxMemory = None,
+    compile_: CompileOpt = False,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -422,6 +455,7 @@ def mlp_heads(
         resume=resume,
         time_budget=time_budget,
         max_memory=max_memory,
+        compile_=compile_,
     )
 
 
@@ -458,6 +492,7 @@ def rnn_lm(
     resume: Resume = False,
     time_budget: TimeBudget = None,
     max_memory: MaxMemory = None,
+    compile_: CompileOpt = False,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -482,6 +517,7 @@ def rnn_lm(
         resume=resume,
         time_budget=time_budget,
         max_memory=max_memory,
+        compile_=compile_,
     )
 
 
@@ -513,6 +549,7 @@ def ugcnn(
     resume: Resume = False,
     time_budget: TimeBudget = None,
     max_memory: MaxMemory = None,
+    compile_: CompileOpt = False,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -543,7 +580,137 @@ def ugcnn(
         resume=resume,
         time_budget=time_budget,
         max_memory=max_memory,
+        compile_=compile_,
     )
+
+
+def _options(pairs: list[str] | None) -> dict[str, Any]:
+    """``--option width=512`` (repeatable): a built-in experiment's model options."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--option: expected NAME=VALUE, got {pair!r}")
+        text = value.strip()
+        try:
+            options[key.strip().replace("-", "_")] = int(text)
+        except ValueError:
+            options[key.strip().replace("-", "_")] = text
+    return options
+
+
+@app.command("sweep")
+def sweep_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="package.module:function or path/to/file.py:function (the function takes "
+            "the size n and returns a zero-argument function that runs the forward pass and "
+            "returns a scalar loss), or a built-in experiment (mlp-heads, rnn-lm, ugcnn).",
+            show_default=False,
+        ),
+    ],
+    sizes: Annotated[
+        str,
+        typer.Option(
+            help="16,32,64 (a list), 16:1024 (doubling) or 16:1024:1.5 (a step factor).",
+            show_default=False,
+        ),
+    ],
+    claim: Annotated[
+        str | None,
+        typer.Option(
+            help="The order to judge: O(1), O(log n), O(n), O(n log n), O(n^2), O(n^3), "
+            "O(n^k) with a number k.",
+            show_default=False,
+        ),
+    ] = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="What --claim is about: bwd_s, fwd_s, bwd_flops, fwd_flops, graph_nodes, "
+            "graph_depth, saved_bytes, peak_bytes."
+        ),
+    ] = "bwd_s",
+    tolerance: Annotated[
+        float, typer.Option(help="How far the fitted exponent may lie from the claim's.")
+    ] = 0.15,
+    name: Annotated[
+        str | None,
+        typer.Option(help="The run's name: OUT/NAME/ (default: the function's name).",
+                     show_default=False),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(help="A built-in experiment's model option, NAME=VALUE (repeatable).",
+                     show_default=False),
+    ] = None,
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="The torch.mm (ROWSxINNERxCOLS) whose FLOP/s the efficiency is relative to."
+        ),
+    ] = "1024x1024x1024",
+    control: Control = True,
+    control_max_size: Annotated[
+        int, typer.Option(min=1, help="Largest size for a built-in experiment's control.")
+    ] = 256,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 unless --claim is confirmed."),
+    ] = False,
+    repeats: Repeats = 3,
+    min_time: MinTime = 0.05,
+    threads: Threads = 0,
+    device: DeviceOpt = Device.auto,
+    dtype: DTypeOpt = DType.float32,
+    seed: Seed = 0,
+    out: Annotated[Path, typer.Option(help="Results folder; the run goes to OUT/NAME/.")] = Path(
+        "results"
+    ),
+    resume: Resume = False,
+    time_budget: TimeBudget = None,
+    max_memory: MaxMemory = None,
+    compile_: CompileOpt = False,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Any model: how its forward and backward cost grows with a size n you choose."""
+    _check_limits(time_budget)
+    memory = parse_bytes(max_memory) if max_memory is not None else None
+    if not math.isfinite(min_time) or min_time > MAX_MIN_TIME:
+        raise fail(f"--min-time must be a finite number of seconds up to {MAX_MIN_TIME:g}")
+    if strict and claim is None:
+        raise fail("--strict needs --claim")
+    from trainbench.api import claims_for, make_config, preflight, resolve
+    from trainbench.experiments import EXPERIMENTS
+    from trainbench.runner import SweepError
+
+    try:
+        exp = resolve(target, name=name, reference=reference)
+        if exp.name in EXPERIMENTS and name is not None:
+            raise SweepError("--name: a built-in experiment's run is named by the experiment")
+        if exp.name not in EXPERIMENTS and option:
+            raise SweepError("--option: only for the built-in experiments (mlp-heads, ...)")
+        cfg = make_config(
+            sizes, options=_options(option), control=control,
+            control_max_size=control_max_size, repeats=repeats, min_time=min_time,
+            threads=threads, device=device.value, dtype=dtype.value, seed=seed,
+            time_budget=time_budget, max_memory=memory, compile=compile_,
+        )  # fmt: skip
+        if cfg.max_size > MAX_SIZE and exp.name in EXPERIMENTS:
+            raise SweepError(f"--sizes: {cfg.max_size} is too large (at most {MAX_SIZE})")
+        claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
+        if exp.name not in EXPERIMENTS:
+            preflight(exp, cfg)
+    except SweepError as err:
+        raise fail(str(err)) from None
+    except (RuntimeError, MemoryError) as err:  # out of memory in the first forward pass
+        raise fail(f"{target}: {_first_line(err)}") from None
+    verdict = _measure_and_render(exp, cfg, out=out, json_out=json_out, quiet=quiet,
+                                  resume=resume, claims=claims)  # fmt: skip
+    if strict and verdict != "confirmed":
+        raise typer.Exit(1)
 
 
 def _earlier_trainability(folder: Path, resume: bool) -> tuple[dict | None, Path | None]:
@@ -762,7 +929,7 @@ def verify(
     Exit 0 when every claim's verdict is the one the claims file expects, 1 otherwise."""
     from trainbench.claims import ClaimsError, default_claims, load_claims
     from trainbench.results import ResultsError
-    from trainbench.sweep import SweepError
+    from trainbench.runner import SweepError
     from trainbench.trainability import TrainabilityError
     from trainbench.verify import PlanError, check_plans, plan_runs, run_verify
 

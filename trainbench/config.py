@@ -2,7 +2,7 @@
 (:class:`SweepError`).
 
 A module of its own so that the modules a sweep is made of (sweep, resume) can share them
-without importing one another; ``trainbench.sweep`` re-exports both.
+without importing one another; ``trainbench.runner`` re-exports both.
 """
 
 from __future__ import annotations
@@ -35,3 +35,8 @@ class SweepConfig:
     # (the run records the value it used).
     time_budget: float | None = None
     max_memory: int | None = None
+    # The sizes to measure, where given (``trainbench sweep --sizes``): then min_size and
+    # max_size are their ends and grid_ratio is not used. None: the geometric grid.
+    size_list: tuple[int, ...] | None = None
+    # Time the model under torch.compile (counts stay eager: see measure.compiled).
+    compile: bool = False

@@ -35,10 +35,13 @@ Builder = Callable[[int, Mapping[str, Any], torch.device, torch.dtype], Terms]
 class Variant:
     name: str
     description: str
-    split: bool  # back-propagate each loss term on its own
+    split: bool  # back-propagate each loss term on its own (a control)
+    # Sum the terms before the one backward (stack, then one sum). False: the terms are
+    # the roots as they come (a model that returns its one loss: nothing is added).
+    stack: bool = True
 
     def roots(self, terms: Sequence[Tensor]) -> list[Tensor]:
-        if self.split:
+        if self.split or not self.stack:
             return list(terms)
         # Always stack, then one sum (also for a single term), so the graph of
         # the summation is the same two nodes at every size.
@@ -66,6 +69,8 @@ class Experiment:
     folder_name: Callable[[Mapping[str, Any]], str] | None = None
     # why FLOPs cannot be counted for these options on this device (None: they can)
     uncounted_flops: Callable[[Mapping[str, Any], torch.device], str | None] | None = None
+    # what every run of it notes
+    notes: tuple[str, ...] = ()
 
     def folder(self, options: Mapping[str, Any]) -> str:
         return self.folder_name(options) if self.folder_name else self.name
@@ -160,15 +165,6 @@ def _build_rnn_lm(
     return lambda: model(words)
 
 
-def _rnn_uncounted(options: Mapping[str, Any], device: torch.device) -> str | None:
-    if options.get("cell") == "torch-gru" and device.type == "cuda":
-        return (
-            "FLOPs not counted: torch's FlopCounterMode sees nothing inside the fused "
-            "cuDNN GRU kernel (on CPU nn.GRU runs as separate products and is counted)"
-        )
-    return None
-
-
 RNN_LM = Experiment(
     name="rnn-lm",
     title="Problem 4: the RNN language model, against the sentence length T",
@@ -184,7 +180,6 @@ RNN_LM = Experiment(
     min_fit_size=2,
     min_fit_reason="a one-word sentence reads no word, so it runs no cell step",
     folder_name=lambda o: f"rnn-lm-{o.get('cell', 'ugrnn')}",
-    uncounted_flops=_rnn_uncounted,
 )
 
 

@@ -51,6 +51,8 @@ CLASSES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 # The class a claim "grows as n**k" expects.
 CLASS_FOR_EXPONENT = {0.0: "1", 1.0: "n", 2.0: "n^2", 3.0: "n^3"}
+# How far above its power a claimed logarithmic class (log n, n log n) may read.
+LOG_BAND = 0.5
 
 CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
 
@@ -382,8 +384,11 @@ def fit_order(
 # --------------------------------------------------------------------------- verdicts
 
 
-def order_label(exponent: float, symbol: str = "n") -> str:
-    """``O(n)``, ``O(n²)`` ... for a claimed exponent."""
+def order_label(exponent: float, symbol: str = "n", order_class: str | None = None) -> str:
+    """``O(n)``, ``O(n²)`` ... for a claimed exponent; ``O(log n)``, ``O(n log n)`` for a
+    logarithmic class."""
+    if order_class is not None:
+        return f"O({order_class.replace('n', symbol)})"
     if exponent == 0:
         return "O(1)"
     if exponent == 1:
@@ -391,6 +396,13 @@ def order_label(exponent: float, symbol: str = "n") -> str:
     sup = str(exponent if exponent != int(exponent) else int(exponent))
     sup = sup.translate(str.maketrans("0123456789.", "⁰¹²³⁴⁵⁶⁷⁸⁹·"))
     return f"O({symbol}{sup})"
+
+
+def _band(expected: float, low: float, high: float) -> str:
+    """``1 ± 0.15``, or ``[0.85, 1.5]`` where the band is not symmetric."""
+    if math.isclose(expected - low, high - expected):
+        return f"{expected:g} ± {high - expected:g}"
+    return f"[{low:g}, {high:g}]"
 
 
 def judge(
@@ -402,8 +414,10 @@ def judge(
     needs_control: bool = False,
     work: OrderFit | None = None,
     work_label: str = "work",
+    order_class: str | None = None,
 ) -> Verdict:
-    """Judge the claim "metric grows as n**expected".
+    """Judge the claim "metric grows as n**expected" (or, with ``order_class``, as the
+    logarithmic class it names: "log n" with expected 0, "n log n" with expected 1).
 
     * inconclusive when the fitted range is too short to speak of growth;
     * refuted: the interval lies wholly outside ``expected ± tolerance``
@@ -416,14 +430,26 @@ def judge(
     * an exact count that follows a polynomial in n (``fit.poly_degree``) is
       judged on that degree instead of the fitted exponent: confirmed when it is
       the expected one (control permitting), refuted when it is not;
+    * a logarithmic class: a power fitted to log n or n log n reads a little above the
+      power (the local slope of n log n is 1 + 1/ln n), so the band is
+      [expected - tolerance, expected + LOG_BAND] and the chosen class must be the claimed
+      one; an exact count that is a polynomial in n refutes it;
     * inconclusive otherwise, with the reason.
     """
     band_lo, band_hi = expected - tolerance, expected + tolerance
+    if order_class is not None:
+        band_hi = expected + max(tolerance, LOG_BAND)
     ci = f"k = {fit.exponent:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
     short = fit.n_sizes < MIN_SIZES or fit.size_range < MIN_RANGE
     # An exact count that follows a polynomial in n: its degree is its order,
     # whatever a pure power fitted over a short range reads.
     by_degree = fit.poly_degree is not None and float(expected).is_integer() and not short
+    if order_class is not None and by_degree:
+        return Verdict(
+            REFUTED,
+            f"an exact count, a polynomial of degree {fit.poly_degree} in n ({ci}), "
+            f"not {order_class}",
+        )
     degree_text = (
         f"an exact count, a polynomial of degree {fit.poly_degree} in n ({ci} over the range)"
     )
@@ -459,7 +485,7 @@ def judge(
                 "per unit of work is still settling (caches, overheads); a longer range would "
                 "tell",
             )
-        return Verdict(REFUTED, f"{ci} lies outside {expected:g} ± {tolerance:g}")
+        return Verdict(REFUTED, f"{ci} lies outside {_band(expected, band_lo, band_hi)}")
     problems: list[str] = []
     if not by_degree and not (band_lo <= fit.ci_low and fit.ci_high <= band_hi):
         width = fit.ci_high - fit.ci_low
@@ -470,8 +496,8 @@ def judge(
                 "more repeats, fewer threads or a longer range may help"
             )
         else:
-            problems.append(f"{ci} straddles the edge of {expected:g} ± {tolerance:g}")
-    want_class = CLASS_FOR_EXPONENT.get(float(expected))
+            problems.append(f"{ci} straddles the edge of {_band(expected, band_lo, band_hi)}")
+    want_class = order_class or CLASS_FOR_EXPONENT.get(float(expected))
     if not by_degree and want_class is not None and fit.best_class != want_class:
         problems.append(f"best class is {fit.best_class}, not {want_class}")
     if needs_control:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from trainbench.sweep import _Point
+    from trainbench.runner import _Point
 
 
 # The cost model behind --time-budget. Counting a point (its model built, one forward

@@ -15,7 +15,8 @@ naive "one backward per loss term" procedure.
   before each run made every backward allocate fresh buffers and tripled the
   spread between repeats on a 2-core machine.
 * FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` around one forward and
-  one backward. It counts matrix products (matrix-vector products added here)
+  one backward. It counts matrix products (formulas for matrix-vector products and
+  for the fused RNN kernels of oneDNN, cuDNN and MIOpen added in trainbench.flops)
   and convolutions; elementwise work is not counted.
 * graph: an iterative walk of ``grad_fn.next_functions`` from every root.
   ``graph_nodes`` is the number of nodes the backward calls execute, summed over
@@ -40,6 +41,8 @@ import torch
 from torch import Tensor
 from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
+
+from trainbench.flops import EXTRA_FLOP_FORMULAS
 
 Forward = Callable[[], Sequence[Tensor]]
 NOISY_SPREAD = 0.10  # IQR/median above this marks a point as noisy
@@ -152,26 +155,10 @@ def graph_stats(roots: Sequence[Tensor]) -> GraphStats:
 # --------------------------------------------------------------------------- counts
 
 
-def _mv_flop(a_shape: Sequence[int], x_shape: Sequence[int], *args: Any, **kwargs: Any) -> int:
-    return 2 * a_shape[0] * a_shape[1]
-
-
-def _addmv_flop(
-    self_shape: Sequence[int],
-    a_shape: Sequence[int],
-    x_shape: Sequence[int],
-    *args: Any,
-    **kwargs: Any,
-) -> int:
-    return 2 * a_shape[0] * a_shape[1]
-
-
-# torch's counter has no formula for matrix-vector products; they are matrix products too.
-EXTRA_FLOP_FORMULAS = {torch.ops.aten.mv: _mv_flop, torch.ops.aten.addmv: _addmv_flop}
-
-
+# torch's counter has no formula for matrix-vector products or the fused recurrent
+# kernels (oneDNN, cuDNN, MIOpen); trainbench.flops has them.
 def flop_counter() -> FlopCounterMode:
-    """``FlopCounterMode`` with the formulas torch lacks for matrix-vector products."""
+    """``FlopCounterMode`` with the formulas torch lacks (see :mod:`trainbench.flops`)."""
     return FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS)
 
 
@@ -269,7 +256,7 @@ def measure_point(
 ) -> PointMetrics:
     """Count, then time forward and backward of one point in ``rounds`` rounds.
 
-    A sweep interleaves the rounds of all its points instead (see sweep.py).
+    A sweep interleaves the rounds of all its points instead (see runner.py).
     """
     counts = count_point(forward, device)
     timed = [time_round(forward, threads=threads, min_time=min_time) for _ in range(rounds)]
@@ -286,3 +273,53 @@ def matmul_rate(
     b = torch.randn(inner, cols, device=device, dtype=dtype)
     timing = time_statement(lambda: torch.mm(a, b), threads=threads, min_time=0.3)
     return 2.0 * rows * inner * cols / timing.median
+
+
+# --------------------------------------------------------------------------- torch.compile
+
+
+@dataclass
+class Compiled:
+    """A point's forward under ``torch.compile``: whether it compiled, and the seconds its
+    first forward and backward took (compilation included; not part of the timed runs)."""
+
+    forward: Forward
+    compiled: bool
+    compile_s: float | None
+    reason: str | None = None  # why it runs eagerly instead
+
+
+def _allow_recompiles() -> None:
+    """Every size is a new graph to compile; torch's default stops compiling (silently,
+    falling back to eager) after 8 per function."""
+    import torch._dynamo
+
+    cfg: Any = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(cfg, name):
+            setattr(cfg, name, max(getattr(cfg, name), 1024))
+    for name in ("accumulated_recompile_limit", "accumulated_cache_size_limit"):
+        if hasattr(cfg, name):
+            setattr(cfg, name, max(getattr(cfg, name), 65536))
+
+
+def compile_forward(forward: Forward, device: torch.device) -> Compiled:
+    """``torch.compile(forward)``, run once forward and backward so that compiling is done
+    before timing. Where it cannot compile (no compiler, an unsupported op), the eager
+    forward with the reason; an out-of-memory error is raised."""
+    import time
+
+    _allow_recompiles()
+    compiled = torch.compile(forward)
+    start = time.perf_counter()
+    try:
+        roots = list(compiled())
+        _backward(roots, retain_graph=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    except Exception as err:
+        text = str(err).strip().splitlines()
+        if isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(err):
+            raise
+        return Compiled(forward, False, None, f"{type(err).__name__}: {text[0] if text else ''}")
+    return Compiled(compiled, True, time.perf_counter() - start)

@@ -112,7 +112,8 @@ def verdict_lines(
     for c in summary["claims"]:
         if c.get("is_control"):
             continue
-        text = Text(f"Problem {c['problem']}: {c['statement']} — ")
+        where = f"Problem {c['problem']}: " if c.get("problem") else ""
+        text = Text(f"{where}{c['statement']} — ")
         text.append(c["verdict"], style=VERDICT_STYLE.get(c["verdict"], ""))
         if c["verdict"] == "confirmed" and c.get("exponent") is not None:
             interval = f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"

@@ -166,15 +166,35 @@ def reproduce_command(summary: dict[str, Any]) -> str:
         if value is not None:
             parts.extend([f"--{flag}", _arg(value)])
 
+    options = cfg.get("options") or {}
     if exp == "trainability":
         for key in ("depths", "variants", "steps", "lr_sgd", "lr_adam"):
             add(key.replace("_", "-"), cfg.get(key))
+    elif exp not in SIZE and "target" in options:  # trainbench sweep TARGET
+        parts[1:] = ["sweep", str(options["target"])]
+        add("sizes", cfg.get("sizes"))
+        add("name", summary.get("run") or exp)
+        add("reference", options.get("reference"))
+        for c in summary.get("claims") or []:
+            if c.get("id") == "claim":
+                add("claim", c.get("expected"))
+                add("metric", c.get("metric"))
+                add("tolerance", c.get("tolerance"))
+        add("repeats", cfg.get("repeats"))
+        add("min-time", cfg.get("min_time"))
     else:
         unit = SIZE.get(exp, ("n", "size"))[1]
-        add(f"min-{unit}", cfg.get("min_size"))
-        add(f"max-{unit}", cfg.get("max_size"))
-        for key, value in (cfg.get("options") or {}).items():
-            if key != "kernel":  # fixed at 3; it has no flag
+        listed = bool(cfg.get("size_list"))  # trainbench sweep EXPERIMENT --sizes ...
+        if listed:
+            parts[1:] = ["sweep", exp, "--sizes", _arg(cfg["size_list"])]
+            unit = "size"
+        else:
+            add(f"min-{unit}", cfg.get("min_size"))
+            add(f"max-{unit}", cfg.get("max_size"))
+        for key, value in options.items():
+            if listed:
+                add("option", f"{key}={_arg(value)}")
+            elif key != "kernel":  # fixed at 3; it has no flag
                 add(key.replace("_", "-"), value)
         if cfg.get("control") is False:
             parts.append("--no-control")
@@ -183,6 +203,8 @@ def reproduce_command(summary: dict[str, Any]) -> str:
         add("repeats", cfg.get("repeats"))
         add("min-time", cfg.get("min_time"))
     add("threads", cfg.get("threads") or None)
+    if cfg.get("compile"):
+        parts.append("--compile")
     if cfg.get("device") not in (None, "auto"):
         add("device", cfg.get("device"))
     add("seed", cfg.get("seed"))
@@ -380,6 +402,39 @@ def plot_family(runs: Sequence[Run], family: str) -> tuple[Any, list[str]]:
     fallback = f"{name}: {' and '.join(METRIC_LABELS[m] for m in metrics)} against {letter}"
     _finish(fig, ax, f"size {letter}", _title(runs, metrics, fallback), caption)
     return fig, notes
+
+
+def plot_figure(
+    summary: dict[str, Any],
+    points: pd.DataFrame,
+    samples: pd.DataFrame,
+    family: str,
+    path: str | Path | None = None,
+) -> Any:
+    """One of a run's figures from the run in memory: a metric family (time, flops, graph,
+    memory), "local-slope" or "fwd-bwd"; saved to ``path`` where given (its suffix is the
+    format). None where the family was not counted at any size."""
+    if family not in (*FAMILIES, "local-slope", "fwd-bwd"):
+        raise ValueError(
+            f"unknown plot {family!r} (known: {', '.join([*FAMILIES, 'local-slope', 'fwd-bwd'])})"
+        )
+    points = points.copy()
+    for col in (*SWEEP_COLUMNS[2:], "peak_bytes"):
+        if col in points.columns:
+            points[col] = pd.to_numeric(points[col], errors="coerce").astype(float)
+    env = summary.get("environment") or {}
+    label = " · ".join(str(env[k]) for k in ("device", "device_name") if env.get(k))
+    name = str(summary.get("run") or summary["experiment"])
+    run = Run(Path(name), name, summary, points, samples, Path("."), label or "unknown device")
+    if family == "local-slope":
+        fig = _plot_local_slope([run])
+    elif family == "fwd-bwd":
+        fig = _plot_fwd_bwd([run])
+    else:
+        fig, _ = plot_family([run], family)
+    if fig is not None and path is not None:
+        fig.savefig(path, dpi=DPI)
+    return fig
 
 
 def _plot_local_slope(runs: Sequence[Run]) -> Any:

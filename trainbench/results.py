@@ -127,7 +127,8 @@ def write_run(
     samples: Sequence[Mapping[str, Any]],
 ) -> None:
     """Write the three files of a run (each atomically)."""
-    table = pd.DataFrame(list(points), columns=list(POINT_COLUMNS))
+    extra = [c for c in COMPILE_COLUMNS if any(c in p for p in points)]
+    table = pd.DataFrame(list(points), columns=[*POINT_COLUMNS, *extra])
     atomic_write_text(folder / "measurements.csv", table.to_csv(index=False))
     raw = pd.DataFrame(
         list(samples), columns=["variant", "size", "phase", "round", "sample_s", "format_version"]
@@ -223,6 +224,9 @@ class ResultsError(ValueError):
     """A results folder that cannot be read back; the message (one line) names the file."""
 
 
+# --compile runs add these (after the others): whether the point compiled, its compile
+# time (first forward and backward), its eager forward+backward time and the speed-up.
+COMPILE_COLUMNS = ("compiled", "compile_s", "eager_s", "speedup", "compile_note")
 SAMPLE_COLUMNS = ("variant", "size", "phase", "round", "sample_s")
 # columns that must hold a number >= 0 in every row ...
 _MEASURED = (
@@ -393,6 +397,11 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
             elif column in _OPTIONAL:
                 points[column] = _numbers(path, points, column, optional=True)
         points["noisy"] = points["noisy"].astype(str).str.lower() == "true"
+        for column in ("compile_s", "eager_s", "speedup"):
+            if column in points.columns:
+                points[column] = _numbers(path, points, column, optional=True)
+        if "compiled" in points.columns:
+            points["compiled"] = points["compiled"].astype(str).str.lower() == "true"
         duplicated = points.duplicated(["variant", "size"])
         if duplicated.any():
             i = int(duplicated.to_numpy().nonzero()[0][0])

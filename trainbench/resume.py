@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
 
     from trainbench.experiments import Experiment
-    from trainbench.sweep import RunResult, _Point
+    from trainbench.runner import RunResult, _Point
 
 # Settings a resumed run may change: they limit the run, they do not change what is measured.
 RESUME_MAY_CHANGE = ("time_budget", "max_memory")
@@ -41,6 +41,8 @@ def _show(value: Any) -> str:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b or math.isclose(a, b, rel_tol=1e-12)
     return bool(a == b)
@@ -69,6 +71,8 @@ def _difference(
                     return key, old_options[key], new[key]
             continue
         if f.name not in old:
+            if new == f.default:  # a setting added later, left at its default
+                continue
             return f.name, missing, new
         if not _same(old[f.name], new):
             return f.name, old[f.name], new
@@ -140,7 +144,7 @@ def _read_earlier(
     todo: Sequence[tuple[str, int]],
 ) -> _Earlier:
     """Read the run to resume and check that ``cfg`` is its configuration."""
-    from trainbench.sweep import _Point  # (not at the top: trainbench.sweep imports this module)
+    from trainbench.runner import _Point  # (not at the top: trainbench.runner imports this module)
 
     if folder is None:
         raise SweepError("--resume: needs the folder the run was written to (--out)")
@@ -184,7 +188,7 @@ def _read_earlier(
         p.count_s = spent if math.isfinite(spent) else None
         points.append(p)
     failed = [
-        {k: f.get(k) for k in ("variant", "size", "phase", "reason")}
+        {k: f.get(k) for k in ("variant", "size", "phase", "reason", "oom") if k in f}
         for f in summary.get("failed_points") or []
         if isinstance(f, dict) and isinstance(f.get("size"), int)
     ]

@@ -108,7 +108,7 @@ def plan_runs(claim_set: ClaimSet, quick: bool) -> list[RunPlan]:
 def sweep_config(plan: RunPlan) -> Any:
     """The SweepConfig of a sweep run."""
     from trainbench.experiments import EXPERIMENTS
-    from trainbench.sweep import SweepConfig
+    from trainbench.runner import SweepConfig
 
     exp = EXPERIMENTS[plan.experiment]
     control = any(exp.variant(c.variant).split for c in plan.claims)
@@ -138,7 +138,7 @@ class PlanError(ValueError):
 def check_plans(plans: Sequence[RunPlan]) -> None:
     """Raise PlanError for a run that cannot start (its options or settings are wrong)."""
     from trainbench.experiments import EXPERIMENTS
-    from trainbench.sweep import validate
+    from trainbench.runner import validate
 
     for plan in plans:
         try:
@@ -171,7 +171,7 @@ def run_verify(
     """
     from trainbench.experiments import EXPERIMENTS
     from trainbench.results import keep_earlier_run, read_summary
-    from trainbench.sweep import run_sweep
+    from trainbench.runner import run_sweep
     from trainbench.trainability import run_trainability
     from trainbench.trainability_report import write_files
 

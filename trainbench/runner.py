@@ -51,8 +51,10 @@ from trainbench.limits import (
 )
 from trainbench.measure import (
     NOISY_SPREAD,
+    Compiled,
     PointMetrics,
     Timing,
+    compile_forward,
     count_point,
     matmul_rate,
     time_round,
@@ -86,7 +88,8 @@ class RunResult:
     complete: bool = False
     notes: list[str] = field(default_factory=list)
     run: str = ""  # the run's folder name (rnn-lm-none, ...); default: the experiment's
-    # points that ran out of memory: {"variant", "size", "phase": "count" | "time", "reason"}
+    # points that ran out of memory (or where a target raised: "oom": False):
+    # {"variant", "size", "phase": "count" | "time", "reason"}
     failed: list[dict[str, Any]] = field(default_factory=list)
     # where an earlier run in the same folder was moved to (not part of the summary)
     kept_earlier: Path | None = None
@@ -118,6 +121,15 @@ def size_grid(min_size: int, max_size: int, ratio: float = math.sqrt(2.0)) -> li
         sizes.add(int(round(x)))
         x *= ratio
     return sorted(s for s in sizes if min_size <= s <= max_size)
+
+
+def sizes_of(cfg: SweepConfig) -> list[int]:
+    """The sizes a run measures: its explicit list, or the geometric grid."""
+    if cfg.size_list is not None:
+        if not cfg.size_list or min(cfg.size_list) < 1:
+            raise SweepError(f"sizes must be whole numbers of at least 1: {list(cfg.size_list)}")
+        return sorted(set(cfg.size_list))
+    return size_grid(cfg.min_size, cfg.max_size, cfg.grid_ratio)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -197,7 +209,7 @@ def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dty
         )
     if cfg.max_memory is not None and cfg.max_memory < 1:
         raise SweepError(f"--max-memory must be a positive number of bytes, got {cfg.max_memory}")
-    size_grid(cfg.min_size, cfg.max_size, cfg.grid_ratio)
+    sizes_of(cfg)
     device = resolve_device(cfg.device)
     dtype = DTYPES[cfg.dtype]
     check_memory(exp, cfg, device, dtype)
@@ -206,7 +218,7 @@ def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dty
 
 def plan(exp: Experiment, cfg: SweepConfig) -> list[tuple[str, int]]:
     """The (variant, size) points of the run, in the shuffled order they are visited."""
-    sizes = size_grid(cfg.min_size, cfg.max_size, cfg.grid_ratio)
+    sizes = sizes_of(cfg)
     # The control costs O(n²): it gets every other size (counting down from the
     # largest it may have), which is plenty to tell its growth from the claim's.
     control_sizes = [s for s in sizes if s <= cfg.control_max_size][::-2][::-1]
@@ -257,10 +269,26 @@ class _Point:
     fwd_rounds: list[Timing] = field(default_factory=list)
     bwd_rounds: list[Timing] = field(default_factory=list)
     count_s: float | None = None  # seconds its counting took (the time budget's yardstick)
+    compile: Compiled | None = None  # --compile: how its first round compiled
+    eager: tuple[Timing, Timing] | None = None  # --compile: its eager times, for the speed-up
 
     @property
     def rounds(self) -> int:
         return len(self.bwd_rounds)
+
+    def compile_record(self) -> dict[str, Any]:
+        """--compile: whether it compiled, the compile time, eager time and speed-up."""
+        if self.compile is None:
+            return {}
+        eager = sum(t.median for t in self.eager) if self.eager else None
+        now = Timing.merge(self.fwd_rounds).median + Timing.merge(self.bwd_rounds).median
+        return {
+            "compiled": self.compile.compiled,
+            "compile_s": self.compile.compile_s,
+            "eager_s": eager,
+            "speedup": eager / now if eager and now > 0 else None,
+            "compile_note": self.compile.reason,
+        }
 
     def metrics(self) -> PointMetrics:
         return PointMetrics(
@@ -303,6 +331,25 @@ def _time(
     return time_round(forward, threads=threads, min_time=min_time)
 
 
+def _time_compiled(
+    exp: Experiment,
+    p: _Point,
+    options: Mapping[str, Any],
+    device: torch.device,
+    dtype: torch.dtype,
+    threads: int,
+    min_time: float,
+) -> tuple[Timing, Timing]:
+    """A round of a point under torch.compile; its first round also compiles it (timed on
+    its own) and times it eagerly, for the speed-up."""
+    forward = exp.forward(p.variant, p.size, options, device, dtype)
+    c = compile_forward(forward, device)
+    if p.compile is None:
+        p.compile = c
+        p.eager = time_round(forward, threads=threads, min_time=min_time)
+    return time_round(c.forward, threads=threads, min_time=min_time)
+
+
 class _Sweep:
     """One run while it measures: its points, its limits and its files."""
 
@@ -341,7 +388,9 @@ class _Sweep:
         timed = [p for p in self.points if p.rounds > 0]
         result = self.result
         result.points = [
-            _point_record(p.variant, p.size, p.metrics(), self.rate, p.rounds) for p in timed
+            _point_record(p.variant, p.size, p.metrics(), self.rate, p.rounds)
+            | p.compile_record()
+            for p in timed
         ]
         result.samples = [
             {
@@ -395,8 +444,10 @@ class _Sweep:
         skipped = _sizes_text(self.not_measured(size, variant))
         return f"skipped {self.exp.size_name} = {skipped} ({variant}): {why}"
 
-    def fail(self, variant: str, size: int, phase: str, reason: str) -> None:
+    def fail(self, variant: str, size: int, phase: str, reason: str, oom: bool = True) -> None:
         record = {"variant": variant, "size": size, "phase": phase, "reason": reason}
+        if not oom:  # a target that broke its contract at this size
+            record["oom"] = False
         self.result.failed.append(record)
         self.grow_limit = min(self.grow_limit, size)
         self.result.notes.append(self.failure_note(record))
@@ -407,8 +458,9 @@ class _Sweep:
         n, size = self.exp.size_name, record["size"]
         later = sorted({s for _, s in self.todo if s >= size})
         doing = "counting" if record["phase"] == "count" else "timing"
+        what = "ran out of memory" if record.get("oom", True) else "failed"
         return (
-            f"{record['variant']} at {n} = {size} ran out of memory while {doing} "
+            f"{record['variant']} at {n} = {size} {what} while {doing} "
             f"({record['reason']}): stopped growing, {n} = {_sizes_text(later)} not "
             + ("measured" if record["phase"] == "count" else "measured further")
         )
@@ -472,6 +524,9 @@ class _Sweep:
                     if not _is_out_of_memory(err):
                         raise
                     failure = _first_line(err)
+                except SweepError as err:  # a target that raises at this size
+                    self.fail(variant, size, "count", str(err), oom=False)
+                    return
                 if failure is not None:
                     self.fail(variant, size, "count", failure)
                     return
@@ -498,12 +553,19 @@ class _Sweep:
                 self.tick(p.variant, p.size, finished=False)
                 failure = None
                 try:
-                    f, b = _time(self.exp, p.variant, p.size, self.options, self.device,
-                                 self.dtype, self.threads, cfg.min_time)  # fmt: skip
+                    if cfg.compile:
+                        f, b = _time_compiled(self.exp, p, self.options, self.device,
+                                              self.dtype, self.threads, cfg.min_time)  # fmt: skip
+                    else:
+                        f, b = _time(self.exp, p.variant, p.size, self.options, self.device,
+                                     self.dtype, self.threads, cfg.min_time)  # fmt: skip
                 except (RuntimeError, MemoryError) as err:
                     if not _is_out_of_memory(err):
                         raise
                     failure = _first_line(err)
+                except SweepError as err:  # a target that raises at this size
+                    self.fail(p.variant, p.size, "time", str(err), oom=False)
+                    continue
                 if failure is not None:
                     self.fail(p.variant, p.size, "time", failure)
                     continue
@@ -527,7 +589,7 @@ def _plan_notes(
     exp: Experiment, cfg: SweepConfig, todo: Sequence[tuple[str, int]], device: torch.device
 ) -> list[str]:
     """What a reader of the run needs to know about its plan."""
-    notes = []
+    notes = list(exp.notes)
     control_sizes = sorted({s for v, s in todo if exp.variant(v).split})
     if control_sizes:
         capped = cfg.max_size > cfg.control_max_size

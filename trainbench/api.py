@@ -1,0 +1,309 @@
+"""The Python API: sweep any model's size and read how its backward cost grows.
+
+::
+
+    import torch
+    import trainbench
+
+    def attention(n):                       # the TARGET contract: n -> (() -> scalar loss)
+        q = torch.randn(8, n, 64, requires_grad=True)
+        return lambda: torch.softmax(q @ q.transpose(1, 2), -1).matmul(q).sum()
+
+    result = trainbench.sweep(attention, "16:512", claim="O(n^2)", metric="bwd_flops")
+    result.points            # DataFrame: one row per (variant, size)
+    result.fits              # DataFrame: one row per (variant, metric)
+    result.verdict("O(n^2)", metric="bwd_flops")
+    result.plot("flops")     # a matplotlib Figure
+    result.save("results")   # results/attention/, readable by `trainbench report`
+
+The built-in experiments run through the same function (``trainbench.sweep("mlp-heads",
+"1:64")``) and the command line calls it too: one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trainbench.claims import Claim, parse_order_class
+from trainbench.config import SweepConfig, SweepError
+from trainbench.experiments import EXPERIMENTS, Experiment
+from trainbench.results import FIT_METRICS, METRIC_LABELS, POINT_COLUMNS, write_run
+from trainbench.target import (
+    DEFAULT_REFERENCE,
+    MODEL,
+    Factory,
+    TargetError,
+    check_name,
+    default_name,
+    load_target,
+    parse_sizes,
+    target_experiment,
+)
+
+DEFAULT_TOLERANCE = 0.15
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """A claim judged against a sweep's fits."""
+
+    claim: str  # "O(n^2)"
+    metric: str
+    variant: str
+    verdict: str  # confirmed | refuted | inconclusive
+    reason: str
+    exponent: float | None
+    ci_low: float | None
+    ci_high: float | None
+    best_class: str | None
+
+    def __str__(self) -> str:
+        return f"{self.metric} of {self.variant} is {self.claim}: {self.verdict} ({self.reason})"
+
+
+def user_claim(
+    order: str, experiment: str, *, metric: str = "bwd_s", variant: str = MODEL.name,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Claim:  # fmt: skip
+    """The claim "``metric`` of ``variant`` grows as ``order``" (``O(n log n)``, ``O(n^2)`` ...)."""
+    try:
+        exponent, order_class = parse_order_class(order)
+    except ValueError as err:
+        raise SweepError(f"--claim: {err}") from None
+    if metric not in FIT_METRICS:
+        raise SweepError(f"--metric {metric!r}: unknown (known: {', '.join(FIT_METRICS)})")
+    if not 0 < tolerance < 5:
+        raise SweepError(f"--tolerance must lie between 0 and 5, got {tolerance:g}")
+    return Claim(
+        id="claim",
+        problem="",
+        statement=f"{METRIC_LABELS[metric]} of {experiment} ({variant}): {order}",
+        experiment=experiment,
+        variant=variant,
+        metric=metric,
+        metrics=(metric,),
+        expected=exponent,
+        order_class=order_class,
+        tolerance=tolerance,
+    )
+
+
+@dataclass
+class SweepResult:
+    """What :func:`sweep` measured: the run, and views of it as DataFrames."""
+
+    run: Any  # trainbench.runner.RunResult
+    experiment: Experiment
+    folder: Path | None = None  # where the run was written, if it was
+
+    @property
+    def name(self) -> str:
+        return str(self.run.run or self.run.experiment)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.run.summary())
+
+    @property
+    def points(self) -> pd.DataFrame:
+        """One row per (variant, size): medians, IQRs, counts, efficiency, noise."""
+        return pd.DataFrame(self.run.points, columns=list(POINT_COLUMNS))
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        return pd.DataFrame(self.run.samples)
+
+    @property
+    def fits(self) -> pd.DataFrame:
+        """One row per (variant, metric): exponent k, its interval, class, verdict."""
+        return pd.DataFrame(self.run.fits)
+
+    @property
+    def claims(self) -> pd.DataFrame:
+        """One row per claim judged in the run."""
+        return pd.DataFrame(self.run.claims)
+
+    def verdict(
+        self,
+        claim: str,
+        metric: str = "bwd_s",
+        *,
+        variant: str | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+    ) -> ClaimVerdict:
+        """Judge "``metric`` grows as ``claim``" (``O(n)``, ``O(n log n)``, ``O(n^2)`` ...)
+        against this run's fits."""
+        from trainbench.analysis import fit_points, judge_claims
+
+        variant = variant or self.experiment.variants[0].name
+        c = user_claim(claim, self.experiment.name, metric=metric, variant=variant,
+                       tolerance=tolerance)  # fmt: skip
+        fits, _ = fit_points(
+            self.run.points, self.run.samples, int(self.run.config.get("seed", 0)),
+            self.experiment.min_fit_size,
+        )  # fmt: skip
+        judged = judge_claims(
+            self.experiment, fits, {p["variant"] for p in self.run.points},
+            self.run.config.get("options"), [c], points=self.run.points,
+        )  # fmt: skip
+        if not judged:
+            why = f"no points of variant {variant!r}"
+            return ClaimVerdict(claim, metric, variant, "inconclusive", why, *[None] * 4)
+        r = judged[0]
+        return ClaimVerdict(
+            claim=claim, metric=metric, variant=variant, verdict=r["verdict"],
+            reason=r["reason"], exponent=r.get("exponent"), ci_low=r.get("ci_low"),
+            ci_high=r.get("ci_high"), best_class=r.get("best_class"),
+        )  # fmt: skip
+
+    def plot(self, family: str = "time", path: str | Path | None = None) -> Any:
+        """A log-log figure of one metric family (time, flops, graph, memory), as
+        ``trainbench report`` draws it; written to ``path`` where given."""
+        from trainbench.report import plot_figure
+
+        return plot_figure(self.summary, self.points, self.samples, family, path)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the run to ``folder/<name>/`` (summary.json, measurements.csv, samples.csv),
+        where ``trainbench report`` reads it."""
+        target = Path(folder) / self.name
+        write_run(target, self.run.summary(), self.run.points, self.run.samples)
+        self.folder = target
+        return target
+
+
+def resolve(
+    target: Factory | Experiment | str,
+    *,
+    name: str | None = None,
+    reference: str = DEFAULT_REFERENCE,
+) -> Experiment:
+    """The experiment for a built-in name, an Experiment, a TARGET text or a factory."""
+    if isinstance(target, Experiment):
+        return target
+    if isinstance(target, str):
+        if target in EXPERIMENTS:
+            return EXPERIMENTS[target]
+        factory = load_target(target)
+        return target_experiment(
+            factory, check_name(name or default_name(factory, target)), spec=target,
+            reference=reference,
+        )  # fmt: skip
+    if not callable(target):
+        raise TargetError(
+            f"target: a {type(target).__name__} is neither a function of the size n nor an "
+            "experiment"
+        )
+    return target_experiment(
+        target, check_name(name or default_name(target)), reference=reference
+    )
+
+
+def preflight(exp: Experiment, cfg: SweepConfig) -> None:
+    """Build a target's smallest point and run its forward pass once, so that a target
+    that breaks the contract fails before any folder is made."""
+    from trainbench.runner import DTYPES, resolve_device, with_defaults
+
+    cfg = with_defaults(exp, cfg)
+    device = resolve_device(cfg.device)
+    forward = exp.forward(exp.variants[0].name, cfg.min_size, cfg.options | {"seed": cfg.seed},
+                          device, DTYPES[cfg.dtype])  # fmt: skip
+    forward()
+
+
+def sweep(
+    target: Factory | Experiment | str,
+    sizes: Sequence[int] | str,
+    *,
+    claim: str | None = None,
+    metric: str = "bwd_s",
+    tolerance: float = DEFAULT_TOLERANCE,
+    name: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    repeats: int = 3,
+    min_time: float = 0.05,
+    threads: int = 0,
+    device: str = "auto",
+    dtype: str = "float32",
+    seed: int = 0,
+    out: str | Path | None = None,
+    resume: bool = False,
+    time_budget: float | None = None,
+    max_memory: int | None = None,
+    compile: bool = False,
+    control: bool = True,
+    control_max_size: int = 256,
+    reference: str = DEFAULT_REFERENCE,
+    on_progress: Callable[[Any], None] | None = None,
+) -> SweepResult:
+    """Sweep ``target`` over ``sizes`` and fit how every metric grows.
+
+    ``target``: a function ``n -> (() -> scalar loss)`` (see :mod:`trainbench.target`),
+    a TARGET text (``pkg.mod:fn``, ``file.py:fn``), or a built-in experiment (its name or
+    object; ``options`` are its model options). ``sizes``: a list or ``"16:1024"``
+    (doubling), ``"16:1024:1.5"``. ``claim``: an order (``"O(n)"``, ``"O(n log n)"``,
+    ``"O(n^2)"``) that ``metric`` of the first variant is judged against (built-in
+    experiments also judge their claims from the claims file). ``out``: write the run
+    to ``out/<name>/`` as it is measured (else keep it in memory; :meth:`SweepResult.save`).
+    """
+    from trainbench.runner import run_sweep
+
+    exp = resolve(target, name=name, reference=reference)
+    cfg = make_config(
+        sizes, options=options, repeats=repeats, min_time=min_time, threads=threads,
+        device=device, dtype=dtype, seed=seed, time_budget=time_budget,
+        max_memory=max_memory, compile=compile, control=control,
+        control_max_size=control_max_size,
+    )  # fmt: skip
+    claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
+    if exp.name not in EXPERIMENTS:
+        preflight(exp, cfg)
+    folder_root = Path(out) if out is not None else None
+    result = run_sweep(exp, cfg, out_dir=folder_root, on_progress=on_progress,
+                       claims=claims, resume=resume)  # fmt: skip
+    folder = folder_root / exp.folder(cfg.options) if folder_root is not None else None
+    return SweepResult(result, exp, folder)
+
+
+def make_config(sizes: Sequence[int] | str, *, options: Mapping[str, Any] | None = None,
+                **settings: Any) -> SweepConfig:  # fmt: skip
+    """The configuration of a sweep over ``sizes`` (a list, or text such as ``16:1024``)."""
+    size_list = parse_sizes(sizes) if isinstance(sizes, str) else _size_list(sizes)
+    return SweepConfig(
+        min_size=size_list[0],
+        max_size=size_list[-1],
+        options=dict(options or {}),
+        size_list=tuple(size_list),
+        **settings,
+    )
+
+
+def claims_for(
+    exp: Experiment, claim: str | None, *, metric: str = "bwd_s",
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> list[Claim] | None:  # fmt: skip
+    """The claims a sweep judges: ``claim`` on ``metric`` of the first variant, and for a
+    built-in experiment its claims from the claims file (None: those alone)."""
+    if claim is None:
+        return None
+    own = user_claim(claim, exp.name, metric=metric, variant=exp.variants[0].name,
+                     tolerance=tolerance)  # fmt: skip
+    return [own, *exp.claims] if exp.name in EXPERIMENTS else [own]
+
+
+def _size_list(sizes: Sequence[int]) -> list[int]:
+    try:
+        values = sorted({int(s) for s in sizes})
+    except (TypeError, ValueError):
+        raise SweepError(f"sizes: expected whole numbers, got {sizes!r}") from None
+    if not values or values[0] < 1 or any(int(s) != s for s in sizes):
+        raise SweepError(f"sizes: expected whole numbers of at least 1, got {list(sizes)!r}")
+    return values
+
+
+__all__ = ["ClaimVerdict", "SweepResult", "sweep", "user_claim"]
