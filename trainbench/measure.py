@@ -268,11 +268,13 @@ def measure_point(
 def matmul_rate(
     rows: int, inner: int, cols: int, *, device: torch.device, dtype: torch.dtype, threads: int
 ) -> float:
-    """FLOP/s of ``torch.mm`` on (rows × inner) @ (inner × cols): the machine's reference rate."""
+    """FLOP/s of ``torch.mm`` on (rows × inner) @ (inner × cols): the machine's reference rate,
+    from its fastest sample (the rate the machine reaches; a sample slowed by another
+    process would make every efficiency look higher than it is)."""
     a = torch.randn(rows, inner, device=device, dtype=dtype)
     b = torch.randn(inner, cols, device=device, dtype=dtype)
     timing = time_statement(lambda: torch.mm(a, b), threads=threads, min_time=0.3)
-    return 2.0 * rows * inner * cols / timing.median
+    return 2.0 * rows * inner * cols / min(timing.samples)
 
 
 # --------------------------------------------------------------------------- torch.compile
@@ -291,7 +293,7 @@ class Compiled:
 
 def _allow_recompiles() -> None:
     """Every size is a new graph to compile; torch's default stops compiling (silently,
-    falling back to eager) after 8 per function."""
+    falling back to eager) after 8 per function. And the timing's retained graph."""
     import torch._dynamo
 
     cfg: Any = torch._dynamo.config
@@ -301,6 +303,13 @@ def _allow_recompiles() -> None:
     for name in ("accumulated_recompile_limit", "accumulated_cache_size_limit"):
         if hasattr(cfg, name):
             setattr(cfg, name, max(getattr(cfg, name), 65536))
+    # The backward is timed on one graph kept with retain_graph=True, which buffers that
+    # the compiled backward donates (frees as it goes) would forbid.
+    import torch._functorch.config
+
+    functorch_cfg: Any = torch._functorch.config
+    if hasattr(functorch_cfg, "donated_buffer"):
+        functorch_cfg.donated_buffer = False
 
 
 def compile_forward(forward: Forward, device: torch.device) -> Compiled:

@@ -37,6 +37,7 @@ def points_table(summary: Mapping[str, Any], size_name: str) -> Table:
         box=box.SIMPLE_HEAD,
     )
     cuda = any(p.get("peak_bytes") for p in summary["points"])
+    compiled = any("compiled" in p for p in summary["points"])  # --compile
     for name, justify in (
         (size_name, "right"),
         ("variant", "left"),
@@ -50,6 +51,7 @@ def points_table(summary: Mapping[str, Any], size_name: str) -> Table:
         *((("peak MB", "right"),) if cuda else ()),
         ("GFLOP/s", "right"),
         ("eff", "right"),
+        *((("compile s", "right"), ("× eager", "right")) if compiled else ()),
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for p in sorted(summary["points"], key=lambda p: (p["variant"], p["size"])):
@@ -67,9 +69,18 @@ def points_table(summary: Mapping[str, Any], size_name: str) -> Table:
             *((f"{(p.get('peak_bytes') or 0) / 1e6:.3g}",) if cuda else ()),
             f"{p['gflops']:.3g}" if p.get("gflops") is not None else "—",
             f"{eff:.0%}" if eff is not None else "—",
+            *(_compile_cells(p) if compiled else ()),
         ]
         table.add_row(*row)
     return table
+
+
+def _compile_cells(p: Mapping[str, Any]) -> tuple[str, str]:
+    """--compile: the compile time and the speed-up over eager (or that it ran eagerly)."""
+    if not p.get("compiled"):
+        return ("not compiled" if "compiled" in p else "—", "—")
+    speedup = p.get("speedup")
+    return (f"{p['compile_s']:.3g}", f"{speedup:.2f}" if speedup else "—")
 
 
 def fits_table(summary: Mapping[str, Any]) -> Table:
