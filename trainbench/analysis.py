@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from trainbench.runner import RunResult
 
 
+NOT_COUNTED_FLOPS = (
+    ": torch's FLOP counter has formulas for matrix products, convolutions and attention "
+    "(and trainbench's for fused RNN kernels); elementwise work and other fused kernels "
+    "count zero"
+)
+
+
 def fit_points(
     points: list[dict[str, Any]],
     samples: list[dict[str, Any]],
@@ -51,7 +58,10 @@ def fit_points(
             values = [p.get(metric) for p in rows]
             if all(val is None or val == 0 for val in values):
                 if metric != "peak_bytes":
-                    notes.append(f"{v}/{metric}: not counted (zero or missing at every size)")
+                    notes.append(
+                        f"{v}/{metric}: not counted (zero or missing at every size)"
+                        + (NOT_COUNTED_FLOPS if metric.endswith("_flops") else "")
+                    )
                 continue
             rounds = None
             if metric in TIME_METRICS:
