@@ -1,0 +1,92 @@
+"""Tiny TARGET functions for the tests of ``trainbench sweep`` and ``trainbench.sweep``.
+
+Each takes the size n and returns a zero-argument function that runs one forward pass and
+returns a scalar loss (the contract of :mod:`trainbench.target`); some break the contract on
+purpose. TARGET strings name them through this file: ``spec("linear")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+WIDTH = 4
+FILE = Path(__file__).resolve()
+
+
+def spec(name: str) -> str:
+    """The TARGET string (file form, absolute path) of the function ``name`` in this file."""
+    return f"{FILE}:{name}"
+
+
+def linear(n: int) -> Callable[[], Tensor]:
+    """x @ W with n rows: every count grows as n."""
+    w = torch.randn(WIDTH, WIDTH, requires_grad=True)
+    x = torch.randn(n, WIDTH)
+    return lambda: torch.tanh(x @ w).sum()
+
+
+def chain(n: int) -> Callable[[], Tensor]:
+    """A chain of n fixed-width layers: FLOPs, graph nodes and depth grow as n."""
+    weights = [torch.randn(WIDTH, WIDTH, requires_grad=True) for _ in range(n)]
+    x = torch.randn(2, WIDTH)
+
+    def forward() -> Tensor:
+        h = x
+        for w in weights:
+            h = torch.tanh(h @ w)
+        return h.sum()
+
+    return forward
+
+
+def attention(n: int) -> Callable[[], Tensor]:
+    """Self-attention over n tokens: the n x n scores make the FLOPs grow as n^2."""
+    q = torch.randn(n, WIDTH, requires_grad=True)
+    return lambda: torch.softmax(q @ q.T, dim=-1).matmul(q).sum()
+
+
+def raises(n: int) -> Callable[[], Tensor]:
+    raise ValueError(f"cannot build size {n}")
+
+
+def forward_raises(n: int) -> Callable[[], Tensor]:
+    def forward() -> Tensor:
+        raise KeyError("forward broke")
+
+    return forward
+
+
+def not_callable(n: int) -> int:
+    return n
+
+
+def vector(n: int) -> Callable[[], Tensor]:
+    w = torch.randn(n, requires_grad=True)
+    return lambda: w * 2
+
+
+def no_grad(n: int) -> Callable[[], Tensor]:
+    x = torch.randn(n)
+    return lambda: x.sum()
+
+
+def integer(n: int) -> Callable[[], Tensor]:
+    return lambda: torch.tensor(n)
+
+
+def not_a_tensor(n: int) -> Callable[[], float]:
+    return lambda: 1.0
+
+
+def raises_from_8(n: int) -> Callable[[], Tensor]:
+    """Works below n = 8, raises from there on (a target that cannot be built that large)."""
+    if n >= 8:
+        raise RuntimeError(f"size {n} is not supported")
+    return linear(n)
+
+
+NOT_A_FUNCTION = 42
