@@ -32,7 +32,13 @@ import pandas as pd
 from trainbench.claims import Claim, parse_order_class
 from trainbench.config import SweepConfig, SweepError
 from trainbench.experiments import EXPERIMENTS, Experiment
-from trainbench.results import FIT_METRICS, METRIC_LABELS, POINT_COLUMNS, write_run
+from trainbench.results import (
+    COMPILE_COLUMNS,
+    FIT_METRICS,
+    METRIC_LABELS,
+    POINT_COLUMNS,
+    write_run,
+)
 from trainbench.target import (
     DEFAULT_REFERENCE,
     MODEL,
@@ -112,7 +118,8 @@ class SweepResult:
     @property
     def points(self) -> pd.DataFrame:
         """One row per (variant, size): medians, IQRs, counts, efficiency, noise."""
-        return pd.DataFrame(self.run.points, columns=list(POINT_COLUMNS))
+        extra = [c for c in COMPILE_COLUMNS if any(c in p for p in self.run.points)]
+        return pd.DataFrame(self.run.points, columns=[*POINT_COLUMNS, *extra])
 
     @property
     def samples(self) -> pd.DataFrame:
@@ -290,6 +297,7 @@ def claims_for(
     """The claims a sweep judges: ``claim`` on ``metric`` of the first variant, and for a
     built-in experiment its claims from the claims file (None: those alone)."""
     if claim is None:
+        user_claim("O(n)", exp.name, metric=metric, tolerance=tolerance)  # the settings' checks
         return None
     own = user_claim(claim, exp.name, metric=metric, variant=exp.variants[0].name,
                      tolerance=tolerance)  # fmt: skip

@@ -686,6 +686,8 @@ def sweep_command(
     from trainbench.experiments import EXPERIMENTS
     from trainbench.runner import SweepError
 
+    options = _options(option)
+
     try:
         exp = resolve(target, name=name, reference=reference)
         if exp.name in EXPERIMENTS and name is not None:
@@ -693,7 +695,7 @@ def sweep_command(
         if exp.name not in EXPERIMENTS and option:
             raise SweepError("--option: only for the built-in experiments (mlp-heads, ...)")
         cfg = make_config(
-            sizes, options=_options(option), control=control,
+            sizes, options=options, control=control,
             control_max_size=control_max_size, repeats=repeats, min_time=min_time,
             threads=threads, device=device.value, dtype=dtype.value, seed=seed,
             time_budget=time_budget, max_memory=memory, compile=compile_,
@@ -706,6 +708,8 @@ def sweep_command(
     except SweepError as err:
         raise fail(str(err)) from None
     except (RuntimeError, MemoryError) as err:  # out of memory in the first forward pass
+        if isinstance(err, typer.Exit):
+            raise
         raise fail(f"{target}: {_first_line(err)}") from None
     verdict = _measure_and_render(exp, cfg, out=out, json_out=json_out, quiet=quiet,
                                   resume=resume, claims=claims)  # fmt: skip

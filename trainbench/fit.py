@@ -79,6 +79,10 @@ class OrderFit:
     # values follow exactly over the fitted sizes (None: no polynomial of degree
     # <= 3 does, or the data are noisy).
     poly_degree: int | None = None
+    # BIC of each growth class a + b·g(n) and of the power a + b·n^k over the fitted sizes
+    # (lower is better): whether a logarithmic class explains the data as well as a power.
+    class_bic: dict[str, float] | None = None
+    power_bic: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -239,6 +243,12 @@ def fit_exponent(sizes: Sequence[float], values: Sequence[float]) -> tuple[float
     return float(k[0]), float(a[0]), float(b[0])
 
 
+def _bic(rss: float, m: int, params: int) -> float:
+    """BIC of a fit with weighted residual sum ``rss`` over ``m`` sizes. Relative residuals
+    below 1e-9 are rounding: they count as a perfect fit."""
+    return m * math.log(max(rss / m, 1e-18)) + params * math.log(m)
+
+
 def choose_class(sizes: Sequence[float], values: Sequence[float]) -> tuple[str, dict[str, float]]:
     """Rank the growth classes by BIC; return the simplest within BIC_MARGIN of the best."""
     n = np.asarray(sizes, dtype=float)
@@ -256,8 +266,7 @@ def choose_class(sizes: Sequence[float], values: Sequence[float]) -> tuple[str, 
             _, _, rss_arr = _wls_line(x, y, w)
             rss = float(rss_arr)
             p = 2
-        # Relative residuals below 1e-9 are rounding: treat them as a perfect fit.
-        scores[name] = m * math.log(max(rss / m, 1e-18)) + p * math.log(m)
+        scores[name] = _bic(rss, m, p)
     best = min(scores.values())
     for name in CLASSES:  # simplest first
         if scores[name] <= best + BIC_MARGIN:
@@ -328,9 +337,11 @@ def fit_order(
 
     y = _medians(samples)
     k, a, b = fit_exponent(n, y)
-    best_class, _ = choose_class(n, y)
+    best_class, class_bic = choose_class(n, y)
     fitted = a + b * n**k
     rel_resid = y / np.where(fitted > 0, fitted, np.nan) - 1.0
+    power_rss = float(np.nansum(((y - fitted) / np.maximum(np.abs(y), 1e-300)) ** 2))
+    power_bic = _bic(power_rss, len(n), 3)
     spreads = [
         (np.percentile(s, 75) - np.percentile(s, 25)) / np.median(s) if len(s) > 1 else 0.0
         for s in samples
@@ -378,6 +389,8 @@ def fit_order(
         top_ci_low=round(top_lo, 4),
         top_ci_high=round(top_hi, 4),
         poly_degree=poly,
+        class_bic={name: round(v, 3) for name, v in class_bic.items()},
+        power_bic=round(power_bic, 3),
     )
 
 
@@ -450,6 +463,20 @@ def judge(
             f"an exact count, a polynomial of degree {fit.poly_degree} in n ({ci}), "
             f"not {order_class}",
         )
+    # A logarithmic class must explain the data about as well as the best power a + b·n^k
+    # (which has a parameter more): n^1.5 lies between n log n and n² and would otherwise
+    # pass for n log n.
+    power_wins = (
+        order_class is not None
+        and not short
+        and fit.class_bic is not None
+        and fit.power_bic is not None
+        and fit.class_bic.get(order_class, math.inf) > fit.power_bic + BIC_MARGIN
+    )
+    if power_wins and fit.exact:
+        return Verdict(
+            REFUTED, f"an exact count that a power n^k fits better than {order_class} ({ci})"
+        )
     degree_text = (
         f"an exact count, a polynomial of degree {fit.poly_degree} in n ({ci} over the range)"
     )
@@ -497,6 +524,8 @@ def judge(
             )
         else:
             problems.append(f"{ci} straddles the edge of {_band(expected, band_lo, band_hi)}")
+    if power_wins:
+        problems.append(f"a power n^k ({ci}) fits better than {order_class}")
     want_class = order_class or CLASS_FOR_EXPONENT.get(float(expected))
     if not by_degree and want_class is not None and fit.best_class != want_class:
         problems.append(f"best class is {fit.best_class}, not {want_class}")

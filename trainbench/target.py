@@ -44,6 +44,8 @@ MODEL = Variant("model", "one backward of the target's loss", split=False, stack
 DEFAULT_REFERENCE = "1024x1024x1024"  # the torch.mm whose rate is the efficiency reference
 MAX_SIZES = 200  # sizes in one --sizes
 MAX_TARGET_SIZE = 10**9
+# run folders that trainbench's own commands write (verify's results/ holds them all)
+RESERVED_NAMES = frozenset([*EXPERIMENTS, "trainability", "report", "quick"])
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -126,7 +128,7 @@ def default_name(factory: Factory, spec: str | None = None) -> str:
     """The run's folder name: the function's name (or TARGET's), made a safe folder name."""
     raw = getattr(factory, "__name__", "") or (spec or "").rpartition(":")[2]
     name = re.sub(r"[^A-Za-z0-9._-]", "-", raw).strip("-.") or "target"
-    return name if name not in EXPERIMENTS else f"{name}-target"
+    return name if name not in RESERVED_NAMES else f"{name}-target"
 
 
 def check_name(name: str) -> str:
@@ -134,7 +136,7 @@ def check_name(name: str) -> str:
         raise TargetError(
             f"--name {name!r}: use letters, digits, '.', '_' and '-' (up to 100; not first '.')"
         )
-    if name in EXPERIMENTS or name in ("trainability", "report", "quick"):
+    if name in RESERVED_NAMES:
         raise TargetError(f"--name {name!r} is a built-in experiment's; choose another")
     return name
 
