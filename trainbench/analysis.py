@@ -131,6 +131,7 @@ def judge_claims(
             work=fits.get((c.variant, c.work_metric)) if c.work_metric else None,
             work_label=METRIC_LABELS.get(c.work_metric or "", "work"),
             order_class=c.order_class,
+            check_class=c.check_class,
         )
         record.update(
             verdict=v.verdict,
@@ -144,6 +145,8 @@ def judge_claims(
             fit_sizes=[fit.fit_from, round(fit.fit_from * fit.size_range)],
             control_exponent=control_fit.exponent if control_fit else None,
         )
+        if not c.check_class:
+            record["reason"] += f" (band widened to ±{c.tolerance:g}, class not checked)"
         if c.metric in TIME_METRICS and points:
             fitted = _fitted_points(points, c.variant, fit)
             noisy = sum(_is_noisy(p, c.metric) for p in fitted)

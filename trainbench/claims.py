@@ -34,7 +34,7 @@ VERDICTS = ("confirmed", "refuted", "inconclusive")
 RUN_KEYS = {
     "sweep": {
         "min_size", "max_size", "control_max_size", "repeats", "min_time", "threads", "seed",
-        "dtype", "device",
+        "dtype", "device", "time_tolerance",
     },
     "trainability": {"depths", "steps", "seed", "threads", "lr_sgd", "lr_adam"},
 }  # fmt: skip
@@ -103,6 +103,9 @@ class Claim:
     metrics: tuple[str, ...] = ()
     # the growth class the order names where it is a logarithmic one ("log n", "n log n")
     order_class: str | None = None
+    # False: judged on the band alone, not on the best class too (a time claim in a run
+    # whose [runs] settings widen its band: `time_tolerance`)
+    check_class: bool = True
 
     def applies(self, options: Mapping[str, Any]) -> bool:
         return all(options.get(k) in values for k, values in self.when.items()) and not any(
@@ -181,6 +184,7 @@ def _order(value: Any) -> tuple[float, str | None]:
 
 SETTING_WORDS = {
     "min_time": "a number of seconds (0 to 3600)",
+    "time_tolerance": "a number between 0 and 5",
     "lr_sgd": "a positive number",
     "lr_adam": "a positive number",
     "dtype": "float32 or float64",
@@ -198,6 +202,8 @@ def _setting_ok(key: str, value: Any) -> bool:
     """Whether a [runs] setting has a sensible type and range (the run checks the rest)."""
     if key == "min_time":
         return type(value) in (int, float) and 0 <= value <= 3600
+    if key == "time_tolerance":
+        return type(value) in (int, float) and 0 < value < 5
     if key in ("lr_sgd", "lr_adam"):
         return type(value) in (int, float) and 0 < value < 1e3
     if key == "dtype":

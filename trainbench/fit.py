@@ -428,6 +428,7 @@ def judge(
     work: OrderFit | None = None,
     work_label: str = "work",
     order_class: str | None = None,
+    check_class: bool = True,
 ) -> Verdict:
     """Judge the claim "metric grows as n**expected" (or, with ``order_class``, as the
     logarithmic class it names: "log n" with expected 0, "n log n" with expected 1).
@@ -527,7 +528,7 @@ def judge(
     if power_wins:
         problems.append(f"a power n^k ({ci}) fits better than {order_class}")
     want_class = order_class or CLASS_FOR_EXPONENT.get(float(expected))
-    if not by_degree and want_class is not None and fit.best_class != want_class:
+    if check_class and not by_degree and want_class is not None and fit.best_class != want_class:
         problems.append(f"best class is {fit.best_class}, not {want_class}")
     if needs_control:
         if control is None:
