@@ -129,6 +129,14 @@ class _Earlier:
         )
 
 
+def _number(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _count_value(value: Any) -> int | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -186,6 +194,14 @@ def _read_earlier(
         # as long, and that is what the time budget's cost model needs.
         spent = float(row["fwd_s"]) + float(row["bwd_s"])
         p.count_s = spent if math.isfinite(spent) else None
+        if cfg.compile and str(row.get("compiled", "")).strip():  # how it compiled, kept
+            p.compile = {
+                "compiled": str(row["compiled"]).lower() == "true",
+                "compile_s": _number(row.get("compile_s")),
+                "reason": row.get("compile_note") if isinstance(row.get("compile_note"), str)
+                else None,
+            }  # fmt: skip
+            p.eager_s = _number(row.get("eager_s"))
         points.append(p)
     failed = [
         {k: f.get(k) for k in ("variant", "size", "phase", "reason", "oom") if k in f}

@@ -51,7 +51,6 @@ from trainbench.limits import (
 )
 from trainbench.measure import (
     NOISY_SPREAD,
-    Compiled,
     PointMetrics,
     Timing,
     compile_forward,
@@ -269,8 +268,10 @@ class _Point:
     fwd_rounds: list[Timing] = field(default_factory=list)
     bwd_rounds: list[Timing] = field(default_factory=list)
     count_s: float | None = None  # seconds its counting took (the time budget's yardstick)
-    compile: Compiled | None = None  # --compile: how its first round compiled
-    eager: tuple[Timing, Timing] | None = None  # --compile: its eager times, for the speed-up
+    # --compile: how its first round compiled (compiled, compile_s, reason), and its eager
+    # forward+backward time, for the speed-up
+    compile: dict[str, Any] | None = None
+    eager_s: float | None = None
 
     @property
     def rounds(self) -> int:
@@ -280,14 +281,14 @@ class _Point:
         """--compile: whether it compiled, the compile time, eager time and speed-up."""
         if self.compile is None:
             return {}
-        eager = sum(t.median for t in self.eager) if self.eager else None
+        eager = self.eager_s
         now = Timing.merge(self.fwd_rounds).median + Timing.merge(self.bwd_rounds).median
         return {
-            "compiled": self.compile.compiled,
-            "compile_s": self.compile.compile_s,
+            "compiled": bool(self.compile.get("compiled")),
+            "compile_s": self.compile.get("compile_s"),
             "eager_s": eager,
             "speedup": eager / now if eager and now > 0 else None,
-            "compile_note": self.compile.reason,
+            "compile_note": self.compile.get("reason"),
         }
 
     def metrics(self) -> PointMetrics:
@@ -345,8 +346,8 @@ def _time_compiled(
     forward = exp.forward(p.variant, p.size, options, device, dtype)
     c = compile_forward(forward, device)
     if p.compile is None:
-        p.compile = c
-        p.eager = time_round(forward, threads=threads, min_time=min_time)
+        p.compile = {"compiled": c.compiled, "compile_s": c.compile_s, "reason": c.reason}
+        p.eager_s = sum(t.median for t in time_round(forward, threads=threads, min_time=min_time))
     return time_round(c.forward, threads=threads, min_time=min_time)
 
 
