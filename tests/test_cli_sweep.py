@@ -11,6 +11,7 @@ import pytest
 import targets_for_tests as T
 from cli_helpers import assert_one_line_error, files_under, invoke
 
+import trainbench.results
 import trainbench.runner
 
 FAST = ("--repeats", "1", "--min-time", "0.002", "--reference", "64", "--threads", "1")
@@ -217,3 +218,18 @@ def test_builtin_through_sweep(tmp_path: Path) -> None:
     ids = {c["id"] for c in summary["claims"]}
     assert "P1b-graph" in ids
     assert (tmp_path / "mlp-heads" / "summary.json").is_file()
+
+
+def test_resume_of_a_compiled_run_keeps_how_each_point_compiled(tmp_path: Path) -> None:
+    args = ["sweep", LINEAR, "--sizes", "2,4,8", "--compile", *FAST, "--out", str(tmp_path),
+            "--quiet"]  # fmt: skip
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    folder = tmp_path / "linear"
+    before = trainbench.results.read_run(folder)[1]
+    assert list(before["compiled"]) == [True, True, True] or before["compile_note"].notna().all()
+    again = invoke(*args, "--resume")
+    assert again.exit_code == 0, again.output
+    after = trainbench.results.read_run(folder)[1]
+    for column in ("compiled", "compile_s", "eager_s", "speedup"):
+        assert list(after[column]) == list(before[column]), column
