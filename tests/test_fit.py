@@ -26,6 +26,7 @@ from trainbench.fit import (
     CLASSES,
     CONFIRMED,
     INCONCLUSIVE,
+    K_MAX,
     REFUTED,
     OrderFit,
     Verdict,
@@ -671,3 +672,30 @@ def test_a_control_of_higher_degree_counts_as_growing_faster() -> None:
     assert control.exponent < 1.1 and control.poly_degree == 2 and claim.poly_degree == 1
     v = judge(claim, 1.0, 0.02, control=control, needs_control=True)
     assert v.verdict == CONFIRMED, v.reason
+
+
+def _flat(levels: list[float], seed: int = 0) -> list[list[float]]:
+    rng = np.random.default_rng(seed)
+    return [list(v * 1e-6 * (1 + 0.01 * rng.standard_normal(80))) for v in levels]
+
+
+def test_a_flat_metric_is_not_read_as_the_largest_exponent() -> None:
+    # a constant 25 µs whose medians wander by a few percent: a + b·n^k alone would bend
+    # through the top point with k at its bound (4.5) and a zero-width interval
+    fit = fit_order([16, 32, 64, 128], _flat([24.4, 26.0, 25.1, 27.6]))
+    assert fit.exponent < 0.2 and fit.ci_high < 0.2
+    assert judge(fit, 4.5, 0.15).verdict == "refuted"
+
+
+def test_a_constant_is_confirmed_as_o1() -> None:
+    fit = fit_order([16, 32, 64, 128], _flat([32.9, 35.1, 28.4, 36.1], seed=1))
+    assert fit.best_class == "1"
+    assert (fit.exponent, fit.ci_low) == (0.0, 0.0)
+    assert judge(fit, 0.0, 0.15).verdict == "confirmed"
+    assert judge(fit, 1.0, 0.15).verdict == "refuted"
+
+
+def test_exponents_stay_within_the_search_range() -> None:
+    sizes = [16, 32, 64, 128, 256]
+    fit = fit_order(sizes, [[1.0], [1.0], [1.0], [1.0], [40.0]])
+    assert 0.0 <= fit.ci_low <= fit.exponent <= fit.ci_high <= K_MAX

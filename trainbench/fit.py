@@ -187,6 +187,7 @@ def _fit_block(n: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     h = ks[rows, ip] - k
     with np.errstate(divide="ignore", invalid="ignore"):
         k_star = np.where(inner & (curv > 0), k + 0.5 * h * (r0 - r2) / curv, k)
+    k_star = np.clip(np.nan_to_num(k_star, nan=0.0), 0.0, K_MAX)
     _, a2, b2, rss2 = scan(k_star[:, None])
     better = (k_star != k) & (rss2[:, 0] <= r1) & (b2[:, 0] > 0)
     k = np.where(better, k_star, k)
@@ -375,6 +376,16 @@ def fit_order(
     top = float(top_slopes(n, y)[0])
     top_lo, top_hi = np.quantile(top_slopes(n, y_star), [alpha, 1.0 - alpha])
     top_lo, top_hi = min(float(top_lo), top), max(float(top_hi), top)
+    if not exact and poly is None:
+        if best_class == "1":
+            # A constant explains the data best: a + b·n^k would reach for any k (up to
+            # K_MAX) that bends through the noise of the top point. The growth is at most
+            # what the top of the range shows.
+            k, lo, hi = 0.0, 0.0, max(top_hi, 0.0)
+        elif k >= K_MAX - 1e-9 and best_class != "n^3":
+            # Pinned at the bound: the power only bends through the top point (a flat
+            # curve with one high point); its growth is the log-log slope at the top.
+            k, lo, hi = max(top, 0.0), max(top_lo, 0.0), max(top_hi, 0.0)
     return OrderFit(
         exponent=round(k, 4),
         ci_low=round(lo, 4),
