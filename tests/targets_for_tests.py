@@ -90,3 +90,26 @@ def raises_from_8(n: int) -> Callable[[], Tensor]:
 
 
 NOT_A_FUNCTION = 42
+
+
+def _sigmoid_chain(n: int, breaks: bool) -> Callable[[], Tensor]:
+    w = torch.randn(WIDTH, WIDTH, requires_grad=True)
+    x = torch.randn(n, WIDTH)
+
+    def loss() -> Tensor:
+        y = torch.sigmoid(x @ w)
+        if breaks:
+            y.add_(1)  # in place on an output sigmoid saved for backward: backward fails
+        return y.sum()
+
+    return loss
+
+
+def bad_backward(n: int) -> Callable[[], Tensor]:
+    """A forward pass whose backward fails (at every size)."""
+    return _sigmoid_chain(n, breaks=True)
+
+
+def bad_backward_from_8(n: int) -> Callable[[], Tensor]:
+    """Keeps the contract below n = 8; its backward fails from n = 8 on."""
+    return _sigmoid_chain(n, breaks=n >= 8)

@@ -25,7 +25,7 @@ import trainbench.runner
 from trainbench.api import ClaimVerdict, SweepResult
 from trainbench.config import SweepError
 from trainbench.fit import fit_order
-from trainbench.results import COUNT_METRICS, POINT_COLUMNS
+from trainbench.results import COUNT_METRICS, POINT_COLUMNS, read_run
 from trainbench.target import TargetError
 
 SIZES = [4, 8, 16, 32, 64]
@@ -327,3 +327,28 @@ def test_cuda_sweep_measures_peak_bytes() -> None:
     peak = result.points["peak_bytes"].astype(float)
     assert np.isfinite(peak).all() and (peak > 0).all()
     assert result.verdict("O(n)", metric="bwd_flops").verdict == "confirmed"
+
+
+def test_api_input_is_checked_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(SweepError, match="--dtype"):
+        trainbench.sweep(T.linear, [2, 4, 8], dtype="float16")
+    with pytest.raises(SweepError, match="at most 200 sizes"):
+        trainbench.sweep(T.linear, list(range(1, 300)))
+    with pytest.raises(SweepError, match="cannot be fitted"):
+        trainbench.sweep(T.linear, [2, 4, 8], claim="O(n^5)")
+
+
+def test_save_keeps_an_earlier_run(tmp_path: Path) -> None:
+    fast = {"repeats": 1, "min_time": 0.002, "reference": "64", "threads": 1}
+    first = trainbench.sweep(T.linear, [2, 4, 8], **fast).save(tmp_path)
+    trainbench.sweep(T.linear, [2, 4], **fast).save(tmp_path)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("linear.")]
+    assert len(kept) == 1
+    assert sorted(read_run(kept[0])[1]["size"]) == [2, 4, 8]
+    assert sorted(read_run(first)[1]["size"]) == [2, 4]
+
+
+def test_an_importable_factory_is_named_by_module_and_name() -> None:
+    fast = {"repeats": 1, "min_time": 0.002, "reference": "64", "threads": 1}
+    result = trainbench.sweep(T.linear, [2, 4, 8], **fast)
+    assert result.run.config["options"]["target"] == "targets_for_tests:linear"

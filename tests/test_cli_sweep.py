@@ -77,6 +77,15 @@ BAD = [
     ("infinite min time", [LINEAR, "--sizes", "2,4", "--min-time", "inf"], ["--min-time"]),
     ("unknown device", [LINEAR, "--sizes", "2,4", "--device", "tpu"], ["--device"]),
     ("zero repeats", [LINEAR, "--sizes", "2,4", "--repeats", "0"], ["--repeats"]),
+    ("backward fails", [T.spec("bad_backward"), "--sizes", "2,4"],
+     ["backward of bad_backward(2)()", "RuntimeError"]),
+    ("claim beyond the fit", [LINEAR, "--sizes", "2,4", "--claim", "O(n^5)"], ["--claim"]),
+    ("name of an rnn-lm run", [LINEAR, "--sizes", "2,4", "--name", "rnn-lm-gru"], ["--name"]),
+    ("unknown cell", ["rnn-lm", "--sizes", "2,4", "--option", "cell=nope"],
+     ["cell must be one of", "ugrnn"]),
+    ("unknown activation", ["mlp-heads", "--sizes", "2,4", "--option", "activation=x"],
+     ["activation must be one of"]),
+    ("even kernel", ["ugcnn", "--sizes", "2,4", "--option", "kernel=2"], ["kernel must be odd"]),
 ]  # fmt: skip
 
 
@@ -233,3 +242,31 @@ def test_resume_of_a_compiled_run_keeps_how_each_point_compiled(tmp_path: Path) 
     after = trainbench.results.read_run(folder)[1]
     for column in ("compiled", "compile_s", "eager_s", "speedup"):
         assert list(after[column]) == list(before[column]), column
+
+
+def test_a_backward_that_fails_at_a_larger_size_is_a_failed_point(tmp_path: Path) -> None:
+    result = invoke("sweep", T.spec("bad_backward_from_8"), "--sizes", "2,3,4,6,8,16", *FAST,
+                    "--out", str(tmp_path), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["complete"] is True
+    (failed,) = summary["failed_points"]
+    assert failed["size"] == 8 and failed["oom"] is False
+    assert "RuntimeError" in failed["reason"]
+    assert sorted(p["size"] for p in summary["points"]) == [2, 3, 4, 6]
+
+
+def test_a_target_file_that_parses_arguments_on_import(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import argparse, torch\n"
+        "args = argparse.ArgumentParser().parse_args()\n"
+        "def make(n):\n"
+        "    w = torch.ones(n, requires_grad=True)\n"
+        "    return lambda: (w * w).sum()\n",
+        encoding="utf-8",
+    )
+    result = invoke("sweep", f"{script}:make", "--sizes", "2,4,8", *FAST,
+                    "--out", str(tmp_path / "out"), "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "make" / "summary.json").is_file()

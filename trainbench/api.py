@@ -32,15 +32,20 @@ import pandas as pd
 from trainbench.claims import Claim, parse_order_class
 from trainbench.config import SweepConfig, SweepError
 from trainbench.experiments import EXPERIMENTS, Experiment
+from trainbench.fit import K_MAX
+from trainbench.limits import _first_line
 from trainbench.results import (
     COMPILE_COLUMNS,
     FIT_METRICS,
     METRIC_LABELS,
     POINT_COLUMNS,
+    keep_earlier_run,
     write_run,
 )
 from trainbench.target import (
     DEFAULT_REFERENCE,
+    MAX_SIZES,
+    MAX_TARGET_SIZE,
     MODEL,
     Factory,
     TargetError,
@@ -81,6 +86,8 @@ def user_claim(
         exponent, order_class = parse_order_class(order)
     except ValueError as err:
         raise SweepError(f"--claim: {err}") from None
+    if exponent > K_MAX:
+        raise SweepError(f"--claim {order}: exponents above {K_MAX:g} cannot be fitted")
     if metric not in FIT_METRICS:
         raise SweepError(f"--metric {metric!r}: unknown (known: {', '.join(FIT_METRICS)})")
     if not 0 < tolerance < 5:
@@ -179,6 +186,8 @@ class SweepResult:
         """Write the run to ``folder/<name>/`` (summary.json, measurements.csv, samples.csv),
         where ``trainbench report`` reads it."""
         target = Path(folder) / self.name
+        if target != self.folder:  # an earlier run there is kept, renamed with its time
+            keep_earlier_run(target)
         write_run(target, self.run.summary(), self.run.points, self.run.samples)
         self.folder = target
         return target
@@ -207,20 +216,43 @@ def resolve(
             "experiment"
         )
     return target_experiment(
-        target, check_name(name or default_name(target)), reference=reference
-    )
+        target, check_name(name or default_name(target)), spec=_spec_of(target),
+        reference=reference,
+    )  # fmt: skip
+
+
+def _spec_of(factory: Factory) -> str | None:
+    """``module:qualname`` where the function can be imported by that name (so that a run
+    of it can be repeated from the command line); None for a lambda, a closure or a
+    function of ``__main__``."""
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
 
 
 def preflight(exp: Experiment, cfg: SweepConfig) -> None:
-    """Build a target's smallest point and run its forward pass once, so that a target
-    that breaks the contract fails before any folder is made."""
-    from trainbench.runner import DTYPES, resolve_device, with_defaults
+    """Build a target's smallest point and run its forward and backward pass once, so that
+    a target that breaks the contract fails before any folder is made."""
+    from trainbench.limits import _is_out_of_memory
+    from trainbench.runner import DTYPES, resolve_device, validate, with_defaults
 
     cfg = with_defaults(exp, cfg)
+    validate(exp, cfg)
     device = resolve_device(cfg.device)
     forward = exp.forward(exp.variants[0].name, cfg.min_size, cfg.options | {"seed": cfg.seed},
                           device, DTYPES[cfg.dtype])  # fmt: skip
-    forward()
+    label = str(cfg.options.get("target", exp.name)).rpartition(":")[2]
+    for root in forward():
+        try:
+            root.backward()
+        except Exception as err:
+            if _is_out_of_memory(err):
+                raise
+            raise TargetError(
+                f"backward of {label}({cfg.min_size})() raised {type(err).__name__}: "
+                f"{_first_line(err)}"
+            ) from None
 
 
 def sweep(
@@ -311,6 +343,11 @@ def _size_list(sizes: Sequence[int]) -> list[int]:
         raise SweepError(f"sizes: expected whole numbers, got {sizes!r}") from None
     if not values or values[0] < 1 or any(int(s) != s for s in sizes):
         raise SweepError(f"sizes: expected whole numbers of at least 1, got {list(sizes)!r}")
+    if len(values) > MAX_SIZES or values[-1] > MAX_TARGET_SIZE:
+        raise SweepError(
+            f"sizes: at most {MAX_SIZES} sizes, each at most {MAX_TARGET_SIZE}, got "
+            f"{len(values)} up to {values[-1]}"
+        )
     return values
 
 

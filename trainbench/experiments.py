@@ -23,6 +23,7 @@ from torch import Tensor
 from trainbench.claims import Claim, default_claims
 from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig, make_data
 from trainbench.models.mlp_heads import memory_bytes as mlp_heads_bytes
+from trainbench.models.rnn_lm import CELLS as RNN_CELLS
 from trainbench.models.rnn_lm import RNNLM, RNNLMConfig, make_words
 from trainbench.models.rnn_lm import memory_bytes as rnn_lm_bytes
 from trainbench.models.ugcnn import CNNStack, make_images
@@ -71,6 +72,11 @@ class Experiment:
     uncounted_flops: Callable[[Mapping[str, Any], torch.device], str | None] | None = None
     # what every run of it notes
     notes: tuple[str, ...] = ()
+    # it runs code from outside trainbench (a TARGET): any error at a point, not only
+    # running out of memory, makes that point a failed one instead of ending the run
+    foreign: bool = False
+    # the values a text model option may take (the others are refused up front)
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def folder(self, options: Mapping[str, Any]) -> str:
         return self.folder_name(options) if self.folder_name else self.name
@@ -138,6 +144,7 @@ MLP_HEADS = Experiment(
     variants=(FULL, PER_HEAD),
     build=_build_mlp_heads,
     defaults={"width": 256, "batch": 64, "in_dim": 32, "activation": "sigmoid", "impl": "einsum"},
+    choices={"activation": ("sigmoid", "tanh", "relu"), "impl": ("einsum", "fused")},
     reference_matmul=lambda o: (int(o["batch"]), int(o["width"]), int(o["width"])),
     estimate_bytes=lambda depth, o, itemsize: mlp_heads_bytes(
         depth, int(o["width"]), int(o["batch"]), int(o["in_dim"]), itemsize
@@ -173,6 +180,7 @@ RNN_LM = Experiment(
     variants=(FULL, PER_STEP),
     build=_build_rnn_lm,
     defaults={"cell": "ugrnn", "vocab": 1000, "hidden": 128, "batch": 16},
+    choices={"cell": RNN_CELLS},
     reference_matmul=lambda o: (int(o["batch"]), int(o["hidden"]), int(o["vocab"])),
     estimate_bytes=lambda length, o, itemsize: rnn_lm_bytes(
         length, int(o["vocab"]), int(o["hidden"]), int(o["batch"]), str(o["cell"]), itemsize
@@ -222,6 +230,7 @@ UGCNN = Experiment(
     variants=(FULL, PER_HEAD),
     build=_build_ugcnn,
     defaults={"channels": 8, "image_size": 16, "batch": 8, "kernel": 3, "impl": "einsum"},
+    choices={"impl": ("einsum", "conv")},
     reference_matmul=lambda o: (
         int(o["batch"]) * int(o["image_size"]) ** 2,
         int(o.get("kernel", 3)) ** 2 * int(o["channels"]),

@@ -162,8 +162,9 @@ def check_memory(
         raise SweepError(
             f"the largest point ({exp.size_name} = {cfg.max_size}; {shape}) needs about "
             f"{need / 2**30:.3g} GiB for parameters, gradients and activations, and "
-            f"{device.type} has {have / 2**30:.3g} GiB: lower --max-{exp.size_option} "
-            "or the model's sizes"
+            f"{device.type} has {have / 2**30:.3g} GiB: lower "
+            + ("the largest of --sizes" if cfg.size_list else f"--max-{exp.size_option}")
+            + " or the model's sizes"
         )
 
 
@@ -190,6 +191,13 @@ def with_defaults(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
                 )
         elif isinstance(default, str) and not isinstance(value, str):
             raise SweepError(f"{exp.name}: option {name} must be a name, got {value!r}")
+        allowed = exp.choices.get(name)
+        if allowed and value not in allowed:
+            raise SweepError(
+                f"{exp.name}: option {name} must be one of {', '.join(allowed)}, got {value!r}"
+            )
+    if exp.name == "ugcnn" and int(cfg.options.get("kernel", 3)) % 2 != 1:
+        raise SweepError(f"ugcnn: option kernel must be odd, got {cfg.options['kernel']!r}")
     return replace(cfg, options=dict(exp.defaults) | dict(cfg.options))
 
 
@@ -296,6 +304,10 @@ class _Point:
             fwd=Timing.merge(self.fwd_rounds), bwd=Timing.merge(self.bwd_rounds), **self.counts
         )
 
+
+
+def _what_failed(err: BaseException) -> str:
+    return f"{type(err).__name__}: {_first_line(err)}"
 
 
 _now: Callable[[], float] = time.monotonic  # the clock of --time-budget (tests replace it)
@@ -511,7 +523,7 @@ class _Sweep:
                     break
             for variant in accepted:
                 self.tick(variant, size, finished=False)
-                failure = None
+                failure, foreign = None, False
                 try:
                     if cfg.time_budget is not None and not self.warm:
                         # The first count of a process also pays for one-time set-up
@@ -522,14 +534,20 @@ class _Sweep:
                     start = _now()
                     counts = _count(self.exp, variant, size, self.options, self.device, self.dtype)
                 except (RuntimeError, MemoryError) as err:
-                    if not _is_out_of_memory(err):
+                    if not _is_out_of_memory(err) and not self.exp.foreign:
                         raise
-                    failure = _first_line(err)
+                    foreign = not _is_out_of_memory(err)
+                    failure = _what_failed(err) if foreign else _first_line(err)
                 except SweepError as err:  # a target that raises at this size
                     self.fail(variant, size, "count", str(err), oom=False)
                     return
+                except Exception as err:  # a target whose backward fails at this size
+                    if not self.exp.foreign:
+                        raise
+                    self.fail(variant, size, "count", _what_failed(err), oom=False)
+                    return
                 if failure is not None:
-                    self.fail(variant, size, "count", failure)
+                    self.fail(variant, size, "count", failure, oom=not foreign)
                     return
                 if self.uncounted:
                     counts |= {"fwd_flops": None, "bwd_flops": None}
@@ -552,7 +570,7 @@ class _Sweep:
                     self.budget_spent()
                     return
                 self.tick(p.variant, p.size, finished=False)
-                failure = None
+                failure, foreign = None, False
                 try:
                     if cfg.compile:
                         f, b = _time_compiled(self.exp, p, self.options, self.device,
@@ -561,14 +579,20 @@ class _Sweep:
                         f, b = _time(self.exp, p.variant, p.size, self.options, self.device,
                                      self.dtype, self.threads, cfg.min_time)  # fmt: skip
                 except (RuntimeError, MemoryError) as err:
-                    if not _is_out_of_memory(err):
+                    if not _is_out_of_memory(err) and not self.exp.foreign:
                         raise
-                    failure = _first_line(err)
+                    foreign = not _is_out_of_memory(err)
+                    failure = _what_failed(err) if foreign else _first_line(err)
                 except SweepError as err:  # a target that raises at this size
                     self.fail(p.variant, p.size, "time", str(err), oom=False)
                     continue
+                except Exception as err:  # a target whose backward fails at this size
+                    if not self.exp.foreign:
+                        raise
+                    self.fail(p.variant, p.size, "time", _what_failed(err), oom=False)
+                    continue
                 if failure is not None:
-                    self.fail(p.variant, p.size, "time", failure)
+                    self.fail(p.variant, p.size, "time", failure, oom=not foreign)
                     continue
                 p.fwd_rounds.append(f)
                 p.bwd_rounds.append(b)

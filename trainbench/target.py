@@ -46,6 +46,7 @@ MAX_SIZES = 200  # sizes in one --sizes
 MAX_TARGET_SIZE = 10**9
 # run folders that trainbench's own commands write (verify's results/ holds them all)
 RESERVED_NAMES = frozenset([*EXPERIMENTS, "trainability", "report", "quick"])
+RESERVED_PREFIXES = ("rnn-lm-",)  # rnn-lm's runs: rnn-lm-<cell>
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -86,18 +87,23 @@ def load_target(spec: str) -> Factory:
 def _import_module(spec: str, name: str) -> Any:
     if not all(part.isidentifier() for part in name.split(".")):
         raise TargetError(f"TARGET {spec!r}: {name!r} is not a module name (or a .py file)")
-    if os.getcwd() not in sys.path:  # as `python -m` would: modules of the current folder
-        sys.path.append(os.getcwd())
+    if os.getcwd() not in sys.path:  # as `python -m` does: the current folder comes first
+        sys.path.insert(0, os.getcwd())
+    argv, sys.argv = sys.argv, [name]  # as if imported: not trainbench's arguments
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
         if err.name is not None and name.startswith(err.name):
             raise TargetError(f"TARGET {spec!r}: no module named {err.name!r}") from None
         raise TargetError(f"TARGET {spec!r}: importing {name} failed: {_first_line(err)}") from None
-    except Exception as err:  # the module's own code raised
+    except BaseException as err:  # the module's own code raised (or exited: argparse)
+        if isinstance(err, KeyboardInterrupt):
+            raise
         raise TargetError(
             f"TARGET {spec!r}: importing {name} raised {type(err).__name__}: {_first_line(err)}"
         ) from None
+    finally:
+        sys.argv = argv
 
 
 def _import_file(spec: str, path: Path) -> Any:
@@ -109,18 +115,21 @@ def _import_file(spec: str, path: Path) -> Any:
         raise TargetError(f"TARGET {spec!r}: {str(path)!r} cannot be imported as Python")
     module = importlib.util.module_from_spec(loader_spec)
     folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)  # the file's own imports of its neighbours
+    if folder not in sys.path:  # the file's imports of its neighbours, also inside functions
+        sys.path.insert(0, folder)
     sys.modules[name] = module
+    argv, sys.argv = sys.argv, [str(path)]  # as if imported: not trainbench's arguments
     try:
         loader_spec.loader.exec_module(module)
-    except Exception as err:
+    except BaseException as err:  # SystemExit too: a script that parses sys.argv on import
         sys.modules.pop(name, None)
+        if isinstance(err, KeyboardInterrupt):
+            raise
         raise TargetError(
             f"TARGET {spec!r}: importing {path} raised {type(err).__name__}: {_first_line(err)}"
         ) from None
     finally:
-        if folder in sys.path:
-            sys.path.remove(folder)
+        sys.argv = argv
     return module
 
 
@@ -128,7 +137,11 @@ def default_name(factory: Factory, spec: str | None = None) -> str:
     """The run's folder name: the function's name (or TARGET's), made a safe folder name."""
     raw = getattr(factory, "__name__", "") or (spec or "").rpartition(":")[2]
     name = re.sub(r"[^A-Za-z0-9._-]", "-", raw).strip("-.") or "target"
-    return name if name not in RESERVED_NAMES else f"{name}-target"
+    return name if not _reserved(name) else f"{name}-target"
+
+
+def _reserved(name: str) -> bool:
+    return name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES)
 
 
 def check_name(name: str) -> str:
@@ -136,7 +149,7 @@ def check_name(name: str) -> str:
         raise TargetError(
             f"--name {name!r}: use letters, digits, '.', '_' and '-' (up to 100; not first '.')"
         )
-    if name in RESERVED_NAMES:
+    if _reserved(name):
         raise TargetError(f"--name {name!r} is a built-in experiment's; choose another")
     return name
 
@@ -294,7 +307,18 @@ def target_experiment(
         defaults={"target": spec or label, "reference": reference},
         reference_matmul=lambda o: (rows, inner, cols),
         estimate_bytes=lambda size, o, itemsize: 0,  # unknown: the limits learn it as it grows
-        notes=()
-        if with_device
-        else ("the target takes no device argument: it runs where it puts its tensors",),
+        notes=_argument_notes(with_device, with_dtype),
+        foreign=True,
+    )
+
+
+def _argument_notes(with_device: bool, with_dtype: bool) -> tuple[str, ...]:
+    missing = [name for name, taken in (("device", with_device), ("dtype", with_dtype))
+               if not taken]  # fmt: skip
+    if not missing:
+        return ()
+    return (
+        f"the target takes no {' or '.join(missing)} argument: it runs where and in the "
+        "precision it makes its tensors (--device and --dtype still set the efficiency "
+        "reference)",
     )
