@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import pandas as pd
 from trainbench.claims import Claim, parse_order_class
 from trainbench.config import SweepConfig, SweepError
 from trainbench.experiments import EXPERIMENTS, Experiment
-from trainbench.fit import K_MAX
+from trainbench.fit import K_MAX, OrderFit
 from trainbench.limits import _first_line
 from trainbench.results import (
     COMPILE_COLUMNS,
@@ -152,17 +153,13 @@ class SweepResult:
     ) -> ClaimVerdict:
         """Judge "``metric`` grows as ``claim``" (``O(n)``, ``O(n log n)``, ``O(n^2)`` ...)
         against this run's fits."""
-        from trainbench.analysis import fit_points, judge_claims
+        from trainbench.analysis import judge_claims
 
         variant = variant or self.experiment.variants[0].name
         c = user_claim(claim, self.experiment.name, metric=metric, variant=variant,
                        tolerance=tolerance)  # fmt: skip
-        fits, _ = fit_points(
-            self.run.points, self.run.samples, int(self.run.config.get("seed", 0)),
-            self.experiment.min_fit_size,
-        )  # fmt: skip
         judged = judge_claims(
-            self.experiment, fits, {p["variant"] for p in self.run.points},
+            self.experiment, self._fits(), {p["variant"] for p in self.run.points},
             self.run.config.get("options"), [c], points=self.run.points,
         )  # fmt: skip
         if not judged:
@@ -174,6 +171,14 @@ class SweepResult:
             reason=r["reason"], exponent=r.get("exponent"), ci_low=r.get("ci_low"),
             ci_high=r.get("ci_high"), best_class=r.get("best_class"),
         )  # fmt: skip
+
+    def _fits(self) -> dict[tuple[str, str], OrderFit]:
+        """The run's fits as OrderFit objects (as the run made them: nothing refitted)."""
+        names = {f.name for f in dataclass_fields(OrderFit)}
+        return {
+            (r["variant"], r["metric"]): OrderFit(**{k: v for k, v in r.items() if k in names})
+            for r in self.run.fits
+        }
 
     def plot(self, family: str = "time", path: str | Path | None = None) -> Any:
         """A log-log figure of one metric family (time, flops, graph, memory), as
