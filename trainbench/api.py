@@ -31,10 +31,9 @@ from typing import Any
 import pandas as pd
 
 from trainbench.claims import Claim, parse_order_class
-from trainbench.config import SweepConfig, SweepError
+from trainbench.config import SweepConfig, SweepError, first_line
 from trainbench.experiments import EXPERIMENTS, Experiment
 from trainbench.fit import K_MAX, OrderFit
-from trainbench.limits import _first_line
 from trainbench.results import (
     COMPILE_COLUMNS,
     FIT_METRICS,
@@ -256,7 +255,7 @@ def preflight(exp: Experiment, cfg: SweepConfig) -> None:
                 raise
             raise TargetError(
                 f"backward of {label}({cfg.min_size})() raised {type(err).__name__}: "
-                f"{_first_line(err)}"
+                f"{first_line(err)}"
             ) from None
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trainbench import __version__
+from trainbench.config import first_line
 
 try:  # recent typer vendors click
     from typer._click import exceptions as click_errors
@@ -264,12 +265,6 @@ def _progress_bar(*, hidden: bool, unit: str = "") -> Progress:
     )
 
 
-def _first_line(err: BaseException) -> str:
-    """The first line of an exception's message (its type's name if it has none)."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def _run_and_render(
     experiment: str,
     *,
@@ -368,7 +363,7 @@ def _measure_and_render(
         raise interrupted(err, f"the points measured so far are in {folder}") from None
     except (RuntimeError, MemoryError, OSError) as err:  # out of memory, disk full, ...
         raise fail(
-            f"measurement failed: {_first_line(err)}; points measured so far are in {folder}", 1
+            f"measurement failed: {first_line(err)}; points measured so far are in {folder}", 1
         ) from None
     if result.kept_earlier is not None:
         typer.echo(f"trainbench: the earlier run in {folder} was kept as {result.kept_earlier}",
@@ -710,7 +705,7 @@ def sweep_command(
     except (RuntimeError, MemoryError) as err:  # out of memory in the first forward pass
         if isinstance(err, typer.Exit):
             raise
-        raise fail(f"{target}: {_first_line(err)}") from None
+        raise fail(f"{target}: {first_line(err)}") from None
     verdict = _measure_and_render(exp, cfg, out=out, json_out=json_out, quiet=quiet,
                                   resume=resume, claims=claims)  # fmt: skip
     if strict and verdict != "confirmed":
@@ -827,7 +822,7 @@ def trainability(
     except TrainabilityError as err:
         raise fail(str(err)) from None
     except (RuntimeError, MemoryError, OSError) as err:
-        raise fail(f"trainability failed: {_first_line(err)}", 1) from None
+        raise fail(f"trainability failed: {first_line(err)}", 1) from None
     if kept is not None:
         typer.echo(f"trainbench: the earlier run in {folder} was kept as {kept}", err=True)
     if json_out:
@@ -866,7 +861,7 @@ def _write_report(run_dirs: list[Path], out: Path, fmt: str, command: str | None
     except ReportError as err:
         raise fail(str(err)) from None
     except OSError as err:
-        raise fail(f"--out: cannot write the report: {_first_line(err)}", 1) from None
+        raise fail(f"--out: cannot write the report: {first_line(err)}", 1) from None
     return out / "report.md"
 
 
@@ -985,7 +980,7 @@ def verify(
     except ResultsError as err:  # --resume of a missing or corrupt run
         raise fail(f"--resume: {err}") from None
     except (RuntimeError, MemoryError, OSError) as err:
-        message = f"measurement failed: {_first_line(err)}; results so far in {target}"
+        message = f"measurement failed: {first_line(err)}; results so far in {target}"
         raise fail(message, 1) from None
     report_md = _write_report([target], target / "report", "png", command)
     summary = result.summary()

@@ -16,6 +16,13 @@ class SweepError(ValueError):
     """A configuration the sweep cannot run; the message is for the user."""
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none): what a
+    one-line error on stderr quotes."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     min_size: int

@@ -78,9 +78,6 @@ def _is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and any(m in text for m in OOM_MESSAGES)
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _free_memory(device: torch.device) -> None:

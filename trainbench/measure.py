@@ -43,6 +43,7 @@ from torch.utils.benchmark import Timer
 from torch.utils.benchmark.utils import common
 from torch.utils.flop_counter import FlopCounterMode
 
+from trainbench.config import first_line
 from trainbench.flops import EXTRA_FLOP_FORMULAS
 
 Forward = Callable[[], Sequence[Tensor]]
@@ -351,8 +352,9 @@ def compile_forward(forward: Forward, device: torch.device) -> Compiled:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     except Exception as err:
-        text = str(err).strip().splitlines()
-        if isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(err):
+        from trainbench.limits import _is_out_of_memory
+
+        if _is_out_of_memory(err):
             raise
-        return Compiled(forward, False, None, f"{type(err).__name__}: {text[0] if text else ''}")
+        return Compiled(forward, False, None, f"{type(err).__name__}: {first_line(err)}")
     return Compiled(compiled, True, time.perf_counter() - start)

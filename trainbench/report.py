@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from trainbench.config import first_line
 from trainbench.plots import (
     CAPTION,
     DPI,
@@ -70,11 +71,6 @@ def default_out(paths: Sequence[Path]) -> Path:
 # --------------------------------------------------------------------------- loading
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
-
-
 def load_runs(paths: Sequence[Path]) -> list[Run]:
     """Every run under ``paths`` (run folders, or folders of run folders), in order.
 
@@ -109,7 +105,7 @@ def _run_folders(path: Path) -> list[Path]:
             if p.is_dir() and p.name != "report" and (p / "summary.json").is_file()
         )  # fmt: skip
     except OSError as err:
-        raise ReportError(f"{path}: cannot be read ({err.strerror or _first_line(err)})") from None
+        raise ReportError(f"{path}: cannot be read ({err.strerror or first_line(err)})") from None
     if not folders:
         raise ReportError(f"{path}: not a trainbench result folder (no summary.json in it)")
     return folders

@@ -28,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from trainbench.config import first_line
+
 FORMAT_VERSION = 1
 
 # Metrics of a point, in table order. Counts are exact; times are medians.
@@ -311,7 +313,7 @@ def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     try:
         table = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""], dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        detail = first_line(err)
         raise ResultsError(f"{path}: not a CSV table ({detail})") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:

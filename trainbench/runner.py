@@ -37,10 +37,9 @@ from trainbench.analysis import finish
 from trainbench.analysis import fit_points as fit_points  # re-exported
 from trainbench.analysis import judge_claims as judge_claims  # re-exported
 from trainbench.claims import Claim
-from trainbench.config import SweepConfig, SweepError
+from trainbench.config import SweepConfig, SweepError, first_line
 from trainbench.experiments import Experiment
 from trainbench.limits import (
-    _first_line,
     _free_memory,
     _is_out_of_memory,
     _secs_text,
@@ -307,7 +306,7 @@ class _Point:
 
 
 def _what_failed(err: BaseException) -> str:
-    return f"{type(err).__name__}: {_first_line(err)}"
+    return f"{type(err).__name__}: {first_line(err)}"
 
 
 _now: Callable[[], float] = time.monotonic  # the clock of --time-budget (tests replace it)
@@ -537,7 +536,7 @@ class _Sweep:
                     if not _is_out_of_memory(err) and not self.exp.foreign:
                         raise
                     foreign = not _is_out_of_memory(err)
-                    failure = _what_failed(err) if foreign else _first_line(err)
+                    failure = _what_failed(err) if foreign else first_line(err)
                 except SweepError as err:  # a target that raises at this size
                     self.fail(variant, size, "count", str(err), oom=False)
                     return
@@ -582,7 +581,7 @@ class _Sweep:
                     if not _is_out_of_memory(err) and not self.exp.foreign:
                         raise
                     foreign = not _is_out_of_memory(err)
-                    failure = _what_failed(err) if foreign else _first_line(err)
+                    failure = _what_failed(err) if foreign else first_line(err)
                 except SweepError as err:  # a target that raises at this size
                     self.fail(p.variant, p.size, "time", str(err), oom=False)
                     continue

@@ -34,9 +34,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainbench.config import SweepError
+from trainbench.config import SweepError, first_line
 from trainbench.experiments import EXPERIMENTS, Experiment, Variant
-from trainbench.limits import _first_line, _is_out_of_memory
+from trainbench.limits import _is_out_of_memory
 
 Factory = Callable[..., Callable[[], Tensor]]
 
@@ -95,12 +95,12 @@ def _import_module(spec: str, name: str) -> Any:
     except ModuleNotFoundError as err:
         if err.name is not None and name.startswith(err.name):
             raise TargetError(f"TARGET {spec!r}: no module named {err.name!r}") from None
-        raise TargetError(f"TARGET {spec!r}: importing {name} failed: {_first_line(err)}") from None
+        raise TargetError(f"TARGET {spec!r}: importing {name} failed: {first_line(err)}") from None
     except BaseException as err:  # the module's own code raised (or exited: argparse)
         if isinstance(err, KeyboardInterrupt):
             raise
         raise TargetError(
-            f"TARGET {spec!r}: importing {name} raised {type(err).__name__}: {_first_line(err)}"
+            f"TARGET {spec!r}: importing {name} raised {type(err).__name__}: {first_line(err)}"
         ) from None
     finally:
         sys.argv = argv
@@ -126,7 +126,7 @@ def _import_file(spec: str, path: Path) -> Any:
         if isinstance(err, KeyboardInterrupt):
             raise
         raise TargetError(
-            f"TARGET {spec!r}: importing {path} raised {type(err).__name__}: {_first_line(err)}"
+            f"TARGET {spec!r}: importing {path} raised {type(err).__name__}: {first_line(err)}"
         ) from None
     finally:
         sys.argv = argv
@@ -271,7 +271,7 @@ def target_experiment(
             if _is_out_of_memory(err):
                 raise
             raise TargetError(
-                f"{label}({size}) raised {type(err).__name__}: {_first_line(err)}"
+                f"{label}({size}) raised {type(err).__name__}: {first_line(err)}"
             ) from None
         if not callable(forward):
             raise TargetError(
@@ -288,7 +288,7 @@ def target_experiment(
                 if _is_out_of_memory(err):
                     raise
                 raise TargetError(
-                    f"{label}({size})() raised {type(err).__name__}: {_first_line(err)}"
+                    f"{label}({size})() raised {type(err).__name__}: {first_line(err)}"
                 ) from None
             if not checked:  # once per build: the timed runs pay nothing for it
                 _check_loss(label, size, loss)

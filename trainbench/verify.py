@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainbench.claims import Claim, ClaimSet
+from trainbench.config import first_line
 from trainbench.results import FORMAT_VERSION, atomic_write_text, to_json
 from trainbench.verdicts import verdict_rows
 
@@ -159,7 +160,7 @@ def check_plans(plans: Sequence[RunPlan]) -> None:
             else:
                 validate(EXPERIMENTS[plan.experiment], sweep_config(plan))
         except (TypeError, ValueError, KeyError) as err:
-            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            text = first_line(err)
             ids = ", ".join(c.id for c in plan.claims)
             raise PlanError(f"claims {ids} cannot run: {text}") from None
 
