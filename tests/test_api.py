@@ -29,7 +29,7 @@ from trainbench.results import COUNT_METRICS, POINT_COLUMNS, read_run
 from trainbench.target import TargetError
 
 SIZES = [4, 8, 16, 32, 64]
-FAST = {"repeats": 1, "min_time": 0.002, "reference": "64", "threads": 1}
+FAST = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}
 COUNTS = ["fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes"]
 
 
@@ -339,7 +339,7 @@ def test_api_input_is_checked_before_anything_runs(tmp_path: Path) -> None:
 
 
 def test_save_keeps_an_earlier_run(tmp_path: Path) -> None:
-    fast = {"repeats": 1, "min_time": 0.002, "reference": "64", "threads": 1}
+    fast = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}
     first = trainbench.sweep(T.linear, [2, 4, 8], **fast).save(tmp_path)
     trainbench.sweep(T.linear, [2, 4], **fast).save(tmp_path)
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("linear.")]
@@ -349,6 +349,6 @@ def test_save_keeps_an_earlier_run(tmp_path: Path) -> None:
 
 
 def test_an_importable_factory_is_named_by_module_and_name() -> None:
-    fast = {"repeats": 1, "min_time": 0.002, "reference": "64", "threads": 1}
+    fast = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}
     result = trainbench.sweep(T.linear, [2, 4, 8], **fast)
     assert result.run.config["options"]["target"] == "targets_for_tests:linear"

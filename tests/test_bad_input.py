@@ -272,7 +272,8 @@ def resume_missing(command: str, *args: str) -> Setup:
 
 
 TINY_MLP = ["--max-depth", "4", "--width", "8", "--batch", "2", "--in-dim", "3",
-            "--repeats", "1", "--min-time", "0", "--threads", "1", "--no-control"]  # fmt: skip
+            "--repeats", "1", "--max-passes", "1", "--min-time", "0", "--threads", "1",
+            "--no-control"]  # fmt: skip
 
 
 def resume_mlp_with_other_width(tmp: Path) -> list[str]:
@@ -618,7 +619,8 @@ def _no_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
         return measuring
 
     for module, name in ((trainbench.runner, "matmul_rate"), (trainbench.runner, "_count"),
-                         (trainbench.runner, "_time"), (trainbench.trainability, "gradient_signal"),
+                         (trainbench.runner, "_probe"),
+                         (trainbench.trainability, "gradient_signal"),
                          (trainbench.trainability, "train")):  # fmt: skip
         monkeypatch.setattr(module, name, refuse(name))
 

@@ -530,6 +530,7 @@ def test_added_claim_is_judged_by_a_real_sweep(extended: ClaimSet) -> None:
         options={"width": 8, "batch": 2, "in_dim": 4},
         control=False,
         repeats=1,
+        max_passes=1,
         min_time=0.001,
         threads=1,
     )

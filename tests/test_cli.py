@@ -36,6 +36,7 @@ TINY = [
     "--batch", str(BATCH),
     "--in-dim", str(IN_DIM),
     "--repeats", "1",
+    "--max-passes", "1",
     "--min-time", "0",
 ]  # fmt: skip
 SIZES = [1, 2, 3, 4, 6, 8]  # sqrt(2)-spaced grid from 1 to 8, rounded to unique integers
@@ -326,9 +327,9 @@ def test_defaults_reach_sweep_config(
         options={"width": 256, "batch": 64, "in_dim": 32, "activation": "sigmoid",
                  "impl": "einsum"},
         control=True,
-        control_max_size=256,
-        repeats=3,
-        min_time=0.05,
+        control_max_size=32,
+        repeats=6,
+        min_time=0.01,
         threads=0,
         seed=0,
         device="auto",

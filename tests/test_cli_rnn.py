@@ -32,7 +32,7 @@ from trainbench.runner import SweepConfig
 
 VOCAB, HIDDEN, BATCH, MAX_LEN = 11, 8, 2, 16
 MODEL = ["--vocab", str(VOCAB), "--hidden", str(HIDDEN), "--batch", str(BATCH)]
-TIMING = ["--repeats", "1", "--min-time", "0", "--threads", "1"]
+TIMING = ["--repeats", "1", "--max-passes", "1", "--min-time", "0", "--threads", "1"]
 TINY = ["--max-len", str(MAX_LEN), *MODEL, *TIMING]
 SIZES = [1, 2, 3, 4, 6, 8, 11, 16]  # sqrt(2)-spaced grid from 1 to 16, unique integers
 CONTROL_SIZES = [2, 4, 8, 16]  # the control: every other size, counting down from the top
@@ -410,8 +410,8 @@ def test_defaults_reach_sweep_config(fake_sweep: FakeSweep, tmp_path: Path) -> N
         options={"cell": "ugrnn", "vocab": 1000, "hidden": 128, "batch": 16},
         control=True,
         control_max_size=64,
-        repeats=3,
-        min_time=0.05,
+        repeats=6,
+        min_time=0.01,
         threads=0,
         seed=0,
         device="auto",

@@ -14,7 +14,10 @@ from cli_helpers import assert_one_line_error, files_under, invoke
 import trainbench.results
 import trainbench.runner
 
-FAST = ("--repeats", "1", "--min-time", "0.002", "--reference", "64", "--threads", "1")
+FAST = (
+    "--repeats", "1", "--max-passes", "1", "--min-time", "0.002", "--reference", "64",
+    "--threads", "1",
+)  # fmt: skip
 RUN_FILES = {"summary.json", "measurements.csv", "samples.csv"}
 
 LINEAR = T.spec("linear")
@@ -98,7 +101,6 @@ def no_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(trainbench.runner, "_count", measured)
     monkeypatch.setattr(trainbench.runner, "_time", measured)
-    monkeypatch.setattr(trainbench.runner, "_time_compiled", measured)
     monkeypatch.setattr(trainbench.runner, "matmul_rate", measured)
 
 

@@ -54,6 +54,7 @@ UG_TINY = [
     "--image-size", str(UG_SIZE),
     "--batch", str(UG_BATCH),
     "--repeats", "1",
+    "--max-passes", "1",
     "--min-time", "0",
     "--threads", "1",
 ]  # fmt: skip

@@ -35,7 +35,7 @@ from trainbench.results import FORMAT_VERSION, to_json, write_run  # noqa: E402
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
 CONTROL_SIZES = [2, 4, 8, 16, 32, 64]
-FAMILIES = ("time", "flops", "graph", "memory", "local-slope", "fwd-bwd")
+FAMILIES = ("time", "flops", "graph", "memory", "time-per-work", "local-slope", "fwd-bwd")
 MLP_CONFIG = {
     "min_size": 1, "max_size": 64,
     "options": {"width": 256, "batch": 64, "in_dim": 32, "activation": "sigmoid",

@@ -51,7 +51,9 @@ def fixed_reference_rate(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _cfg(**kw: Any) -> SweepConfig:
-    base = dict(min_size=1, max_size=8, options=TINY, repeats=1, min_time=0.0, threads=1)
+    base = dict(
+        min_size=1, max_size=8, options=TINY, repeats=1, max_passes=1, min_time=0.0, threads=1
+    )
     return SweepConfig(**(base | kw))
 
 

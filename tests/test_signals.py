@@ -17,7 +17,8 @@ from cli_helpers import invoke
 
 REPEATS = 3
 SWEEP = ["mlp-heads", "--max-depth", "32", "--width", "64", "--batch", "16", "--threads", "1",
-         "--repeats", str(REPEATS), "--min-time", "0.02"]  # fmt: skip
+         "--repeats", str(REPEATS), "--max-passes", str(REPEATS),
+         "--min-time", "0.02"]  # fmt: skip
 KEY = ["variant", "size", "phase", "round"]
 
 

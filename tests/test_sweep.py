@@ -20,7 +20,9 @@ TINY = {"width": 8, "batch": 4, "in_dim": 3, "activation": "sigmoid", "impl": "e
 
 
 def _cfg(**kw) -> SweepConfig:
-    base = dict(min_size=1, max_size=16, options=TINY, repeats=1, min_time=0.0, threads=1)
+    base = dict(
+        min_size=1, max_size=16, options=TINY, repeats=1, max_passes=1, min_time=0.0, threads=1
+    )
     return SweepConfig(**(base | kw))
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trainbench import caches as hierarchy
 from trainbench.claims import Claim
 from trainbench.experiments import Experiment
-from trainbench.fit import OrderFit, fit_order, judge, order_label
+from trainbench.fit import MIN_SIZES, TOP_RANGE, OrderFit, fit_order, judge, order_label
 from trainbench.measure import NOISY_SPREAD
 from trainbench.results import FIT_METRICS, METRIC_LABELS, TIME_METRICS
 
@@ -86,12 +88,19 @@ def judge_claims(
     claims: Sequence[Claim] | None = None,
     *,
     points: Sequence[Mapping[str, Any]] | None = None,
+    samples: Sequence[Mapping[str, Any]] | None = None,
+    caches: Sequence[Mapping[str, Any]] | None = None,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Judge the claims (default: the claims file's) that apply to a run with ``options``.
 
     ``points``: the run's point records. A time claim whose fitted points include
     noisy ones (IQR/median over NOISY_SPREAD) says how many in its reason and
-    carries ``noisy_points``.
+    carries ``noisy_points``. ``caches``: the machine's (the run environment's
+    ``caches``): a time claim whose fit window holds a point where the working set
+    passes a cache names it in its reason, carries ``crossings``, and is judged by the
+    cache rule of :func:`trainbench.fit.judge` (``samples``: the raw timings, for the
+    fit beyond the last crossing; without them the points' medians are fitted).
     """
     claims = exp.claims_for(options or {}, claims)
     claims_by_id = {c.id: c for c in claims}
@@ -122,6 +131,11 @@ def judge_claims(
         if c.control is not None and c.control in claims_by_id:
             cc = claims_by_id[c.control]
             control_fit = fits.get((cc.variant, cc.metric))
+        hier = (
+            _hierarchy(c, fit, points, samples, caches, exp.size_name, seed)
+            if c.metric in TIME_METRICS and points and caches
+            else None
+        )
         v = judge(
             fit,
             c.expected,
@@ -132,6 +146,9 @@ def judge_claims(
             work_label=METRIC_LABELS.get(c.work_metric or "", "work"),
             order_class=c.order_class,
             check_class=c.check_class,
+            beyond=hier.beyond if hier else None,
+            beyond_text=hier.beyond_text if hier else "",
+            step_at=hier.step_at if hier else None,
         )
         record.update(
             verdict=v.verdict,
@@ -147,6 +164,9 @@ def judge_claims(
         )
         if not c.check_class:
             record["reason"] += f" (band widened to ±{c.tolerance:g}, class not checked)"
+        if hier is not None:
+            record["reason"] += hier.note
+            record["crossings"] = hier.records
         if c.metric in TIME_METRICS and points:
             fitted = _fitted_points(points, c.variant, fit)
             noisy = sum(_is_noisy(p, c.metric) for p in fitted)
@@ -157,6 +177,90 @@ def judge_claims(
                 record["noisy_points"] = noisy
         out.append(record)
     return out
+
+
+@dataclass(frozen=True)
+class _Hierarchy:
+    """What the caches say about one time claim's fit window."""
+
+    records: list[dict[str, Any]]  # the crossings inside the window, with their steps
+    note: str  # "; the working set passes L3 (32 MiB) between L = 1024 and 2048; ..."
+    beyond: OrderFit | None  # the fit beyond the last crossing, where it has enough sizes
+    beyond_text: str
+    step_at: str | None  # the crossings, where the time per work steps up at them
+
+
+def _hierarchy(
+    c: Claim,
+    fit: OrderFit,
+    points: Sequence[Mapping[str, Any]],
+    samples: Sequence[Mapping[str, Any]] | None,
+    caches: Sequence[Mapping[str, Any]],
+    symbol: str,
+    seed: int,
+) -> _Hierarchy | None:
+    """The cache crossings inside the fit window of a time claim, the step of the time per
+    unit of work across each, and the fit over the sizes beyond the last one (at least
+    MIN_SIZES spanning TOP_RANGE); None where no crossing lies inside the window."""
+    fit_to = fit.fit_from * fit.size_range
+    inside = hierarchy.in_window(
+        hierarchy.run_crossings(points, c.variant, caches), fit.fit_from, fit_to
+    )
+    if not inside:
+        return None
+    tpw = hierarchy.time_per_work(points, c.variant, c.metric)
+    records, texts = [], []
+    for x in inside:
+        ratio = tpw.ratio(x)
+        records.append(x.to_dict() | {"time_per_work_ratio": ratio, "work_unit": tpw.unit})
+        text = x.text(symbol)
+        if ratio is not None:
+            if abs(ratio - 1) < 0.05:
+                moved = "stayed within 5%"
+            else:
+                moved = f"rose {ratio:.2f}×" if ratio >= 1 else f"fell {1 / ratio:.2f}×"
+            text += f"; time per {tpw.unit} {moved} there"
+        texts.append(text)
+    located = hierarchy.step_at_crossings(tpw, inside, fit.fit_from, fit_to, c.tolerance)
+    sizes = hierarchy.beyond_last(
+        sorted({int(p["size"]) for p in points if p.get("variant") == c.variant}), inside, fit_to
+    )
+    beyond, beyond_text = None, ""
+    if len(sizes) >= MIN_SIZES and sizes[-1] >= TOP_RANGE * sizes[0]:
+        data, rounds = _time_data(points, samples, c.variant, c.metric, sizes)
+        try:
+            beyond = fit_order(sizes, data, seed=seed, window=None, rounds=rounds)
+            beyond_text = f"{symbol} = {sizes[0]}..{sizes[-1]}, {len(sizes)} sizes"
+        except ValueError:
+            beyond = None
+    return _Hierarchy(
+        records=records,
+        note="".join(f"; {t}" for t in texts),
+        beyond=beyond,
+        beyond_text=beyond_text,
+        step_at="; ".join(x.text(symbol) for x in inside) if located else None,
+    )
+
+
+def _time_data(
+    points: Sequence[Mapping[str, Any]],
+    samples: Sequence[Mapping[str, Any]] | None,
+    variant: str,
+    metric: str,
+    sizes: Sequence[int],
+) -> tuple[list[Any], list[list[int]] | None]:
+    """The raw repeats and their pass labels of a time at ``sizes``, as :func:`fit_points`
+    fits them; the points' medians where the run's samples are not at hand."""
+    phase = metric[:3]
+    raw: dict[int, tuple[list[float], list[int]]] = {n: ([], []) for n in sizes}
+    for smp in samples or []:
+        if smp["variant"] == variant and smp["phase"] == phase and smp["size"] in raw:
+            raw[smp["size"]][0].append(smp["sample_s"])
+            raw[smp["size"]][1].append(smp.get("round", 0))
+    if all(raw[n][0] for n in sizes):
+        return [raw[n][0] for n in sizes], [raw[n][1] for n in sizes]
+    median = {p["size"]: p.get(metric) for p in points if p.get("variant") == variant}
+    return [median.get(n) if median.get(n) is not None else math.nan for n in sizes], None
 
 
 def _fitted_points(
@@ -193,6 +297,9 @@ def finish(
         result.config.get("options"),
         claims,
         points=result.points,
+        samples=result.samples,
+        caches=(result.environment or {}).get("caches"),
+        seed=seed,
     )
     verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in judged}
     partial = not result.complete  # fitted over an interrupted run's points

@@ -268,9 +268,11 @@ def sweep(
     tolerance: float = DEFAULT_TOLERANCE,
     name: str | None = None,
     options: Mapping[str, Any] | None = None,
-    repeats: int = 3,
-    min_time: float = 0.05,
+    repeats: int = 6,
+    min_time: float = 0.01,
     threads: int = 0,
+    precision: float = 0.05,
+    max_passes: int = 40,
     device: str = "auto",
     dtype: str = "float32",
     seed: int = 0,
@@ -301,7 +303,7 @@ def sweep(
         sizes, options=options, repeats=repeats, min_time=min_time, threads=threads,
         device=device, dtype=dtype, seed=seed, time_budget=time_budget,
         max_memory=max_memory, compile=compile, control=control,
-        control_max_size=control_max_size,
+        control_max_size=control_max_size, precision=precision, max_passes=max_passes,
     )  # fmt: skip
     claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
     if exp.name not in EXPERIMENTS:

@@ -34,7 +34,7 @@ VERDICTS = ("confirmed", "refuted", "inconclusive")
 RUN_KEYS = {
     "sweep": {
         "min_size", "max_size", "control_max_size", "repeats", "min_time", "threads", "seed",
-        "dtype", "device", "time_tolerance",
+        "dtype", "device", "time_tolerance", "precision", "max_passes",
     },
     "trainability": {"depths", "steps", "seed", "threads", "lr_sgd", "lr_adam"},
 }  # fmt: skip
@@ -185,6 +185,7 @@ def _order(value: Any) -> tuple[float, str | None]:
 SETTING_WORDS = {
     "min_time": "a number of seconds (0 to 3600)",
     "time_tolerance": "a number between 0 and 5",
+    "precision": "a number between 0 and 1",
     "lr_sgd": "a positive number",
     "lr_adam": "a positive number",
     "dtype": "float32 or float64",
@@ -204,6 +205,8 @@ def _setting_ok(key: str, value: Any) -> bool:
         return type(value) in (int, float) and 0 <= value <= 3600
     if key == "time_tolerance":
         return type(value) in (int, float) and 0 < value < 5
+    if key == "precision":
+        return type(value) in (int, float) and 0 < value <= 1
     if key in ("lr_sgd", "lr_adam"):
         return type(value) in (int, float) and 0 < value < 1e3
     if key == "dtype":

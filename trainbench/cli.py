@@ -146,15 +146,28 @@ class DType(str, enum.Enum):
 Repeats = Annotated[
     int,
     typer.Option(
-        min=1, max=1000, help="Timing rounds: each round times every point once, shuffled."
+        min=1, max=1000,
+        help="Timing passes at least: each pass times every point once, in a shuffled order.",
     ),
-]
+]  # fmt: skip
 MinTime = Annotated[
-    float, typer.Option(min=0.0, help="Seconds of timing per point and round (at least).")
+    float, typer.Option(min=0.0, help="Seconds of timing per point, phase and pass.")
 ]
 Threads = Annotated[
-    int, typer.Option(min=0, max=1024, help="CPU threads for torch (0: torch's default).")
+    int,
+    typer.Option(
+        min=0, max=1024, help="Threads for torch (0: one on a CPU, torch's default on CUDA)."
+    ),
 ]
+Precision = Annotated[
+    float,
+    typer.Option(
+        min=0.001, max=1.0,
+        help="Passes go on until every claimed time exponent's 95% interval is this narrow "
+        "(half-width), or --max-passes or --time-budget ends them.",
+    ),
+]  # fmt: skip
+MaxPasses = Annotated[int, typer.Option(min=1, max=1000, help="Timing passes at most.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Floating point type of the model.")]
 Seed = Annotated[
@@ -277,6 +290,8 @@ def _run_and_render(
     repeats: int,
     min_time: float,
     threads: int,
+    precision: float,
+    max_passes: int,
     device: Device,
     dtype: DType,
     seed: int,
@@ -310,6 +325,8 @@ def _run_and_render(
         repeats=repeats,
         min_time=min_time,
         threads=threads,
+        precision=precision,
+        max_passes=max_passes,
         device=device.value,
         dtype=dtype.value,
         seed=seed,
@@ -408,10 +425,12 @@ def mlp_heads(
     control: Control = True,
     control_max_depth: Annotated[
         int, typer.Option(min=1, help="Largest depth for the per-head control (it is O(L²)).")
-    ] = 256,
-    repeats: Repeats = 3,
-    min_time: MinTime = 0.05,
+    ] = 32,
+    repeats: Repeats = 6,
+    min_time: MinTime = 0.01,
     threads: Threads = 0,
+    precision: Precision = 0.05,
+    max_passes: MaxPasses = 40,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
@@ -441,6 +460,8 @@ def mlp_heads(
         repeats=repeats,
         min_time=min_time,
         threads=threads,
+        precision=precision,
+        max_passes=max_passes,
         device=device,
         dtype=dtype,
         seed=seed,
@@ -477,9 +498,11 @@ def rnn_lm(
     control_max_len: Annotated[
         int, typer.Option(min=1, help="Largest T for the per-step control (it is O(T²)).")
     ] = 64,
-    repeats: Repeats = 3,
-    min_time: MinTime = 0.05,
+    repeats: Repeats = 6,
+    min_time: MinTime = 0.01,
     threads: Threads = 0,
+    precision: Precision = 0.05,
+    max_passes: MaxPasses = 40,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
@@ -503,6 +526,8 @@ def rnn_lm(
         repeats=repeats,
         min_time=min_time,
         threads=threads,
+        precision=precision,
+        max_passes=max_passes,
         device=device,
         dtype=dtype,
         seed=seed,
@@ -534,9 +559,11 @@ def ugcnn(
     control_max_depth: Annotated[
         int, typer.Option(min=1, help="Largest depth for the per-head control (it is O(L²)).")
     ] = 32,
-    repeats: Repeats = 3,
-    min_time: MinTime = 0.05,
+    repeats: Repeats = 6,
+    min_time: MinTime = 0.01,
     threads: Threads = 0,
+    precision: Precision = 0.05,
+    max_passes: MaxPasses = 40,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
@@ -566,6 +593,8 @@ def ugcnn(
         repeats=repeats,
         min_time=min_time,
         threads=threads,
+        precision=precision,
+        max_passes=max_passes,
         device=device,
         dtype=dtype,
         seed=seed,
@@ -654,9 +683,11 @@ def sweep_command(
         bool,
         typer.Option("--strict", help="Exit 1 unless --claim is confirmed."),
     ] = False,
-    repeats: Repeats = 3,
-    min_time: MinTime = 0.05,
+    repeats: Repeats = 6,
+    min_time: MinTime = 0.01,
     threads: Threads = 0,
+    precision: Precision = 0.05,
+    max_passes: MaxPasses = 40,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
@@ -694,6 +725,7 @@ def sweep_command(
             control_max_size=control_max_size, repeats=repeats, min_time=min_time,
             threads=threads, device=device.value, dtype=dtype.value, seed=seed,
             time_budget=time_budget, max_memory=memory, compile=compile_,
+            precision=precision, max_passes=max_passes,
         )  # fmt: skip
         if cfg.max_size > MAX_SIZE and exp.name in EXPERIMENTS:
             raise SweepError(f"--sizes: {cfg.max_size} is too large (at most {MAX_SIZE})")

@@ -30,9 +30,9 @@ class SweepConfig:
     options: dict[str, Any]  # the experiment's model options (width, batch, ...)
     control: bool = True
     control_max_size: int = 256
-    repeats: int = 3  # timing rounds: every point is timed once per round
-    min_time: float = 0.05  # seconds of timing per point and round
-    threads: int = 0  # 0: torch's default
+    repeats: int = 6  # timing passes at least: a pass times every point once
+    min_time: float = 0.01  # seconds of timing per point, phase and pass
+    threads: int = 0  # 0: one on a CPU (see docs/method.md, "Threads"), torch's default on CUDA
     device: str = "auto"
     dtype: str = "float32"
     seed: int = 0
@@ -47,3 +47,7 @@ class SweepConfig:
     size_list: tuple[int, ...] | None = None
     # Time the model under torch.compile (counts stay eager: see measure.compiled).
     compile: bool = False
+    # Passes go on (from ``repeats`` up to ``max_passes``) until the interval of every
+    # watched time exponent has a half-width of at most ``precision``.
+    precision: float = 0.05
+    max_passes: int = 40

@@ -8,9 +8,11 @@ synthetic data of known order.
   ``a`` at small sizes does not bend the exponent and the largest sizes do not
   dominate. For fixed k the model is linear in (a, b); k is found by a grid
   search refined around the best grid point.
-* Interval: percentile bootstrap. Where each size has several raw repeats the
-  repeats are resampled within each size (median per size, then refit); where
-  a size has fewer than three, the fit's relative residuals are resampled.
+* Interval: percentile bootstrap. Times taken in passes (every repeat labelled
+  with its pass) are fitted with the passes' drift taken out and bootstrapped over
+  whole passes (:mod:`trainbench.drift`). Otherwise, where each size has several raw
+  repeats the repeats are resampled within each size (median per size, then refit);
+  where a size has fewer than three, the fit's relative residuals are resampled.
   Exact counts (every repeat identical, zero residual) give a zero-width
   interval.
 * Class: ``a + b * g(n)`` for g in 1, log n, n, n log n, n^2, n^3, fitted with
@@ -30,6 +32,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from trainbench import drift
+from trainbench.drift import pass_matrix
 
 K_MAX = 4.5
 BIC_MARGIN = 2.0
@@ -275,26 +280,6 @@ def choose_class(sizes: Sequence[float], values: Sequence[float]) -> tuple[str, 
     raise AssertionError("unreachable")
 
 
-def _round_bootstrap(
-    samples: list[np.ndarray], labels: list[np.ndarray], n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Bootstrap medians (n_boot × sizes): whole rounds are drawn once per replicate and
-    shared by every size; the repeats inside each drawn round are resampled too."""
-    names = np.unique(np.concatenate(labels))
-    by_round = [
-        {r: s[lab == r] for r in names if np.any(lab == r)}
-        for s, lab in zip(samples, labels, strict=True)
-    ]
-    out = np.empty((n_boot, len(samples)))
-    for b in range(n_boot):
-        drawn = rng.choice(names, size=len(names))
-        for j, groups in enumerate(by_round):
-            parts = [groups[r] for r in drawn if r in groups] or list(groups.values())
-            pooled = np.concatenate([p[rng.integers(0, len(p), size=len(p))] for p in parts])
-            out[b, j] = np.median(pooled)
-    return out
-
-
 def _medians(samples: list[np.ndarray]) -> np.ndarray:
     return np.array([np.median(s) for s in samples])
 
@@ -313,10 +298,10 @@ def fit_order(
 
     Sizes must be positive; non-finite repeats are dropped and sizes left with
     no repeat are skipped. Only sizes within ``window`` of the largest are
-    fitted (None: all). ``rounds`` labels every repeat with the round (a
-    sweep over all sizes) that took it: the bootstrap then resamples whole
-    rounds, shared by all sizes, and the repeats within them, since a round
-    that ran on a slower machine is slower at every size. Raises ValueError
+    fitted (None: all). ``rounds`` labels every repeat with the pass (a visit of
+    every size, close in time) that took it: each size's value is then its time with
+    what a pass shares taken out (a slower moment of the machine is slower at every
+    size), and the bootstrap draws whole passes (:mod:`trainbench.drift`). Raises ValueError
     with fewer than three usable sizes.
     """
     n_all = np.asarray(sizes, dtype=float)
@@ -336,17 +321,24 @@ def fit_order(
         n, samples = n[first:], samples[first:]
         labels = labels[first:] if labels is not None else None
 
-    y = _medians(samples)
+    passes = labels is not None and len({int(r) for lab in labels for r in lab}) >= 2
+    logs = pass_matrix(samples, labels) if passes and labels is not None else None
+    # Timed in passes: each size's time with the passes' drift taken out (trainbench.drift).
+    y = drift.drift_free(logs) if logs is not None else _medians(samples)
     k, a, b = fit_exponent(n, y)
     best_class, class_bic = choose_class(n, y)
     fitted = a + b * n**k
     rel_resid = y / np.where(fitted > 0, fitted, np.nan) - 1.0
     power_rss = float(np.nansum(((y - fitted) / np.maximum(np.abs(y), 1e-300)) ** 2))
     power_bic = _bic(power_rss, len(n), 3)
-    spreads = [
-        (np.percentile(s, 75) - np.percentile(s, 25)) / np.median(s) if len(s) > 1 else 0.0
-        for s in samples
-    ]
+    if logs is not None:  # what scatters once the passes' drift is taken out
+        mu, delta = drift.polish(logs)
+        spreads = list(drift.residual_spread(logs, mu, delta))
+    else:
+        spreads = [
+            (np.percentile(s, 75) - np.percentile(s, 25)) / np.median(s) if len(s) > 1 else 0.0
+            for s in samples
+        ]
     rel_spread = float(max(spreads))
     repeats_identical = all(np.all(s == s[0]) for s in samples)
     # Three parameters pass through any three points: exactness needs a fourth.
@@ -355,8 +347,8 @@ def fit_order(
     rng = np.random.default_rng(seed)
     if exact or n_boot <= 0:
         y_star = y[None, :]
-    elif labels is not None and len({r for lab in labels for r in lab}) >= 2:
-        y_star = _round_bootstrap(samples, labels, n_boot, rng)
+    elif logs is not None:
+        y_star = drift.bootstrap(logs, n_boot, rng)
     elif min(len(s) for s in samples) >= 3:
         # Resample each size's repeats (with replacement), n_boot times at once.
         y_star = np.stack(
@@ -440,6 +432,10 @@ def judge(
     work_label: str = "work",
     order_class: str | None = None,
     check_class: bool = True,
+    min_range: float = MIN_RANGE,
+    beyond: OrderFit | None = None,
+    beyond_text: str = "",
+    step_at: str | None = None,
 ) -> Verdict:
     """Judge the claim "metric grows as n**expected" (or, with ``order_class``, as the
     logarithmic class it names: "log n" with expected 0, "n log n" with expected 1).
@@ -448,7 +444,14 @@ def judge(
     * refuted: the interval lies wholly outside ``expected ± tolerance``
       (but inconclusive when ``work``, the exact work count of the same run,
       grows as claimed and the time's log-log slope over the top of the range
-      meets the band: the time per unit of work is still settling);
+      meets the band: the time per unit of work is still settling; or when the work
+      grows as claimed, the time grows faster and ``step_at`` names the cache
+      crossings at which the time per unit of work steps up);
+    * caches: where the working set passes a cache inside the window, ``beyond`` is
+      the fit over the sizes beyond the last crossing (``beyond_text`` names them; at
+      least MIN_SIZES spanning TOP_RANGE, so it is judged with that minimum range):
+      a claim not confirmed over the whole window whose work grows as claimed is
+      judged on it instead. A work that does not grow as claimed is never rescued;
     * confirmed: the interval lies wholly inside it, the chosen class has the
       expected degree, and (when ``needs_control``) the control measured in the
       same run was detected as growing faster (its interval lies above ours);
@@ -465,7 +468,7 @@ def judge(
     if order_class is not None:
         band_hi = expected + max(tolerance, LOG_BAND)
     ci = f"k = {fit.exponent:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
-    short = fit.n_sizes < MIN_SIZES or fit.size_range < MIN_RANGE
+    short = fit.n_sizes < MIN_SIZES or fit.size_range < min_range
     # An exact count that follows a polynomial in n: its degree is its order,
     # whatever a pure power fitted over a short range reads.
     by_degree = fit.poly_degree is not None and float(expected).is_integer() and not short
@@ -502,7 +505,26 @@ def judge(
         return Verdict(
             INCONCLUSIVE,
             f"range too short ({ci} from {fit.n_sizes} sizes spanning {fit.size_range:g}x; "
-            f"need {MIN_SIZES} sizes spanning {MIN_RANGE:g}x)",
+            f"need {MIN_SIZES} sizes spanning {min_range:g}x)",
+        )
+    if beyond is not None:
+
+        def again(f: OrderFit, least: float, at: str | None) -> Verdict:
+            return judge(f, expected, tolerance, control=control, needs_control=needs_control,
+                         work=work, work_label=work_label, order_class=order_class,
+                         check_class=check_class, min_range=least, step_at=at)  # fmt: skip
+
+        whole = again(fit, min_range, None)  # step_at only matters where there is no beyond
+        if whole.verdict == CONFIRMED or not work_grows_as_claimed:
+            return whole
+        # The work grows as claimed and the working set outgrew a cache inside the window:
+        # the asymptote the claim is about lies beyond the last crossing; judge it there.
+        there = again(beyond, TOP_RANGE, None)
+        return Verdict(
+            there.verdict,
+            f"beyond the last cache crossing ({beyond_text or 'the top of the window'}): "
+            f"{there.reason}; over the whole window: {whole.reason}",
+            by_degree=there.by_degree,
         )
     if not by_degree and (fit.ci_high < band_lo or fit.ci_low > band_hi):
         settling = (
@@ -512,6 +534,17 @@ def judge(
             and fit.top_ci_low <= band_hi
             and fit.top_ci_high >= band_lo
         )
+        if step_at is not None and work_grows_as_claimed and fit.ci_low > band_hi:
+            # The time grows faster than its work, and the time per unit of work steps up
+            # where the working set outgrows a cache: the memory hierarchy, with too few
+            # sizes beyond the last cache to judge the asymptote there.
+            return Verdict(
+                INCONCLUSIVE,
+                f"{ci} lies outside {expected:g} ± {tolerance:g}, but the work ({work_label}) "
+                f"grows as claimed and the time per unit of work steps up where {step_at}; "
+                f"too few sizes beyond it ({MIN_SIZES} spanning {TOP_RANGE:g}x needed) to "
+                "judge the regime there",
+            )
         if settling and work is not None:
             # The work grows as claimed and, at the top of the range, so does the
             # time: the time per unit of work was still changing lower down (a

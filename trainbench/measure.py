@@ -92,6 +92,12 @@ class PointMetrics:
     graph_depth: int
     saved_bytes: int
     peak_bytes: int | None
+    param_bytes: int = 0  # the parameters' bytes (their gradients' bytes too)
+
+    @property
+    def working_set_bytes(self) -> int:
+        """Parameters, their gradients and the saved activations: what a backward touches."""
+        return 2 * self.param_bytes + self.saved_bytes
 
     def rate_flops(self) -> float | None:
         """Achieved forward+backward FLOP/s (None when the FLOPs were not counted)."""
@@ -196,6 +202,8 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, int | None]
     stats = graph_stats(roots)
     param_storages = {p.untyped_storage().data_ptr() for p in stats.leaves}
     saved_bytes = sum(n for ptr, n in saved.items() if ptr not in param_storages)
+    storages = {p.untyped_storage().data_ptr(): p.untyped_storage() for p in stats.leaves}
+    param_bytes = sum(st.nbytes() for st in storages.values())
     _clear(stats.leaves)
     with flop_counter() as counter:
         _backward(roots, retain_graph=True)
@@ -211,6 +219,7 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, int | None]
         "graph_nodes": stats.nodes,
         "graph_depth": stats.depth,
         "saved_bytes": int(saved_bytes),
+        "param_bytes": int(param_bytes),
         "peak_bytes": peak,
     }
     _clear(stats.leaves)
@@ -249,6 +258,54 @@ def time_statement(fn: Callable[[], object], *, threads: int, min_time: float) -
     timer = timer_class(stmt="fn()", globals={"fn": fn}, num_threads=threads)
     m = timer.blocked_autorange(min_run_time=min_time)
     return Timing(samples=list(m.times), number_per_run=m.number_per_run)
+
+
+VISIT_BLOCKS = 3  # samples per visit of a point in a pass, where its statement is short enough
+
+
+class _VisitTimer(Timer):
+    """``torch.utils.benchmark.Timer`` (its thread setting, and its clock, which synchronizes
+    CUDA) timing one short visit at a time: ``blocks`` blocks of ``number`` runs, a sample
+    each. :meth:`calibrate` picks both once, from a warm-up."""
+
+    number: int = 1
+    blocks: int = 1
+
+    def calibrate(self, visit_s: float) -> None:
+        with common.set_torch_threads(self._task_spec.num_threads):
+            overhead = float(np.median([self._timeit(0) for _ in range(5)]))
+            self._timeit(1)  # warm-up (a backward also allocates its gradient buffers here)
+            one = float(np.median([self._timeit(1) for _ in range(3)]))
+        self.blocks = max(1, min(VISIT_BLOCKS, int(visit_s / max(one, 1e-9))))
+        target = max(visit_s / self.blocks, 1000 * overhead)
+        self.number = max(1, min(int(round(target / max(one, 1e-9))), 2**31 - 1))
+
+    def visit(self) -> list[float]:
+        with common.set_torch_threads(self._task_spec.num_threads):
+            return [self._timeit(self.number) / self.number for _ in range(self.blocks)]
+
+
+class Probe:
+    """A point made ready to be timed in passes: its forward, one graph kept for its
+    backward (``retain_graph=True``), and the block sizes of both, picked at the start.
+    While it lives it holds the model, the graph's saved tensors and the gradients."""
+
+    def __init__(self, forward: Forward, *, threads: int, visit_s: float) -> None:
+        self.roots = list(forward())
+        roots = self.roots
+        self.fwd = _VisitTimer(stmt="fn()", globals={"fn": forward}, num_threads=threads)
+        self.bwd = _VisitTimer(
+            stmt="fn()",
+            globals={"fn": lambda: _backward(roots, retain_graph=True)},
+            num_threads=threads,
+        )
+        self.fwd.calibrate(visit_s)
+        self.bwd.calibrate(visit_s)
+
+    def visit(self) -> tuple[Timing, Timing]:
+        """One visit: the forward's samples, then the backward's."""
+        f = Timing(self.fwd.visit(), self.fwd.number)
+        return f, Timing(self.bwd.visit(), self.bwd.number)
 
 
 def time_forward(forward: Forward, *, threads: int, min_time: float) -> Timing:

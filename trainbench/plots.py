@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainbench.caches import Crossing, run_crossings, time_per_work
 from trainbench.fit import WINDOW, WINDOW_MIN_SIZES, fit_exponent
 from trainbench.results import COUNT_METRICS, METRIC_LABELS
 from trainbench.verdicts import verdict_rows
@@ -37,6 +38,8 @@ FIGSIZE, WIDE, DPI = (7.0, 4.8), (10.0, 4.6), 110
 TITLE_WIDTH, TITLE_LINES = 70, 3
 NBSP = "\u00a0"  # keeps " (k = 1.01 [0.97, 1.05])" on one title line
 CAPTION = "points: medians (bars ±IQR/2); lines: a + b·{0}^k fitted over the fit window"
+CROSSING_CAPTION = "; dotted verticals: cache crossings"
+PLOTS = (*FAMILIES, "time-per-work", "local-slope", "fwd-bwd")
 
 
 @dataclass
@@ -115,6 +118,40 @@ def _fit_line(run: Run, variant: str, metric: str, n: np.ndarray, y: np.ndarray)
     xs = np.geomspace(n[sel][0], n[sel][-1], 60)
     ys = a + b * xs**k
     return xs[ys > 0], ys[ys > 0]
+
+
+def _crossings(run: Run, variant: str) -> list[Crossing]:
+    """Where the variant's working set passes one of the run's caches (none for runs
+    without ``working_set_bytes`` or ``caches``)."""
+    caches = (run.summary.get("environment") or {}).get("caches")
+    if not caches or "working_set_bytes" not in run.points.columns:
+        return []
+    return run_crossings(_records(run), variant, caches)
+
+
+def _records(run: Run) -> list[dict[str, Any]]:
+    frame = run.points.astype(object).where(run.points.notna(), None)
+    return list(frame.to_dict("records"))
+
+
+def _crossing_lines(ax: Any, runs: Sequence[Run], variants: Sequence[str]) -> bool:
+    """A dotted vertical at each cache crossing (between its two sizes, at their geometric
+    mean), in the variant's colour, labelled with the cache level; whether any was drawn."""
+    from matplotlib.transforms import blended_transform_factory
+
+    where = blended_transform_factory(ax.transData, ax.transAxes)
+    seen: set[tuple[str, float, int]] = set()
+    for run in runs:
+        for vi, variant in enumerate(variants):
+            for c in _crossings(run, variant):
+                x = math.sqrt(c.n_lo * c.n_hi)
+                if (c.level, x, vi) in seen:
+                    continue
+                seen.add((c.level, x, vi))
+                ax.axvline(x, ls=":", color=f"C{vi}", alpha=0.7, lw=1.2, zorder=0)
+                ax.text(x, 0.98, f" {c.level}", transform=where, rotation=90, fontsize=7.5,
+                        color=f"C{vi}", ha="right", va="top", alpha=0.9)  # fmt: skip
+    return bool(seen)
 
 
 def _device_labels(runs: Sequence[Run]) -> list[str]:
@@ -235,9 +272,11 @@ def plot_family(runs: Sequence[Run], family: str) -> tuple[Any, list[str]]:
         plt.close(fig)
         return None, notes
     _reference_slopes(ax, anchor[0], anchor[1], n_max, letter)
+    crossed = family == "time" and _crossing_lines(ax, runs, variants)
     ax.set_ylabel(Y_LABELS[family], fontsize=10)
     _legend(ax, runs, variants, styles)
     caption = CAPTION.format(letter) + f"; dotted: slopes {letter}¹, {letter}²"
+    caption += CROSSING_CAPTION if crossed else ""
     caption += "".join(
         f"; {m}: " + ("CUDA only" if m == "peak bytes" else "not counted") for m in skipped
     )
@@ -254,14 +293,12 @@ def plot_figure(
     path: str | Path | None = None,
 ) -> Any:
     """One of a run's figures from the run in memory: a metric family (time, flops, graph,
-    memory), "local-slope" or "fwd-bwd"; saved to ``path`` where given (its suffix is the
-    format). None where the family was not counted at any size."""
-    if family not in (*FAMILIES, "local-slope", "fwd-bwd"):
-        raise ValueError(
-            f"unknown plot {family!r} (known: {', '.join([*FAMILIES, 'local-slope', 'fwd-bwd'])})"
-        )
+    memory), "time-per-work", "local-slope" or "fwd-bwd"; saved to ``path`` where given (its
+    suffix is the format). None where the family was not counted at any size."""
+    if family not in PLOTS:
+        raise ValueError(f"unknown plot {family!r} (known: {', '.join(PLOTS)})")
     points = points.copy()
-    for col in (*SWEEP_COLUMNS[2:], "peak_bytes"):
+    for col in (*SWEEP_COLUMNS[2:], "peak_bytes", "working_set_bytes"):
         if col in points.columns:
             points[col] = pd.to_numeric(points[col], errors="coerce").astype(float)
     env = summary.get("environment") or {}
@@ -272,6 +309,8 @@ def plot_figure(
         fig = _plot_local_slope([run])
     elif family == "fwd-bwd":
         fig = _plot_fwd_bwd([run])
+    elif family == "time-per-work":
+        fig = _plot_time_per_work([run])
     else:
         fig, _ = plot_family([run], family)
     if fig is not None and path is not None:
@@ -301,6 +340,39 @@ def _plot_local_slope(runs: Sequence[Run]) -> Any:
     title = (f"{runs[0].name}: local slope of the time between consecutive sizes (1: linear, "
              "2: quadratic); where it settles, the fixed overheads have ended")  # fmt: skip
     caption = f"each point lies at the geometric mean of two consecutive {letter}; y within [-1, 4]"
+    _finish(fig, ax, f"size {letter}", "\n".join(textwrap.wrap(title, TITLE_WIDTH)), caption)
+    return fig
+
+
+def _plot_time_per_work(runs: Sequence[Run]) -> Any:
+    """Backward seconds per backward FLOP (per graph node where the FLOPs are not counted)
+    against size, log-log, with the cache crossings; None where nothing can be drawn."""
+    plt = _pyplot()
+    letter = SIZE.get(runs[0].experiment, ("n",))[0]
+    variants = _variants(runs)
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    units: dict[str, tuple[str, str | None]] = {}
+    for i, run in enumerate(runs):
+        records = _records(run)
+        for vi, variant in enumerate(variants):
+            tpw = time_per_work(records, variant, "bwd_s")
+            if not tpw.sizes:
+                continue
+            style = ("-", None) if tpw.unit == "FLOP" else ("--", "none")
+            ls, mfc = units.setdefault(tpw.unit, style)
+            ax.plot(tpw.sizes, tpw.values, ls, marker=MARKERS[i % len(MARKERS)], color=f"C{vi}",
+                    ms=4, mfc=mfc or f"C{vi}")  # fmt: skip
+    if not units:
+        plt.close(fig)
+        return None
+    ax.set_yscale("log")
+    crossed = _crossing_lines(ax, runs, variants)
+    ax.set_ylabel("backward time per unit of work (s)", fontsize=10)
+    _legend(ax, runs, variants, [(f"per {u}", ls, mfc, 1.0) for u, (ls, mfc) in units.items()])
+    title = (f"{runs[0].name}: backward time per unit of work; flat where the time grows as its "
+             "work, a step where the working set outgrows a cache")  # fmt: skip
+    caption = "medians of the backward time over the exact work of the same pass"
+    caption += CROSSING_CAPTION if crossed else ""
     _finish(fig, ax, f"size {letter}", "\n".join(textwrap.wrap(title, TITLE_WIDTH)), caption)
     return fig
 
@@ -361,6 +433,10 @@ def _sweep_plots(runs: Sequence[Run], prefix: str, plots: Path, fmt: str) -> tup
         notes += skipped
         if fig is not None:
             made.append((_save(fig, plots / f"{prefix}-{family}.{fmt}", fmt), family))
+    fig = _plot_time_per_work(runs)
+    if fig is not None:
+        made.append((_save(fig, plots / f"{prefix}-time-per-work.{fmt}", fmt),
+                     "backward time per unit of work"))  # fmt: skip
     made.append((_save(_plot_local_slope(runs), plots / f"{prefix}-local-slope.{fmt}", fmt),
                  "local slope of the time"))  # fmt: skip
     made.append((_save(_plot_fwd_bwd(runs), plots / f"{prefix}-fwd-bwd.{fmt}", fmt),

@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from trainbench.caches import read_caches
 from trainbench.config import first_line
 
 FORMAT_VERSION = 1
@@ -58,6 +59,8 @@ POINT_COLUMNS = (
     "graph_nodes",
     "graph_depth",
     "saved_bytes",
+    "param_bytes",
+    "working_set_bytes",
     "peak_bytes",
     "gflops",
     "efficiency",
@@ -175,6 +178,11 @@ def environment(
     if dev.type == "cuda":
         env["cuda_version"] = torch.version.cuda
         env["tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+    l2 = None
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        l2 = getattr(props, "L2_cache_size", None)
+    env["caches"] = read_caches(dev.type, l2)
     return env
 
 
@@ -237,6 +245,8 @@ _MEASURED = (
 )  # fmt: skip
 # ... and those that may be empty (not counted: FLOPs of a fused kernel, peak bytes on CPU)
 _OPTIONAL = ("fwd_flops", "bwd_flops", "peak_bytes", "gflops", "efficiency")
+# counts added after the first runs: absent (or empty) in older files
+_LATER = ("param_bytes", "working_set_bytes")
 
 
 def _read_text(path: Path) -> str:
@@ -388,7 +398,10 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
             )
         summary = read_summary(folder)
         path = folder / "measurements.csv"
-        points = _read_table(path, POINT_COLUMNS)
+        points = _read_table(path, [c for c in POINT_COLUMNS if c not in _LATER])
+        for column in _LATER:
+            if column not in points.columns:
+                points[column] = None
         _text_column(path, points, "variant")
         for column in POINT_COLUMNS:
             if column == "size":
@@ -398,6 +411,8 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
                 points[column] = _numbers(path, points, column, whole=whole, positive=positive)
             elif column in _OPTIONAL:
                 points[column] = _numbers(path, points, column, optional=True)
+            elif column in _LATER:
+                points[column] = _numbers(path, points, column, optional=True, whole=True)
         points["noisy"] = points["noisy"].astype(str).str.lower() == "true"
         for column in ("compile_s", "eager_s", "speedup"):
             if column in points.columns:

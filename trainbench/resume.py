@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from trainbench.runner import RunResult, _Point
 
 # Settings a resumed run may change: they limit the run, they do not change what is measured.
-RESUME_MAY_CHANGE = ("time_budget", "max_memory")
+RESUME_MAY_CHANGE = ("time_budget", "max_memory", "precision", "max_passes")
 
 
 def _show(value: Any) -> str:
@@ -183,13 +183,13 @@ def _read_earlier(
         if key not in wanted:
             continue
         counts = {m: _count_value(row[m]) for m in (*COUNT_METRICS, "peak_bytes")}
+        counts["param_bytes"] = _count_value(row.get("param_bytes")) or 0
         p = _Point(*key, counts)
         fwd, bwd = timings.get((*key, "fwd"), {}), timings.get((*key, "bwd"), {})
-        r = 0
-        while r in fwd and r in bwd and r < cfg.repeats:  # the rounds 0, 1, ... on disk
-            p.fwd_rounds.append(Timing(fwd[r], int(row["fwd_runs_per_sample"])))
-            p.bwd_rounds.append(Timing(bwd[r], int(row["bwd_runs_per_sample"])))
-            r += 1
+        on_disk = sorted(set(fwd) & set(bwd))  # the passes it was timed in
+        for r in on_disk[: max(cfg.max_passes, cfg.repeats)]:
+            p.add(r, Timing(fwd[r], int(row["fwd_runs_per_sample"])),
+                  Timing(bwd[r], int(row["bwd_runs_per_sample"])))  # fmt: skip
         # Its counting time was not recorded: one forward and one backward take about
         # as long, and that is what the time budget's cost model needs.
         spent = float(row["fwd_s"]) + float(row["bwd_s"])

@@ -30,15 +30,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from trainbench import __version__
+from trainbench import __version__, drift
 from trainbench.analysis import finish
 from trainbench.analysis import fit_points as fit_points  # re-exported
 from trainbench.analysis import judge_claims as judge_claims  # re-exported
 from trainbench.claims import Claim
 from trainbench.config import SweepConfig, SweepError, first_line
 from trainbench.experiments import Experiment
+from trainbench.fit import fit_order
 from trainbench.limits import (
     _free_memory,
     _is_out_of_memory,
@@ -51,13 +53,20 @@ from trainbench.limits import (
 from trainbench.measure import (
     NOISY_SPREAD,
     PointMetrics,
+    Probe,
     Timing,
     compile_forward,
     count_point,
     matmul_rate,
     time_round,
 )
-from trainbench.results import FORMAT_VERSION, environment, keep_earlier_run, write_run
+from trainbench.results import (
+    FORMAT_VERSION,
+    TIME_METRICS,
+    environment,
+    keep_earlier_run,
+    write_run,
+)
 from trainbench.resume import _read_earlier
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -89,6 +98,8 @@ class RunResult:
     # points that ran out of memory (or where a target raised: "oom": False):
     # {"variant", "size", "phase": "count" | "time", "reason"}
     failed: list[dict[str, Any]] = field(default_factory=list)
+    # how the timing passes went: how many, why they stopped, the interval widths reached
+    schedule: dict[str, Any] = field(default_factory=dict)
     # where an earlier run in the same folder was moved to (not part of the summary)
     kept_earlier: Path | None = None
 
@@ -103,6 +114,7 @@ class RunResult:
             "baseline": self.baseline,
             "notes": self.notes,
             "failed_points": self.failed,
+            "schedule": self.schedule,
             "points": self.points,
             "fits": self.fits,
             "claims": self.claims,
@@ -140,6 +152,14 @@ def resolve_device(name: str) -> torch.device:
             raise SweepError("--device cuda: no CUDA device is available (try --device cpu)")
         return torch.device("cuda")
     raise SweepError(f"--device: unknown device {name!r} (choose auto, cpu or cuda)")
+
+
+def default_threads(device: torch.device) -> int:
+    """The threads a run times with unless --threads says otherwise: one on a CPU (a
+    parallel region waits for its slowest thread, so on a shared CPU every interruption
+    of any core stalls it: docs/method.md, "Threads"); torch's default where a GPU runs
+    the model."""
+    return 1 if device.type == "cpu" else torch.get_num_threads()
 
 
 def available_bytes(device: torch.device) -> int:
@@ -207,6 +227,10 @@ def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dty
         raise SweepError(f"--dtype: unknown dtype {cfg.dtype!r} (choose float32 or float64)")
     if cfg.repeats < 1:
         raise SweepError(f"--repeats must be at least 1, got {cfg.repeats}")
+    if cfg.max_passes < 1:
+        raise SweepError(f"--max-passes must be at least 1, got {cfg.max_passes}")
+    if not (math.isfinite(cfg.precision) and cfg.precision > 0):
+        raise SweepError(f"--precision must be a positive number, got {cfg.precision:g}")
     if cfg.time_budget is not None and not (
         math.isfinite(cfg.time_budget) and cfg.time_budget > 0
     ):
@@ -238,42 +262,82 @@ def plan(exp: Experiment, cfg: SweepConfig) -> list[tuple[str, int]]:
 
 
 def _point_record(
-    variant: str, size: int, m: PointMetrics, baseline_rate: float, rounds: int
+    variant: str,
+    size: int,
+    m: PointMetrics,
+    baseline_rate: float,
+    rounds: int,
+    cancelled: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
+    """A point's row. ``cancelled``: per phase (fwd, bwd), its time with the passes' drift
+    taken out and the spread that is left (trainbench.drift); without it, the median and
+    IQR/median of the raw samples."""
+    if cancelled is None:
+        cancelled = {
+            "fwd": (m.fwd.median, m.fwd.iqr / m.fwd.median),
+            "bwd": (m.bwd.median, m.bwd.iqr / m.bwd.median),
+        }
+    (fwd_s, fwd_spread), (bwd_s, bwd_spread) = cancelled["fwd"], cancelled["bwd"]
+    bwd_runs = m.bwd.number_per_run
+    m = replace(
+        m, fwd=Timing([fwd_s], m.fwd.number_per_run), bwd=Timing([bwd_s], bwd_runs)
+    )
     rate = m.rate_flops()
-    spread = max(m.fwd.iqr / m.fwd.median, m.bwd.iqr / m.bwd.median)
+    spread = max(fwd_spread, bwd_spread)
     return {
         "variant": variant,
         "size": size,
-        "fwd_s": m.fwd.median,
-        "fwd_iqr_s": m.fwd.iqr,
-        "bwd_s": m.bwd.median,
-        "bwd_iqr_s": m.bwd.iqr,
+        "fwd_s": fwd_s,
+        "fwd_iqr_s": fwd_s * fwd_spread,
+        "bwd_s": bwd_s,
+        "bwd_iqr_s": bwd_s * bwd_spread,
         "fwd_flops": m.fwd_flops,
         "bwd_flops": m.bwd_flops,
         "graph_nodes": m.graph_nodes,
         "graph_depth": m.graph_depth,
         "saved_bytes": m.saved_bytes,
+        "param_bytes": m.param_bytes,
+        "working_set_bytes": m.working_set_bytes,
         "peak_bytes": m.peak_bytes,
         "gflops": rate / 1e9 if rate is not None else None,
         "efficiency": rate / baseline_rate if rate is not None and baseline_rate > 0 else None,
         "noisy": bool(spread > NOISY_SPREAD),
         "rounds": rounds,
         "fwd_runs_per_sample": m.fwd.number_per_run,
-        "bwd_runs_per_sample": m.bwd.number_per_run,
+        "bwd_runs_per_sample": bwd_runs,
         "format_version": FORMAT_VERSION,
     }
 
 
+def _drift_cancelled(points: Sequence[_Point]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Per point and phase: its time with what each pass shared taken out (the size effect
+    of trainbench.drift's two-way model over its variant's points) and the spread left."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for variant in sorted({p.variant for p in points}):
+        mine = sorted((p for p in points if p.variant == variant), key=lambda p: p.size)
+        for phase in ("fwd", "bwd"):
+            data = [p.labels(phase) for p in mine]
+            logs = drift.pass_matrix(
+                [np.asarray(t) for t, _ in data], [np.asarray(i) for _, i in data]
+            )
+            mu, delta = drift.polish(logs)
+            spread = drift.residual_spread(logs, mu, delta)
+            for p, m, sp in zip(mine, mu, spread, strict=True):
+                out.setdefault((p.variant, p.size), {})[phase] = (float(np.exp(m)), float(sp))
+    return out
+
+
 @dataclass
 class _Point:
-    """A point being measured: its counts and its timings, one per round."""
+    """A point being measured: its counts and its timings, one per pass it was visited in
+    (``pass_ids``: which)."""
 
     variant: str
     size: int
     counts: dict[str, Any]
     fwd_rounds: list[Timing] = field(default_factory=list)
     bwd_rounds: list[Timing] = field(default_factory=list)
+    pass_ids: list[int] = field(default_factory=list)
     count_s: float | None = None  # seconds its counting took (the time budget's yardstick)
     # --compile: how its first round compiled (compiled, compile_s, reason), and its eager
     # forward+backward time, for the speed-up
@@ -283,6 +347,28 @@ class _Point:
     @property
     def rounds(self) -> int:
         return len(self.bwd_rounds)
+
+    def add(self, pass_id: int, fwd: Timing, bwd: Timing) -> None:
+        self.fwd_rounds.append(fwd)
+        self.bwd_rounds.append(bwd)
+        self.pass_ids.append(pass_id)
+
+    def labels(self, phase: str) -> tuple[list[float], list[int]]:
+        """Every sample of ``phase`` (fwd, bwd) and the pass it was taken in."""
+        timings = self.fwd_rounds if phase == "fwd" else self.bwd_rounds
+        ids = self.pass_ids or list(range(len(timings)))
+        return (
+            [t for timing in timings for t in timing.samples],
+            [i for timing, i in zip(timings, ids, strict=False) for _ in timing.samples],
+        )
+
+    @property
+    def working_set(self) -> int:
+        """Bytes it holds while it waits for its next visit: parameters, their gradients
+        and the saved activations of its kept graph."""
+        return 2 * int(self.counts.get("param_bytes") or 0) + int(
+            self.counts.get("saved_bytes") or 0
+        )
 
     def compile_record(self) -> dict[str, Any]:
         """--compile: whether it compiled, the compile time, eager time and speed-up."""
@@ -309,6 +395,10 @@ def _what_failed(err: BaseException) -> str:
     return f"{type(err).__name__}: {first_line(err)}"
 
 
+PASS_ID_STRIDE = 100_000  # pass ids of the groups that memory splits a pass into
+FALLBACK_PASSES = 12  # passes per group where they are split
+CHECK_BOOT = 200  # bootstrap replicates of the check of an interval's width between passes
+
 _now: Callable[[], float] = time.monotonic  # the clock of --time-budget (tests replace it)
 
 
@@ -327,39 +417,35 @@ def _count(
     return count_point(exp.forward(variant, size, options, device, dtype), device)
 
 
-def _time(
-    exp: Experiment,
-    variant: str,
-    size: int,
-    options: Mapping[str, Any],
-    device: torch.device,
-    dtype: torch.dtype,
-    threads: int,
-    min_time: float,
-) -> tuple[Timing, Timing]:
-    # Built afresh (same seed, same weights) so that only one point's model and graph
-    # are in memory at a time.
-    forward = exp.forward(variant, size, options, device, dtype)
-    return time_round(forward, threads=threads, min_time=min_time)
-
-
-def _time_compiled(
+def _probe(
     exp: Experiment,
     p: _Point,
     options: Mapping[str, Any],
     device: torch.device,
     dtype: torch.dtype,
     threads: int,
-    min_time: float,
-) -> tuple[Timing, Timing]:
-    """A round of a point under torch.compile; its first round also compiles it (timed on
-    its own) and times it eagerly, for the speed-up."""
+    cfg: SweepConfig,
+) -> Probe:
+    """The point made ready for its passes (model, a graph kept for its backward, block
+    sizes). Under --compile it is compiled first; its first probe also times it eagerly,
+    for the speed-up."""
     forward = exp.forward(p.variant, p.size, options, device, dtype)
-    c = compile_forward(forward, device)
-    if p.compile is None:
-        p.compile = {"compiled": c.compiled, "compile_s": c.compile_s, "reason": c.reason}
-        p.eager_s = sum(t.median for t in time_round(forward, threads=threads, min_time=min_time))
-    return time_round(c.forward, threads=threads, min_time=min_time)
+    if cfg.compile:
+        c = compile_forward(forward, device)
+        if p.compile is None:
+            p.compile = {"compiled": c.compiled, "compile_s": c.compile_s, "reason": c.reason}
+            eager = time_round(forward, threads=threads, min_time=cfg.min_time)
+            p.eager_s = sum(t.median for t in eager)
+        forward = c.forward
+    return Probe(forward, threads=threads, visit_s=cfg.min_time)
+
+
+def _time(
+    exp: Experiment, variant: str, size: int, probe: Callable[[], Probe]
+) -> tuple[Timing, Timing]:
+    """One visit of a point in a pass: its probe (made by ``probe`` at the first visit)
+    timed once, forward then backward."""
+    return probe().visit()
 
 
 class _Sweep:
@@ -391,16 +477,23 @@ class _Sweep:
         self.warm = False  # a point has been counted in this run
         for f in result.failed:
             self.grow_limit = min(self.grow_limit, f["size"])
-        self.done = sum(min(p.rounds, cfg.repeats) for p in points)
-        self.total = len(todo) * cfg.repeats
+        self.done = sum(p.rounds for p in points)
+        self.total = max(len(todo) * cfg.repeats, self.done)
+        # the time metrics whose intervals decide when the passes end, per variant
+        self.watch: dict[str, tuple[str, ...]] = {}
+        self.reached: dict[str, float | None] = {}
+        self.settled_at: dict[str, int] = {}
 
     # files and progress
 
     def save(self) -> None:
         timed = [p for p in self.points if p.rounds > 0]
         result = self.result
+        cancelled = _drift_cancelled(timed)
         result.points = [
-            _point_record(p.variant, p.size, p.metrics(), self.rate, p.rounds)
+            _point_record(
+                p.variant, p.size, p.metrics(), self.rate, p.rounds, cancelled[(p.variant, p.size)]
+            )
             | p.compile_record()
             for p in timed
         ]
@@ -409,14 +502,13 @@ class _Sweep:
                 "variant": p.variant,
                 "size": p.size,
                 "phase": phase,
-                "round": r,
+                "round": r,  # the pass it was taken in
                 "sample_s": t,
                 "format_version": FORMAT_VERSION,
             }
             for p in timed
-            for phase, timings in (("fwd", p.fwd_rounds), ("bwd", p.bwd_rounds))
-            for r, timing in enumerate(timings)
-            for t in timing.samples
+            for phase in ("fwd", "bwd")
+            for t, r in zip(*p.labels(phase), strict=True)
         ]
         if self.folder is not None:
             write_run(self.folder, result.summary(), result.points, result.samples)
@@ -428,7 +520,7 @@ class _Sweep:
     def recount_total(self) -> None:
         reps = self.cfg.repeats
         self.total = sum(
-            reps if p.size < self.grow_limit else min(p.rounds, reps) for p in self.points
+            max(p.rounds, reps) if p.size < self.grow_limit else p.rounds for p in self.points
         )
 
     # limits
@@ -553,51 +645,202 @@ class _Sweep:
                 self.points.append(_Point(variant, size, counts, count_s=_now() - start))
         self.recount_total()
 
-    def time_rounds(self) -> None:
-        """Time every point once per round; a round visits the points in a shuffled order."""
-        cfg = self.cfg
+    def time_passes(self) -> None:
+        """Time the points in passes: a pass visits every point still being timed once, in
+        a newly shuffled order, so the sizes it compares are measured close in time. From
+        ``cfg.repeats`` passes on, a variant whose watched time exponents' intervals are
+        narrow enough (half-width at most ``cfg.precision``) is visited no more; the passes
+        end when none is left, after ``cfg.max_passes``, or when the time budget is spent.
+        Every pass's points are kept in memory together (model, one graph for the backward)
+        where they fit in --max-memory; where they do not, neighbouring sizes are timed in
+        groups that fit, each sharing a size with the next (see :meth:`groups`)."""
         # The same order for a fresh run and a resumed one.
         self.points.sort(key=lambda p: (p.size, self.rank.get(p.variant, 0)))
         self.recount_total()
-        for r in range(cfg.repeats):
-            order = list(self.points)
-            random.Random(cfg.seed * 1_000_003 + r).shuffle(order)
-            for p in order:
-                if p.rounds != r or p.size >= self.grow_limit:  # measured, or not to be
-                    continue
-                if cfg.time_budget is not None and self.elapsed() >= cfg.time_budget:
-                    self.budget_spent()
-                    return
-                self.tick(p.variant, p.size, finished=False)
-                failure, foreign = None, False
-                try:
-                    if cfg.compile:
-                        f, b = _time_compiled(self.exp, p, self.options, self.device,
-                                              self.dtype, self.threads, cfg.min_time)  # fmt: skip
-                    else:
-                        f, b = _time(self.exp, p.variant, p.size, self.options, self.device,
-                                     self.dtype, self.threads, cfg.min_time)  # fmt: skip
-                except (RuntimeError, MemoryError) as err:
-                    if not _is_out_of_memory(err) and not self.exp.foreign:
-                        raise
-                    foreign = not _is_out_of_memory(err)
-                    failure = _what_failed(err) if foreign else first_line(err)
-                except SweepError as err:  # a target that raises at this size
-                    self.fail(p.variant, p.size, "time", str(err), oom=False)
-                    continue
-                except Exception as err:  # a target whose backward fails at this size
-                    if not self.exp.foreign:
-                        raise
-                    self.fail(p.variant, p.size, "time", _what_failed(err), oom=False)
-                    continue
-                if failure is not None:
-                    self.fail(p.variant, p.size, "time", failure, oom=not foreign)
-                    continue
-                p.fwd_rounds.append(f)
-                p.bwd_rounds.append(b)
+        live = [p for p in self.points if p.size < self.grow_limit]
+        groups = self.groups(live)
+        for g, group in enumerate(groups):
+            if not self.run_passes(group, first_id=g * PASS_ID_STRIDE, adaptive=len(groups) == 1):
+                return
+
+    def groups(self, live: list[_Point]) -> list[list[_Point]]:
+        """The points timed in the same passes: all of them where they fit in --max-memory
+        together; else, per variant, runs of neighbouring sizes that fit (at least two),
+        each sharing its largest size with the next, so the estimator can chain them."""
+        assert self.cfg.max_memory is not None
+        total = sum(p.working_set for p in live)
+        if total <= self.cfg.max_memory or len(live) <= 2:
+            return [live] if live else []
+        out: list[list[_Point]] = []
+        for v in [v.name for v in self.exp.variants]:
+            mine = sorted((p for p in live if p.variant == v), key=lambda p: p.size)
+            i = 0
+            while i < len(mine) - 1:
+                j, used = i + 1, mine[i].working_set + mine[i + 1].working_set
+                while j + 1 < len(mine) and used + mine[j + 1].working_set <= self.cfg.max_memory:
+                    j += 1
+                    used += mine[j].working_set
+                out.append(mine[i : j + 1])
+                i = j
+            if len(mine) == 1:
+                out.append(mine)
+        self.result.notes.append(
+            f"the points of a pass do not fit in --max-memory together "
+            f"({total / 2**20:.0f} MiB against {self.cfg.max_memory / 2**20:.0f} MiB): timed "
+            f"in {len(out)} groups of neighbouring sizes (each sharing a size with the next, "
+            f"through which the sizes are chained), {self.fixed_passes()} passes each"
+        )
+        return out
+
+    def fixed_passes(self) -> int:
+        return max(self.cfg.repeats, min(self.cfg.max_passes, FALLBACK_PASSES))
+
+    def run_passes(self, group: list[_Point], first_id: int, adaptive: bool) -> bool:
+        """The passes of one group; False where the time budget ended them."""
+        cfg = self.cfg
+        probes: dict[tuple[str, int], Probe] = {}
+        active = [p for p in group]
+        ids = sorted({i for p in group for i in p.pass_ids})
+        next_id = max(ids) + 1 if ids else first_id
+        passes = len(ids)
+        # A resumed run first finishes the pass it was interrupted in: the points that
+        # lack its id while others of their variant have it.
+        owed: set[tuple[str, int]] = set()
+        if ids:
+            with_last = {p.variant for p in group if ids[-1] in p.pass_ids}
+            owed = {(p.variant, p.size) for p in group
+                    if p.variant in with_last and ids[-1] not in p.pass_ids}  # fmt: skip
+            if owed:
+                next_id, passes = ids[-1], passes - 1
+        cap = max(cfg.max_passes, cfg.repeats) if adaptive else self.fixed_passes()
+        stopped = f"{cap} passes (--max-passes)" if adaptive else f"{cap} passes"
+        try:
+            while active:
+                if adaptive and passes >= cfg.repeats and not owed:
+                    settled = self.settled({p.variant for p in active}, passes)
+                    active = [p for p in active if p.variant not in settled]
+                    for key in [k for k in probes if k[0] in settled]:
+                        del probes[key]
+                    if not active:
+                        stopped = f"every watched interval within ±{cfg.precision:g}"
+                        break
+                if passes >= cap:
+                    break
+                self.total = self.done + len(active) * max(1, cfg.repeats - passes)
+                order = list(active)
+                random.Random(cfg.seed * 1_000_003 + next_id).shuffle(order)
+                for p in order:
+                    if p.size >= self.grow_limit:  # a failure stopped the growth below it
+                        continue
+                    if owed and (p.variant, p.size) not in owed:  # timed in this pass already
+                        continue
+                    if cfg.time_budget is not None and self.elapsed() >= cfg.time_budget:
+                        self.budget_spent()
+                        self.record_schedule(passes, "the time budget", adaptive)
+                        return False
+                    self.tick(p.variant, p.size, finished=False)
+                    timed = self.visit(p, probes)
+                    if timed is None:
+                        for key in [k for k in probes if k[1] >= self.grow_limit]:
+                            del probes[key]
+                        continue
+                    p.add(next_id, *timed)
+                    self.done += 1
+                    self.tick(p.variant, p.size, finished=True)
+                owed = set()
+                active = [p for p in active if p.size < self.grow_limit]
+                passes += 1
+                next_id += 1
                 self.save()
-                self.done += 1
-                self.tick(p.variant, p.size, finished=True)
+        finally:
+            probes.clear()
+            _free_memory(self.device)
+        self.record_schedule(passes, stopped, adaptive)
+        return True
+
+    def visit(
+        self, p: _Point, probes: dict[tuple[str, int], Probe]
+    ) -> tuple[Timing, Timing] | None:
+        """One visit of ``p`` (its probe made at the first); None where it failed (recorded)."""
+        key = (p.variant, p.size)
+        failure, foreign = None, False
+        def probe() -> Probe:
+            if key not in probes:
+                probes[key] = _probe(self.exp, p, self.options, self.device, self.dtype,
+                                     self.threads, self.cfg)  # fmt: skip
+            return probes[key]
+
+        try:
+            return _time(self.exp, p.variant, p.size, probe)
+        except (RuntimeError, MemoryError) as err:
+            if not _is_out_of_memory(err) and not self.exp.foreign:
+                raise
+            foreign = not _is_out_of_memory(err)
+            failure = _what_failed(err) if foreign else first_line(err)
+        except SweepError as err:  # a target that raises at this size
+            failure, foreign = str(err), True
+        except Exception as err:  # a target whose backward fails at this size
+            if not self.exp.foreign:
+                raise
+            failure, foreign = _what_failed(err), True
+        probes.pop(key, None)
+        self.fail(p.variant, p.size, "time", failure, oom=not foreign)
+        return None
+
+    def half_width(self, variant: str, metric: str) -> float | None:
+        """Half the width of the interval of ``metric`` (a time) of ``variant`` now."""
+        mine = sorted(
+            (p for p in self.points
+             if p.variant == variant and p.rounds and p.size >= self.exp.min_fit_size),
+            key=lambda p: p.size,
+        )  # fmt: skip
+        data = [p.labels(metric[:3]) for p in mine]
+        try:
+            fit = fit_order(
+                [p.size for p in mine], [t for t, _ in data], rounds=[i for _, i in data],
+                n_boot=CHECK_BOOT, seed=self.cfg.seed,
+            )  # fmt: skip
+        except ValueError:
+            return None
+        return (fit.ci_high - fit.ci_low) / 2
+
+    def settled(self, variants: set[str], passes: int) -> set[str]:
+        """The variants whose watched time metrics are all within ±precision now."""
+        out = set()
+        for v in sorted(variants):
+            widths = {m: self.half_width(v, m) for m in self.watch.get(v, ("bwd_s",))}
+            for m, w in widths.items():
+                self.reached[f"{v}/{m}"] = None if w is None else round(w, 4)
+            # (a metric that cannot be fitted yet, too few sizes, is not waited for)
+            if all(w is None or w <= self.cfg.precision for w in widths.values()):
+                out.add(v)
+                self.settled_at[v] = passes
+        return out
+
+    def record_schedule(self, passes: int, stopped: str, adaptive: bool) -> None:
+        cfg = self.cfg
+        self.result.schedule = {
+            "passes": passes,
+            "min_passes": cfg.repeats,
+            "max_passes": cfg.max_passes,
+            "precision": cfg.precision,
+            "adaptive": adaptive,
+            "half_widths": dict(self.reached),
+            "settled_at": dict(self.settled_at),
+            "stopped": stopped,
+        }
+        widths = ", ".join(
+            f"{k} ±{w:.3f}" + (f" after {self.settled_at[k.split('/')[0]]}"
+                               if k.split("/")[0] in self.settled_at else "")
+            for k, w in self.reached.items() if w is not None
+        )  # fmt: skip
+        note = (
+            f"timed in {passes} passes (each visits every point once, in a shuffled order; "
+            f"at least {cfg.repeats}); stopped at {stopped}"
+            + (f"; interval half-widths reached: {widths}" if widths else "")
+        )
+        self.result.notes = [n for n in self.result.notes if not n.startswith("timed in ")]
+        self.result.notes.append(note)
 
     def budget_spent(self) -> None:
         never = sum(1 for p in self.points if p.rounds == 0)
@@ -607,6 +850,18 @@ class _Sweep:
             "they have)"
             + (f"; {never} counted point{'s' * (never > 1)} never timed, left out" if never else "")
         )
+
+
+def watched_metrics(
+    exp: Experiment, options: Mapping[str, Any], claims: Sequence[Claim] | None
+) -> dict[str, tuple[str, ...]]:
+    """Per variant, the time metrics whose intervals decide when the passes end: those its
+    claims in this run are about (a variant without a time claim: its backward time)."""
+    out: dict[str, list[str]] = {}
+    for c in exp.claims_for(options, claims):
+        if c.metric in TIME_METRICS:
+            out.setdefault(c.variant, []).append(c.metric)
+    return {v: tuple(dict.fromkeys(m)) for v, m in out.items()}
 
 
 def _plan_notes(
@@ -691,12 +946,11 @@ def run_sweep(
     device, dtype = validate(exp, cfg)
     if cfg.max_memory is None:
         cfg = replace(cfg, max_memory=available_bytes(device) // 2)
-    threads = cfg.threads if cfg.threads > 0 else torch.get_num_threads()
+    threads = cfg.threads if cfg.threads > 0 else default_threads(device)
     todo = plan(exp, cfg)
     folder = out_dir / exp.folder(cfg.options) if out_dir is not None else None
     earlier = _read_earlier(exp, cfg, device, threads, folder, todo) if resume else None
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     kept = None
     if folder is not None and earlier is None:
@@ -743,13 +997,14 @@ def run_sweep(
         return result
     run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
                  on_progress, started, points)  # fmt: skip
+    run.watch = watched_metrics(exp, cfg.options, claims)
     if earlier is not None:
         result.notes.extend(run.failure_note(f) for f in result.failed)
         result.notes.append(earlier.resumed_note(run.done, run.total))
     try:
         run.save()
         run.count()
-        run.time_rounds()
+        run.time_passes()
         if old_baseline is None:  # measured once more at the end: the faster of the two
             run.rate = max(rate, matmul_rate(rows, inner, cols, device=device, dtype=dtype,
                                              threads=threads))  # fmt: skip

@@ -23,8 +23,8 @@ from trainbench.verdicts import verdict_rows
 VERIFY_FILE = "verify.json"
 # Used where the claims file's [runs] table does not say.
 FALLBACK = {
-    "thorough": {"min_size": 1, "max_size": 64, "repeats": 3},
-    "quick": {"min_size": 1, "max_size": 32, "repeats": 2},
+    "thorough": {"min_size": 1, "max_size": 64},
+    "quick": {"min_size": 1, "max_size": 32},
 }
 TRAINABILITY_FALLBACK = {
     "thorough": {"depths": [2, 4, 8, 16, 32, 64], "steps": 300},
