@@ -163,7 +163,7 @@ def test_crossing_is_named_in_the_reason() -> None:
     points, samples = _run(step_from=256)
     record = _judged(points, samples, [_cache_between(128, 256)])
     assert "the working set passes L2 (768 KiB) between L = 128 and 256" in record["reason"]
-    assert "time per FLOP rose 2× there" in record["reason"]
+    assert "time per FLOP rose 2.02× there" in record["reason"]
     (crossing,) = record["crossings"]
     assert (crossing["level"], crossing["n_lo"], crossing["n_hi"]) == ("L2", 128, 256)
     assert crossing["time_per_work_ratio"] == pytest.approx(2.0, rel=0.05)

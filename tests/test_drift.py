@@ -98,3 +98,43 @@ def test_a_false_claim_stays_refuted_with_drift() -> None:
     values, labels = _passes(truth, np.exp(rng.normal(0, 0.3, 12)), 0.05, rng)
     fit = fit_order(SIZES, values, rounds=labels, n_boot=200)
     assert judge(fit, 1.0, 0.15).verdict == "refuted"
+
+
+CONTROL_SIZES = [2, 4, 8, 16, 32]
+
+
+def _timed_like(work: np.ndarray, slope: float, seed: int) -> tuple[list, list]:
+    """Times = work × a time per unit of work growing as n^slope, in 12 drifting passes."""
+    rng = np.random.default_rng(seed)
+    n = np.asarray(CONTROL_SIZES, dtype=float)
+    return _passes(work * n**slope * 1e-9, np.exp(rng.normal(0, 0.2, 12)), 0.03, rng)
+
+
+def test_a_time_that_tracks_its_exact_work_is_judged_against_the_works_exponent() -> None:
+    """The per-step control's work αT + βT² reads k ≈ 1.8 over T = 2..32; a time that
+    follows it is confirmed as O(T²) (the claim is about the work's degree)."""
+    n = np.asarray(CONTROL_SIZES, dtype=float)
+    work = 1000.0 * n + 60.0 * n**2
+    work_fit = fit_order(CONTROL_SIZES, list(work))
+    assert work_fit.poly_degree == 2 and work_fit.exponent < 1.85
+    values, labels = _timed_like(work, 0.0, 1)
+    time_fit = fit_order(CONTROL_SIZES, values, rounds=labels, n_boot=300)
+    assert time_fit.ci_high < 1.9  # outside 2 ± 0.1 on its own
+    plain = judge(time_fit, 2.0, 0.1)
+    assert plain.verdict != "confirmed"
+    v = judge(time_fit, 2.0, 0.1, work=work_fit, work_label="backward FLOPs")
+    assert v.verdict == "confirmed" and "within ±0.1 of its work" in v.reason
+
+
+def test_a_time_growing_faster_than_its_work_does_not_track_it() -> None:
+    n = np.asarray(CONTROL_SIZES, dtype=float)
+    work = 1000.0 * n + 60.0 * n**2
+    work_fit = fit_order(CONTROL_SIZES, list(work))
+    values, labels = _timed_like(work, 0.4, 2)  # time per work rising as n^0.4
+    time_fit = fit_order(CONTROL_SIZES, values, rounds=labels, n_boot=300)
+    assert judge(time_fit, 2.0, 0.1, work=work_fit).verdict != "confirmed"
+    # and a linear work cannot carry an O(n²) claim
+    lin = fit_order(CONTROL_SIZES, list(1000.0 * n))
+    values, labels = _timed_like(1000.0 * n, 0.0, 3)
+    time_fit = fit_order(CONTROL_SIZES, values, rounds=labels, n_boot=300)
+    assert judge(time_fit, 2.0, 0.25, work=lin).verdict == "refuted"

@@ -172,11 +172,11 @@ def _fit_block(n: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
         i = np.argmin(np.round(rss / scale[:, None], 12), axis=-1)
         return i, a, b, rss
 
-    ks = np.broadcast_to(np.linspace(0.0, K_MAX, 451), (len(Y), 451))
+    ks = np.broadcast_to(np.linspace(0.0, K_MAX, 226), (len(Y), 226))  # steps of 0.02
     i, a, b, _ = scan(ks)
     flat = b[rows, i] <= 0  # best is a constant: no growth
-    grid = np.linspace(-1.0, 1.0, 201)
-    for step in (0.01, 0.0001):
+    for step, points in ((0.02, 41), (0.001, 21), (0.0001, 21)):  # to 1e-5
+        grid = np.linspace(-1.0, 1.0, points)
         centre = ks[rows, i]
         lo = np.clip(centre - step, 0.0, K_MAX)
         hi = np.clip(centre + step, 0.0, K_MAX)
@@ -526,6 +526,24 @@ def judge(
             f"{there.reason}; over the whole window: {whole.reason}",
             by_degree=there.by_degree,
         )
+    # A time that tracks its exact work: the work (counted in the same run) is exactly a
+    # polynomial of the claimed degree, and the time's interval lies within ± tolerance of
+    # the work's own exponent over the same window. Over a finite range an exact count such
+    # as αT + βT² reads below its degree (here k_work); the time, work × a time per unit of
+    # work that stays flat, reads the same. A time growing faster or slower than its work
+    # does not track it, and a work of another degree refutes the claim by itself.
+    tracks = (
+        not by_degree
+        and order_class is None
+        and work is not None
+        and work.poly_degree is not None
+        and float(expected).is_integer()
+        and work.poly_degree == int(expected)
+        and work.exponent - tolerance <= fit.ci_low
+        and fit.ci_high <= work.exponent + tolerance
+    )
+    if tracks and not (band_lo <= fit.ci_low and fit.ci_high <= band_hi) and work is not None:
+        band_lo, band_hi = work.exponent - tolerance, work.exponent + tolerance
     if not by_degree and (fit.ci_high < band_lo or fit.ci_low > band_hi):
         settling = (
             work_grows_as_claimed
@@ -572,7 +590,13 @@ def judge(
     if power_wins:
         problems.append(f"a power n^k ({ci}) fits better than {order_class}")
     want_class = order_class or CLASS_FOR_EXPONENT.get(float(expected))
-    if check_class and not by_degree and want_class is not None and fit.best_class != want_class:
+    if (
+        check_class
+        and not by_degree
+        and want_class is not None
+        and fit.best_class != want_class
+        and not (tracks and work is not None and fit.best_class == work.best_class)
+    ):
         problems.append(f"best class is {fit.best_class}, not {want_class}")
     if needs_control:
         if control is None:
@@ -593,6 +617,11 @@ def judge(
     if problems:
         return Verdict(INCONCLUSIVE, "; ".join(problems), by_degree=by_degree)
     reason = degree_text if by_degree else ci + (" (exact count)" if fit.exact else "")
+    if tracks and work is not None and not math.isclose(band_lo, expected - tolerance):
+        reason += (
+            f", within ±{tolerance:g} of its work ({work_label}: exactly degree "
+            f"{work.poly_degree}, k = {work.exponent:.2f} over the same window)"
+        )
     if needs_control and control is not None:
         reason += f"; control grows faster: k = {control.exponent:.2f}"
     return Verdict(CONFIRMED, reason, by_degree=by_degree)

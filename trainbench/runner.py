@@ -909,6 +909,23 @@ def run_sweep(
     *,
     resume: bool = False,
 ) -> RunResult:
+    """:func:`_run_sweep` (see there), with torch's thread count as it was afterwards."""
+    threads = torch.get_num_threads()
+    try:
+        return _run_sweep(exp, cfg, out_dir, on_progress, claims, resume=resume)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_sweep(
+    exp: Experiment,
+    cfg: SweepConfig,
+    out_dir: Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    claims: Sequence[Claim] | None = None,
+    *,
+    resume: bool = False,
+) -> RunResult:
     """Count every point, then time all of them in ``cfg.repeats`` interleaved rounds.
 
     The counting pass visits the points in increasing size (variants interleaved;

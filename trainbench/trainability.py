@@ -374,8 +374,9 @@ def run_trainability(
     from trainbench.results import environment
 
     cfg.validate()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    # One thread unless told otherwise, as for the sweeps: on a shared CPU a parallel
+    # region waits for its slowest thread (docs/method.md, "Threads").
+    torch.set_num_threads(cfg.threads if cfg.threads > 0 else 1)
     result = TrainabilityResult(
         config=asdict(cfg),
         environment=environment(
