@@ -414,7 +414,7 @@ def test_sweep_config_of_shipped_plans() -> None:
     plans = {p.folder: p for p in plan_runs(default_claims(), quick=True)}
     cfg = sweep_config(plans["mlp-heads"])
     assert cfg.control is True  # P1b-control is per-head
-    assert (cfg.max_size, cfg.control_max_size, cfg.repeats) == (64, 32, 2)
+    assert (cfg.max_size, cfg.control_max_size, cfg.repeats) == (64, 32, 6)
     assert cfg.min_size == 1
     rnn = sweep_config(plans["rnn-lm-ugrnn"])
     assert rnn.options == {"cell": "ugrnn"} and rnn.max_size == 128 and rnn.control is True
@@ -551,7 +551,9 @@ def test_a_widened_claim_is_judged_on_its_band_alone() -> None:
 
 def test_time_tolerance_setting_is_checked(tmp_path: Path) -> None:
     text = default_claims().path.read_text(encoding="utf-8")  # type: ignore[union-attr]
-    bad = text.replace("time_tolerance = 0.5", "time_tolerance = -1", 1)
+    quick = "quick = { max_size = 64, control_max_size = 32 }"
+    assert quick in text
+    bad = text.replace(quick, quick.replace("}", ", time_tolerance = -1 }"), 1)
     path = tmp_path / "claims.toml"
     path.write_text(bad, encoding="utf-8")
     with pytest.raises(ClaimsError, match="time_tolerance = -1 is not a number between 0 and 5"):

@@ -355,7 +355,7 @@ def matmul_rate(
     process would make every efficiency look higher than it is)."""
     a = torch.randn(rows, inner, device=device, dtype=dtype)
     b = torch.randn(inner, cols, device=device, dtype=dtype)
-    timing = time_statement(lambda: torch.mm(a, b), threads=threads, min_time=0.3)
+    timing = time_statement(lambda: torch.mm(a, b), threads=threads, min_time=0.1)
     return 2.0 * rows * inner * cols / min(timing.samples)
 
 
