@@ -8,7 +8,7 @@ up to three blocks, another 10 ms of untimed work between visits) of a statement
 takes 0.5 ms + c·g(n) (20 ms at n = 128), fits it with ``fit_order(..., rounds=labels,
 n_boot=200)`` and judges the claim with ``judge(fit, expected, 0.15)``.
 
-``TRAINBENCH_CALIBRATION_TRIALS`` sets the trials per case (default 100),
+``TRAINBENCH_CALIBRATION_TRIALS`` sets the trials per case (default 60),
 ``TRAINBENCH_CALIBRATION_SEED`` the first seed (default 0). ``python -m trainbench.noise
 --trials 400`` prints the table of docs/method.md (Calibration).
 """
@@ -40,7 +40,7 @@ from trainbench.noise import (
 )
 
 SIZES = (8, 11, 16, 23, 32, 45, 64, 91, 128)
-TRIALS = int(os.environ.get("TRAINBENCH_CALIBRATION_TRIALS", "100"))
+TRIALS = int(os.environ.get("TRAINBENCH_CALIBRATION_TRIALS", "60"))
 FIRST_SEED = int(os.environ.get("TRAINBENCH_CALIBRATION_SEED", "0"))
 TOLERANCE = 0.15
 

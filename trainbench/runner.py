@@ -726,7 +726,8 @@ class _Sweep:
                         break
                 if passes >= cap:
                     break
-                self.total = self.done + len(active) * max(1, cfg.repeats - passes)
+                this_pass = len(owed) if owed else len(active)
+                self.total = self.done + this_pass + len(active) * max(0, cfg.repeats - passes - 1)
                 order = list(active)
                 random.Random(cfg.seed * 1_000_003 + next_id).shuffle(order)
                 for p in order:
