@@ -285,13 +285,29 @@ class _VisitTimer(Timer):
             return [self._timeit(self.number) / self.number for _ in range(self.blocks)]
 
 
-class Probe:
-    """A point made ready to be timed in passes: its forward, one graph kept for its
-    backward (``retain_graph=True``), and the block sizes of both, picked at the start.
-    While it lives it holds the model, the graph's saved tensors and the gradients."""
+@dataclass(frozen=True)
+class VisitPlan:
+    """The block sizes of a point's visits, picked by its first probe's calibration."""
 
-    def __init__(self, forward: Forward, *, threads: int, visit_s: float) -> None:
-        self.roots = list(forward())
+    fwd_number: int
+    fwd_blocks: int
+    bwd_number: int
+    bwd_blocks: int
+
+
+class Probe:
+    """A point made ready to be timed in a pass: its forward, one graph kept for its
+    backward (``retain_graph=True``), and the block sizes of both. While it lives it holds
+    the model, the graph's saved tensors and the gradients.
+
+    Without ``plan`` the block sizes are calibrated here; with it (a later pass's probe of
+    the same point) they are reused, after one untimed backward that allocates the
+    gradients, so that every pass times the same runs on a newly built model."""
+
+    def __init__(
+        self, forward: Forward, *, threads: int, visit_s: float, plan: VisitPlan | None = None
+    ) -> None:
+        self.roots = list(forward())  # (also the forward's warm-up)
         roots = self.roots
         self.fwd = _VisitTimer(stmt="fn()", globals={"fn": forward}, num_threads=threads)
         self.bwd = _VisitTimer(
@@ -299,8 +315,18 @@ class Probe:
             globals={"fn": lambda: _backward(roots, retain_graph=True)},
             num_threads=threads,
         )
-        self.fwd.calibrate(visit_s)
-        self.bwd.calibrate(visit_s)
+        if plan is None:
+            self.fwd.calibrate(visit_s)
+            self.bwd.calibrate(visit_s)
+        else:
+            self.fwd.number, self.fwd.blocks = plan.fwd_number, plan.fwd_blocks
+            self.bwd.number, self.bwd.blocks = plan.bwd_number, plan.bwd_blocks
+            with common.set_torch_threads(threads):
+                self.bwd._timeit(1)
+
+    @property
+    def plan(self) -> VisitPlan:
+        return VisitPlan(self.fwd.number, self.fwd.blocks, self.bwd.number, self.bwd.blocks)
 
     def visit(self) -> tuple[Timing, Timing]:
         """One visit: the forward's samples, then the backward's."""

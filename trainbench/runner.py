@@ -55,6 +55,7 @@ from trainbench.measure import (
     PointMetrics,
     Probe,
     Timing,
+    VisitPlan,
     compile_forward,
     count_point,
     matmul_rate,
@@ -70,7 +71,6 @@ from trainbench.results import (
 from trainbench.resume import _read_earlier
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
 
 
 @dataclass
@@ -231,9 +231,7 @@ def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dty
         raise SweepError(f"--max-passes must be at least 1, got {cfg.max_passes}")
     if not (math.isfinite(cfg.precision) and cfg.precision > 0):
         raise SweepError(f"--precision must be a positive number, got {cfg.precision:g}")
-    if cfg.time_budget is not None and not (
-        math.isfinite(cfg.time_budget) and cfg.time_budget > 0
-    ):
+    if cfg.time_budget is not None and not (math.isfinite(cfg.time_budget) and cfg.time_budget > 0):
         raise SweepError(
             f"--time-budget must be a positive number of seconds, got {cfg.time_budget:g}"
         )
@@ -279,9 +277,7 @@ def _point_record(
         }
     (fwd_s, fwd_spread), (bwd_s, bwd_spread) = cancelled["fwd"], cancelled["bwd"]
     bwd_runs = m.bwd.number_per_run
-    m = replace(
-        m, fwd=Timing([fwd_s], m.fwd.number_per_run), bwd=Timing([bwd_s], bwd_runs)
-    )
+    m = replace(m, fwd=Timing([fwd_s], m.fwd.number_per_run), bwd=Timing([bwd_s], bwd_runs))
     rate = m.rate_flops()
     spread = max(fwd_spread, bwd_spread)
     return {
@@ -390,7 +386,6 @@ class _Point:
         )
 
 
-
 def _what_failed(err: BaseException) -> str:
     return f"{type(err).__name__}: {first_line(err)}"
 
@@ -425,10 +420,11 @@ def _probe(
     dtype: torch.dtype,
     threads: int,
     cfg: SweepConfig,
+    plan: VisitPlan | None = None,
 ) -> Probe:
-    """The point made ready for its passes (model, a graph kept for its backward, block
-    sizes). Under --compile it is compiled first; its first probe also times it eagerly,
-    for the speed-up."""
+    """The point made ready for a pass (a newly built model, a graph kept for its
+    backward, block sizes: ``plan``'s where given). Under --compile it is compiled first;
+    its first probe also times it eagerly, for the speed-up."""
     forward = exp.forward(p.variant, p.size, options, device, dtype)
     if cfg.compile:
         c = compile_forward(forward, device)
@@ -437,14 +433,14 @@ def _probe(
             eager = time_round(forward, threads=threads, min_time=cfg.min_time)
             p.eager_s = sum(t.median for t in eager)
         forward = c.forward
-    return Probe(forward, threads=threads, visit_s=cfg.min_time)
+    return Probe(forward, threads=threads, visit_s=cfg.min_time, plan=plan)
 
 
 def _time(
     exp: Experiment, variant: str, size: int, probe: Callable[[], Probe]
 ) -> tuple[Timing, Timing]:
-    """One visit of a point in a pass: its probe (made by ``probe`` at the first visit)
-    timed once, forward then backward."""
+    """One visit of a point in a pass: its probe (made by ``probe``) timed once, forward
+    then backward."""
     return probe().visit()
 
 
@@ -470,6 +466,7 @@ class _Sweep:
         self.todo, self.result, self.rate, self.folder = todo, result, rate, folder
         self.on_progress, self.started = on_progress, started
         self.points = points
+        self.plans: dict[tuple[str, int], VisitPlan] = {}
         self.options = cfg.options | {"seed": cfg.seed}
         self.uncounted = bool(exp.uncounted_flops and exp.uncounted_flops(cfg.options, device))
         self.rank = {v.name: i for i, v in enumerate(exp.variants)}
@@ -765,11 +762,20 @@ class _Sweep:
         """One visit of ``p`` (its probe made at the first); None where it failed (recorded)."""
         key = (p.variant, p.size)
         failure, foreign = None, False
+
         def probe() -> Probe:
-            if key not in probes:
-                probes[key] = _probe(self.exp, p, self.options, self.device, self.dtype,
-                                     self.threads, self.cfg)  # fmt: skip
-            return probes[key]
+            # Each pass builds the point anew (model, inputs, graph), so that where its
+            # tensors lie in memory varies from pass to pass, as the drift does, instead
+            # of staying one layout for the whole run; a compiled point is kept (compiling
+            # it again would take longer than timing it).
+            if key in probes and self.cfg.compile:
+                return probes[key]
+            probes.pop(key, None)  # the last pass's model and graph, freed first
+            made = _probe(self.exp, p, self.options, self.device, self.dtype,
+                          self.threads, self.cfg, self.plans.get(key))  # fmt: skip
+            probes[key] = made
+            self.plans[key] = made.plan
+            return made
 
         try:
             return _time(self.exp, p.variant, p.size, probe)
@@ -988,11 +994,15 @@ def _run_sweep(
         rate = matmul_rate(rows, inner, cols, device=device, dtype=dtype, threads=threads)
         baseline = {"op": "torch.mm", "shape": [rows, inner, cols], "gflops": rate / 1e9}
     # The model options are also given at the top level (config.cell, config.width, ...).
-    config = asdict(cfg) | cfg.options | {
-        "experiment": exp.name,
-        "sizes": sorted({s for _, s in todo}),
-        "variants": sorted({v for v, _ in todo}),
-    }
+    config = (
+        asdict(cfg)
+        | cfg.options
+        | {
+            "experiment": exp.name,
+            "sizes": sorted({s for _, s in todo}),
+            "variants": sorted({v for v, _ in todo}),
+        }
+    )
     result = RunResult(
         experiment=exp.name,
         run=exp.folder(cfg.options),

@@ -1,0 +1,60 @@
+"""The pass schedule builds every point anew in each pass (model, inputs, graph), so that
+where its tensors lie in memory varies between passes, and calibrates each point's block
+sizes once, at its first pass."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+import targets_for_tests as T
+from torch import Tensor
+
+import trainbench
+from trainbench import measure
+
+SIZES = [2, 4, 8]
+
+
+def test_each_pass_builds_the_point_anew_and_calibrates_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: Counter[int] = Counter()
+    calibrated: list[float] = []
+
+    def factory(n: int) -> Callable[[], Tensor]:
+        built[n] += 1
+        return T.chain(n)
+
+    calibrate = measure._VisitTimer.calibrate
+
+    def counting(self: measure._VisitTimer, visit_s: float) -> None:
+        calibrated.append(visit_s)
+        calibrate(self, visit_s)
+
+    monkeypatch.setattr(measure._VisitTimer, "calibrate", counting)
+    result = trainbench.sweep(
+        factory, SIZES, repeats=4, max_passes=4, min_time=0.001, threads=1, reference="64"
+    )
+    passes = result.summary["schedule"]["passes"]
+    assert passes == 4
+    # one build for the counts, one per pass (the first size is also built once to check
+    # the target before anything is measured)
+    assert [built[n] for n in SIZES[1:]] == [1 + passes] * (len(SIZES) - 1)
+    assert built[SIZES[0]] in (1 + passes, 2 + passes)
+    assert len(calibrated) == 2 * len(SIZES)  # forward and backward of each point, once
+    assert result.samples.groupby("size")["round"].nunique().tolist() == [passes] * len(SIZES)
+
+
+def test_a_later_probe_reuses_the_block_sizes_and_warms_the_gradients() -> None:
+    chain = T.chain(4)
+
+    def forward() -> list[Tensor]:
+        return [chain()]
+
+    first = measure.Probe(forward, threads=1, visit_s=0.002)
+    again = measure.Probe(forward, threads=1, visit_s=0.5, plan=first.plan)
+    assert again.plan == first.plan  # not calibrated for 0.5 s
+    f, b = again.visit()
+    assert len(f.samples) == first.fwd.blocks and len(b.samples) == first.bwd.blocks
