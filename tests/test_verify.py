@@ -74,8 +74,8 @@ FAKE = Experiment(
 )
 
 SETTINGS = (
-    f"max_size = {MAX_SIZE}, control_max_size = {MAX_SIZE}, repeats = 1, min_time = 0.001, "
-    "threads = 1"
+    f"max_size = {MAX_SIZE}, control_max_size = {MAX_SIZE}, repeats = 1, max_passes = 2, "
+    "min_time = 0.001, threads = 1"
 )
 RUNS = f"\n[runs.fake]\nquick = {{ {SETTINGS} }}\nthorough = {{ {SETTINGS} }}\n"
 
