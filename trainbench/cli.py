@@ -931,7 +931,7 @@ def _ids(values: list[str] | None) -> list[str]:
 @app.command("verify")
 def verify(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Small sizes, fewer repeats (about a minute).")
+        bool, typer.Option("--quick", help="Smaller sizes, the same bands (minutes).")
     ] = False,
     claims: Annotated[
         Path | None,
