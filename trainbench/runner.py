@@ -759,7 +759,7 @@ class _Sweep:
     def visit(
         self, p: _Point, probes: dict[tuple[str, int], Probe]
     ) -> tuple[Timing, Timing] | None:
-        """One visit of ``p`` (its probe made at the first); None where it failed (recorded)."""
+        """One visit of ``p`` (its probe built anew); None where it failed (recorded)."""
         key = (p.variant, p.size)
         failure, foreign = None, False
 
