@@ -21,6 +21,7 @@ for ``--resume`` in :mod:`trainbench.resume`, and the fits and verdicts in
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -907,24 +908,25 @@ def _plan_notes(
     return notes
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _keeps_torch_threads(fn: _F) -> _F:
+    """``fn`` with torch's thread count restored afterwards, as it was before the call."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        threads = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return cast(_F, wrapper)
+
+
+@_keeps_torch_threads
 def run_sweep(
-    exp: Experiment,
-    cfg: SweepConfig,
-    out_dir: Path | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    claims: Sequence[Claim] | None = None,
-    *,
-    resume: bool = False,
-) -> RunResult:
-    """:func:`_run_sweep` (see there), with torch's thread count as it was afterwards."""
-    threads = torch.get_num_threads()
-    try:
-        return _run_sweep(exp, cfg, out_dir, on_progress, claims, resume=resume)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run_sweep(
     exp: Experiment,
     cfg: SweepConfig,
     out_dir: Path | None = None,
