@@ -340,6 +340,7 @@ class _Point:
     # forward+backward time, for the speed-up
     compile: dict[str, Any] | None = None
     eager_s: float | None = None
+    plan: VisitPlan | None = None  # its block sizes, calibrated at its first visit
 
     @property
     def rounds(self) -> int:
@@ -467,7 +468,6 @@ class _Sweep:
         self.todo, self.result, self.rate, self.folder = todo, result, rate, folder
         self.on_progress, self.started = on_progress, started
         self.points = points
-        self.plans: dict[tuple[str, int], VisitPlan] = {}
         self.options = cfg.options | {"seed": cfg.seed}
         self.uncounted = bool(exp.uncounted_flops and exp.uncounted_flops(cfg.options, device))
         self.rank = {v.name: i for i, v in enumerate(exp.variants)}
@@ -773,9 +773,8 @@ class _Sweep:
                 return probes[key]
             probes.pop(key, None)  # the last pass's model and graph, freed first
             made = _probe(self.exp, p, self.options, self.device, self.dtype,
-                          self.threads, self.cfg, self.plans.get(key))  # fmt: skip
-            probes[key] = made
-            self.plans[key] = made.plan
+                          self.threads, self.cfg, p.plan)  # fmt: skip
+            probes[key], p.plan = made, made.plan
             return made
 
         try:
