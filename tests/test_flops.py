@@ -340,3 +340,47 @@ def test_cudnn_formulas_through_the_counters_shape_wrapper() -> None:
     bwd_args = tensors(cudnn_args(aten._cudnn_rnn_backward, gru, x, [True, False, False, True]))
     bwd = registry[aten._cudnn_rnn_backward](*bwd_args, out_val=None)
     assert (fwd, bwd) == counted(lambda: gru(x)[0])
+
+
+# --------------------------------------------------------------------------- totals only
+
+
+def _both_totals(fn: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(forward, backward) FLOPs of ``fn()`` under torch's own counter (with this module's
+    formulas) and under :func:`flop_counter`, which drops the per-module breakdown."""
+    out = []
+    for make_counter in (
+        lambda: torch.utils.flop_counter.FlopCounterMode(
+            display=False, custom_mapping=EXTRA_FLOP_FORMULAS
+        ),
+        flop_counter,
+    ):
+        torch.manual_seed(0)
+        with make_counter() as counter:
+            loss = fn()
+        fwd = counter.get_total_flops()
+        with make_counter() as counter:
+            loss.backward()
+        out.append((fwd, counter.get_total_flops()))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("name", ["mlp-heads", "rnn-lm", "ugcnn"])
+def test_totals_only_counter_counts_what_torchs_counter_counts(name: str) -> None:
+    from trainbench.experiments import EXPERIMENTS
+
+    exp = EXPERIMENTS[name]
+    forward = exp.forward("full", 3, exp.defaults, torch.device("cpu"), torch.float32)
+    stock, lean = _both_totals(lambda: torch.stack(forward()).sum())
+    assert stock == lean and stock[0] > 0 and stock[1] > 0
+
+
+def test_totals_only_counter_on_nested_modules_and_a_fused_lstm() -> None:
+    model = nn.Sequential(nn.Linear(IN, HID), nn.Sequential(nn.Tanh(), nn.Linear(HID, IN)))
+    lstm = make(nn.LSTM, 2, False, False, True)
+    x = sequence(False, False)
+    stock, lean = _both_totals(lambda: lstm(model(x))[0].sum())
+    assert stock == lean and stock[1] > stock[0] > 0
+    with flop_counter() as counter:
+        model(torch.randn(B, IN))
+    assert set(counter.get_flop_counts()) == {"Global"}  # no per-module entries
