@@ -9,6 +9,7 @@ arguments ``aten._cudnn_rnn`` would receive.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -384,3 +385,78 @@ def test_totals_only_counter_on_nested_modules_and_a_fused_lstm() -> None:
     with flop_counter() as counter:
         model(torch.randn(B, IN))
     assert set(counter.get_flop_counts()) == {"Global"}  # no per-module entries
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def unfused_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> Tensor:
+    """softmax(q·kᵀ/√d)·v with explicit products (keys and values expanded to the query's
+    heads), as the counter sees an eager attention."""
+    reps = q.shape[-3] // k.shape[-3]
+    k, v = k.repeat_interleave(reps, dim=-3), v.repeat_interleave(reps, dim=-3)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        n_q, n_k = scores.shape[-2:]
+        mask = torch.ones(n_q, n_k, dtype=torch.bool).tril()
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+@pytest.mark.parametrize(
+    "shape_q, shape_kv, causal",
+    [
+        ((2, 3, 5, 4), (2, 3, 7, 4), False),
+        ((1, 4, 6, 8), (1, 2, 6, 8), True),  # grouped queries, causal
+        ((3, 9, 4), (3, 9, 4), False),  # 3-D: torch takes the unfused (math) path
+    ],
+)
+def test_fused_cpu_attention_counts_as_its_unfused_form(
+    shape_q: tuple[int, ...], shape_kv: tuple[int, ...], causal: bool
+) -> None:
+    torch.manual_seed(0)
+    q = torch.randn(*shape_q, requires_grad=True)
+    k = torch.randn(*shape_kv, requires_grad=True)
+    v = torch.randn(*shape_kv, requires_grad=True)
+    gqa = {"enable_gqa": True} if shape_q[-3] != shape_kv[-3] else {}
+    with flop_counter() as counter:
+        F.scaled_dot_product_attention(q, k, v, is_causal=causal, **gqa).sum().backward()
+    ops = set(counter.get_flop_counts()["Global"])
+    fused_ran = aten._scaled_dot_product_flash_attention_for_cpu in ops
+    assert fused_ran == (len(shape_q) == 4)
+    fused = count_point(
+        lambda: [F.scaled_dot_product_attention(q, k, v, is_causal=causal, **gqa).sum()],
+        torch.device("cpu"),
+    )
+    unfused = count_point(lambda: [unfused_attention(q, k, v, causal).sum()], torch.device("cpu"))
+    assert fused["fwd_flops"] == unfused["fwd_flops"] > 0
+    assert fused["bwd_flops"] == unfused["bwd_flops"] == 2 * fused["fwd_flops"]
+
+
+def test_multihead_attention_counts_its_attention() -> None:
+    """nn.MultiheadAttention (need_weights=False: the fused path): projections plus
+    attention, quadratic in the sequence length."""
+    torch.manual_seed(0)
+    e, heads, b = 8, 2, 3
+    mha = nn.MultiheadAttention(e, heads, batch_first=True)
+
+    def count(n: int) -> tuple[int, int]:
+        x = torch.randn(b, n, e)
+        c = count_point(lambda: [mha(x, x, x, need_weights=False)[0].sum()], torch.device("cpu"))
+        return c["fwd_flops"], c["bwd_flops"]
+
+    for n in (4, 16):
+        projections = 2 * b * n * e * (3 * e) + 2 * b * n * e * e  # in_proj, out_proj
+        attention = 2 * (2 * b * n * n * e)  # q·kᵀ and weights·v over all heads
+        assert count(n)[0] == projections + attention
+
+
+def test_cuda_attention_backward_formula_leaves_out_the_recomputation() -> None:
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+
+    q, k, v, g = (2, 4, 5, 8), (2, 2, 7, 8), (2, 2, 7, 6), (2, 4, 5, 6)
+    recompute = 2 * (2 * 4) * 5 * 8 * 7  # q·kᵀ once more
+    torchs = sdpa_backward_flop_count(g, q, k, v)
+    assert flops.attention_backward_flop(g, q, k, v) == torchs - recompute
+    name = "_scaled_dot_product_flash_attention_backward"
+    assert EXTRA_FLOP_FORMULAS[getattr(aten, name)] is flops.attention_backward_flop

@@ -715,6 +715,18 @@ def test_run_claims_only_what_its_variants_allow(small_run: dict[str, Any]) -> N
         assert c["depth"] == 4 and c["reason"]
 
 
+def test_run_leaves_torch_threads_as_it_found_them() -> None:
+    torch.set_num_threads(2)
+    try:
+        summary = run_trainability(
+            TrainabilityConfig(depths=(2,), steps=0, variants=("cnn", "ugcnn"))
+        ).summary()
+        assert summary["environment"]["threads"] == 1  # it ran with one
+        assert torch.get_num_threads() == 2  # and put the caller's count back
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_run_without_training() -> None:
     cfg = TrainabilityConfig(depths=(2,), steps=0, variants=("cnn", "ugcnn"))
     summary = run_trainability(cfg).summary()

@@ -404,7 +404,7 @@ def test_plan_runs_shipped(quick: bool) -> None:
     assert (
         by_folder["rnn-lm-ugrnn"].settings["max_size"] == claim_set.runs["rnn-lm"][mode]["max_size"]
     )
-    assert by_folder["rnn-lm-ugrnn"].settings["max_size"] == (128 if quick else 256)
+    assert by_folder["rnn-lm-ugrnn"].settings["max_size"] == 256  # quick reaches T = 256 too
     train = by_folder["trainability"].settings
     assert list(train["depths"]) == claim_set.runs["trainability"][mode]["depths"]
     check_plans(plans)  # the shipped settings are ones the runs accept
@@ -417,7 +417,7 @@ def test_sweep_config_of_shipped_plans() -> None:
     assert (cfg.max_size, cfg.control_max_size, cfg.repeats) == (64, 32, 6)
     assert cfg.min_size == 1
     rnn = sweep_config(plans["rnn-lm-ugrnn"])
-    assert rnn.options == {"cell": "ugrnn"} and rnn.max_size == 128 and rnn.control is True
+    assert rnn.options == {"cell": "ugrnn"} and rnn.max_size == 256 and rnn.control is True
     # the cell-less run's per-step claim needs the per-step variant measured
     assert sweep_config(plans["rnn-lm-none"]).control is True
     # select the full-variant claims of the cell-less run only: no control

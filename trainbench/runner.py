@@ -21,7 +21,6 @@ for ``--resume`` in :mod:`trainbench.resume`, and the fits and verdicts in
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import random
@@ -29,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,6 +69,7 @@ from trainbench.results import (
     write_run,
 )
 from trainbench.resume import _read_earlier
+from trainbench.threads import default_threads, keeps_torch_threads
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -153,14 +153,6 @@ def resolve_device(name: str) -> torch.device:
             raise SweepError("--device cuda: no CUDA device is available (try --device cpu)")
         return torch.device("cuda")
     raise SweepError(f"--device: unknown device {name!r} (choose auto, cpu or cuda)")
-
-
-def default_threads(device: torch.device) -> int:
-    """The threads a run times with unless --threads says otherwise: one on a CPU (a
-    parallel region waits for its slowest thread, so on a shared CPU every interruption
-    of any core stalls it: docs/method.md, "Threads"); torch's default where a GPU runs
-    the model."""
-    return 1 if device.type == "cpu" else torch.get_num_threads()
 
 
 def available_bytes(device: torch.device) -> int:
@@ -907,24 +899,7 @@ def _plan_notes(
     return notes
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _keeps_torch_threads(fn: _F) -> _F:
-    """``fn`` with torch's thread count restored afterwards, as it was before the call."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        threads = torch.get_num_threads()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return cast(_F, wrapper)
-
-
-@_keeps_torch_threads
+@keeps_torch_threads
 def run_sweep(
     exp: Experiment,
     cfg: SweepConfig,

@@ -33,6 +33,7 @@ from trainbench.claims import Claim, default_claims
 from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig
 from trainbench.models.residual_mlp import PlainMLP, ResidualMLP
 from trainbench.models.ugcnn import CNNStack, convolve
+from trainbench.threads import keeps_torch_threads
 
 MLP_VARIANTS = ("plain", "heads", "residual")
 CNN_VARIANTS = ("cnn", "ugcnn")
@@ -355,6 +356,7 @@ class TrainabilityResult:
         }
 
 
+@keeps_torch_threads
 def run_trainability(
     cfg: TrainabilityConfig,
     on_progress: Callable[[str, int, int], None] | None = None,
