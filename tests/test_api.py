@@ -352,3 +352,11 @@ def test_an_importable_factory_is_named_by_module_and_name() -> None:
     fast = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}
     result = trainbench.sweep(T.linear, [2, 4, 8], **fast)
     assert result.run.config["options"]["target"] == "targets_for_tests:linear"
+
+
+def test_a_time_claim_is_judged_beside_its_flops() -> None:
+    from trainbench.api import user_claim
+
+    assert user_claim("O(n^2)", "m").work_metric == "bwd_flops"
+    assert user_claim("O(n)", "m", metric="fwd_s").work_metric == "fwd_flops"
+    assert user_claim("O(n)", "m", metric="bwd_flops").work_metric is None  # a count itself

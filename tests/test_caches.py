@@ -234,9 +234,14 @@ def test_judge_beyond_the_last_crossing() -> None:
     assert judge(steep, 1.0, 0.15, work=faster_work, beyond=flat).verdict == REFUTED
     assert judge(steep, 1.0, 0.15, beyond=flat).verdict == REFUTED
     assert judge(steep, 1.0, 0.15, step_at="the working set passes L2").verdict == REFUTED
-    # a crossing does not excuse a time growing slower than claimed
+    # a time growing slower than claimed: no refutation where the work is exactly of the
+    # claimed degree (a time cannot stay below its work's order), crossing or not, and no
+    # rescue by the crossing either; without that work count it refutes
     slow = _fit(0.6, 0.7)
-    assert judge(slow, 1.0, 0.15, work=linear_work, step_at="x").verdict == REFUTED
+    v = judge(slow, 1.0, 0.15, work=linear_work, step_at="x")
+    assert v.verdict == INCONCLUSIVE and "cannot grow more slowly than its work" in v.reason
+    assert judge(slow, 1.0, 0.15, step_at="x").verdict == REFUTED
+    assert judge(slow, 1.0, 0.15, work=faster_work, step_at="x").verdict == REFUTED
     # the regime beyond the crossing still refutes a time that grows too fast there
     steep_beyond = replace(_fit(1.4, 1.6), n_sizes=4, size_range=4.0)
     assert judge(steep, 1.0, 0.15, work=linear_work, beyond=steep_beyond).verdict == REFUTED

@@ -561,6 +561,26 @@ def test_judge_time_outside_the_band_while_the_work_grows_as_claimed_is_inconclu
     assert judge(settling, 1.0, 0.15).verdict == REFUTED
 
 
+def test_judge_time_slower_than_its_exact_work_of_the_claimed_degree_is_inconclusive() -> None:
+    """An attention's backward: work exactly a·n + b·n² (reads k = 1.76 over 32..512), time
+    k = 1.54 as its time per FLOP still falls. Claimed O(n²): not refuted (a time cannot
+    stay below its work's order); claimed O(n) or O(n³): refuted by the work's degree."""
+    work = replace(_fit(1.76, 1.76, cls="n^2", exact=True), poly_degree=2)
+    slow = replace(_fit(1.50, 1.61, cls="n log n"), top_slope=1.6, top_ci_low=1.5, top_ci_high=1.7)
+    v = judge(slow, 2.0, 0.15, work=work, work_label="backward FLOPs")
+    assert v.verdict == INCONCLUSIVE
+    assert "exactly a polynomial of degree 2" in v.reason and "larger sizes" in v.reason
+    for wrong in (1.0, 3.0):
+        assert judge(slow, wrong, 0.15, work=work).verdict == REFUTED
+    # without the exact work, or with work of another degree, slower than claimed refutes
+    assert judge(slow, 2.0, 0.15).verdict == REFUTED
+    cubic = replace(work, poly_degree=3, exponent=2.9, ci_low=2.9, ci_high=2.9)
+    assert judge(slow, 2.0, 0.15, work=cubic).verdict == REFUTED
+    # faster than its work stays refuted (no crossing named)
+    fast = replace(_fit(2.3, 2.4, cls="n^3"), top_slope=2.4, top_ci_low=2.3, top_ci_high=2.5)
+    assert judge(fast, 2.0, 0.15, work=work).verdict == REFUTED
+
+
 def test_judge_needs_a_control_with_range() -> None:
     short = _fit(1.9, 2.1, cls="n^2", n_sizes=3, size_range=4.0)
     v = judge(GOOD, 1.0, 0.15, control=short, needs_control=True)

@@ -103,6 +103,9 @@ def user_claim(
         expected=exponent,
         order_class=order_class,
         tolerance=tolerance,
+        # a time is judged beside its work (its FLOPs, counted in the same run), as the
+        # built-in claims are: docs/method.md, "Judging a claim"
+        work_metric={"bwd_s": "bwd_flops", "fwd_s": "fwd_flops"}.get(metric),
     )
 
 

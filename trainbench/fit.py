@@ -575,6 +575,25 @@ def judge(
                 "per unit of work is still settling (caches, overheads); a longer range would "
                 "tell",
             )
+        if (
+            fit.ci_high < band_lo
+            and work is not None
+            and work.poly_degree is not None
+            and float(expected).is_integer()
+            and work.poly_degree == int(expected)
+        ):
+            # Slower than claimed, while the work counted in the same run is exactly of the
+            # claimed degree. A time is at least its work over the machine's peak rate, so
+            # it cannot stay below the work's order: the time per unit of work still falls
+            # over this range (overheads and small operands amortised). No refutation.
+            return Verdict(
+                INCONCLUSIVE,
+                f"{ci} lies below {_band(expected, band_lo, band_hi)}, but the work "
+                f"({work_label}) is exactly a polynomial of degree {work.poly_degree} in n "
+                f"(k = {work.exponent:.2f} over the same window): the time per unit of work "
+                "still falls over this range, and a time cannot grow more slowly than its "
+                "work for long (a machine has a peak rate); larger sizes would tell",
+            )
         return Verdict(REFUTED, f"{ci} lies outside {_band(expected, band_lo, band_hi)}")
     problems: list[str] = []
     if not by_degree and not (band_lo <= fit.ci_low and fit.ci_high <= band_hi):
