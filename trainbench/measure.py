@@ -131,14 +131,19 @@ def _reached(fn: object) -> list[object]:
     return out
 
 
+def _add_leaves(nodes: Sequence[object], leaves: dict[int, Tensor]) -> None:
+    """The tensors that ``nodes``' AccumulateGrad nodes accumulate into, by id."""
+    for node in nodes:
+        variable = getattr(node, "variable", None)
+        if isinstance(variable, Tensor):
+            leaves[id(variable)] = variable
+
+
 def leaf_tensors(roots: Sequence[Tensor]) -> list[Tensor]:
     """The tensors whose ``.grad`` a backward from ``roots`` accumulates into."""
     leaves: dict[int, Tensor] = {}
     for root in roots:
-        for node in _reached(_grad_fn(root)):
-            variable = getattr(node, "variable", None)
-            if isinstance(variable, Tensor):
-                leaves[id(variable)] = variable
+        _add_leaves(_reached(_grad_fn(root)), leaves)
     return list(leaves.values())
 
 
@@ -158,10 +163,7 @@ def graph_stats(roots: Sequence[Tensor]) -> GraphStats:
         # Count the nodes this call reaches.
         reached = _reached(fn)
         keep.extend(reached)
-        for node in reached:
-            variable = getattr(node, "variable", None)
-            if isinstance(variable, Tensor):
-                leaves[id(variable)] = variable
+        _add_leaves(reached, leaves)
         total_nodes += len(reached)
         # Longest path: post-order over the DAG, memoised across roots.
         stack2: list[tuple[object, bool]] = [(fn, False)]
