@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from trainbench.caches import work_metric_for
 from trainbench.claims import Claim, parse_order_class
 from trainbench.config import SweepConfig, SweepError, first_line
 from trainbench.experiments import EXPERIMENTS, Experiment
@@ -39,6 +40,7 @@ from trainbench.results import (
     FIT_METRICS,
     METRIC_LABELS,
     POINT_COLUMNS,
+    TIME_METRICS,
     keep_earlier_run,
     write_run,
 )
@@ -105,7 +107,7 @@ def user_claim(
         tolerance=tolerance,
         # a time is judged beside its work (its FLOPs, counted in the same run), as the
         # built-in claims are: docs/method.md, "Judging a claim"
-        work_metric={"bwd_s": "bwd_flops", "fwd_s": "fwd_flops"}.get(metric),
+        work_metric=work_metric_for(metric) if metric in TIME_METRICS else None,
     )
 
 
