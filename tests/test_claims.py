@@ -126,12 +126,13 @@ def test_trainability_claims() -> None:
 
 def test_runs_tables() -> None:
     runs = default_claims().runs
-    assert set(runs) == {"mlp-heads", "rnn-lm", "ugcnn", "trainability"}
+    assert set(runs) == {"mlp-heads", "rnn-lm", "rnn-lm-none", "ugcnn", "trainability"}
     for name, modes in runs.items():
         assert set(modes) == {"thorough", "quick"}, name
-    assert runs["rnn-lm"]["quick"]["max_size"] == 256  # beyond the `none` cell's L2 crossing
+    assert runs["rnn-lm"]["quick"]["max_size"] == 128
+    assert runs["rnn-lm-none"]["quick"]["max_size"] == 256  # beyond its L2 crossing
     assert runs["trainability"]["quick"]["depths"] == [4, 32]
-    for name in ("mlp-heads", "rnn-lm", "ugcnn"):  # quick is no bigger than thorough
+    for name in ("mlp-heads", "rnn-lm", "rnn-lm-none", "ugcnn"):  # quick <= thorough
         assert runs[name]["quick"]["max_size"] <= runs[name]["thorough"]["max_size"]
 
 

@@ -176,3 +176,30 @@ def test_options_left_out_take_the_experiments_defaults(tmp_path: Path) -> None:
     assert {c["id"] for c in result.claims} == {"P4", "P4-flops", "P4-span", "P4-memory"}
     with pytest.raises(SweepError, match="unknown option 'cels'"):
         run_sweep(RNN, _cfg(max_size=4, options=options | {"cels": "gru"}), out_dir=tmp_path)
+
+
+def test_points_below_the_fit_window_stop_after_the_first_passes(tmp_path: Path) -> None:
+    # L = 1..64: the window holds L = 4..64 (within 16x of the largest, at least 8 sizes)
+    cfg = _cfg(max_size=64, control=False, repeats=2, max_passes=4, precision=0.001)
+    result = run_sweep(EXP, cfg, out_dir=tmp_path)
+    rounds = {p["size"]: p["rounds"] for p in result.points}
+    assert {n for n, r in rounds.items() if r == 2} == {1, 2, 3}
+    assert {n for n, r in rounds.items() if r == 4} == set(size_grid(4, 64))
+    assert result.schedule["passes"] == 4
+    assert result.schedule["below_window_passes"] == 2
+    assert any("fit window were timed in the first 2 passes only" in n for n in result.notes)
+    fit = next(f for f in result.fits if f["metric"] == "bwd_s" and f["variant"] == "full")
+    assert fit["fit_from"] == 4.0
+
+
+def test_the_passes_wait_only_for_the_times_a_verdict_is_about() -> None:
+    from trainbench.runner import watched_metrics
+
+    rnn = EXPERIMENTS["rnn-lm"]
+    none = watched_metrics(rnn, dict(rnn.defaults) | {"cell": "none"}, None)
+    # the per-step variant of the `none` cell has a FLOP claim only: its times decide nothing
+    assert none == {"full": ("bwd_s",), "per-step": ()}
+    assert watched_metrics(EXP, dict(EXP.defaults), None) == {
+        "full": ("bwd_s",), "per-head": ("bwd_s",)
+    }
+    assert watched_metrics(EXP, dict(EXP.defaults), []) == {}  # no claims: the default

@@ -23,6 +23,7 @@ import torch
 from cli_helpers import assert_one_line_error, files_under, invoke
 from typer.testing import Result
 
+import trainbench.claims
 import trainbench.experiments
 from trainbench.claims import Claim, ClaimsError, default_claims, load_claims
 from trainbench.experiments import FULL, PER_HEAD, Experiment
@@ -160,6 +161,7 @@ def passing_run(fake: Experiment, tmp_path_factory: pytest.TempPathFactory) -> t
 
 
 def test_pass_exits_0(passing_run: tuple[Result, Path]) -> None:
+    # (--quick's two jobs fall back to this process: FAKE is registered only here)
     result, _ = passing_run
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     assert "Traceback" not in result.output
@@ -404,7 +406,12 @@ def test_plan_runs_shipped(quick: bool) -> None:
     assert (
         by_folder["rnn-lm-ugrnn"].settings["max_size"] == claim_set.runs["rnn-lm"][mode]["max_size"]
     )
-    assert by_folder["rnn-lm-ugrnn"].settings["max_size"] == 256  # quick reaches T = 256 too
+    # the `none` cell's own table: the quick run reaches T = 256 beyond its L2 crossing
+    none = by_folder["rnn-lm-none"].settings
+    assert dict(none) == FALLBACK[mode] | dict(claim_set.runs["rnn-lm"][mode]) | dict(
+        claim_set.runs["rnn-lm-none"][mode])  # fmt: skip
+    assert none["max_size"] == 256
+    assert by_folder["rnn-lm-ugrnn"].settings["max_size"] == (128 if quick else 256)
     train = by_folder["trainability"].settings
     assert list(train["depths"]) == claim_set.runs["trainability"][mode]["depths"]
     check_plans(plans)  # the shipped settings are ones the runs accept
@@ -417,13 +424,28 @@ def test_sweep_config_of_shipped_plans() -> None:
     assert (cfg.max_size, cfg.control_max_size, cfg.repeats) == (64, 32, 6)
     assert cfg.min_size == 1
     rnn = sweep_config(plans["rnn-lm-ugrnn"])
-    assert rnn.options == {"cell": "ugrnn"} and rnn.max_size == 256 and rnn.control is True
+    assert rnn.options == {"cell": "ugrnn"} and rnn.max_size == 128 and rnn.control is True
     # the cell-less run's per-step claim needs the per-step variant measured
     assert sweep_config(plans["rnn-lm-none"]).control is True
     # select the full-variant claims of the cell-less run only: no control
     only_full = default_claims().select(["P4-none", "P4-none-span"])
     (plan,) = plan_runs(only_full, quick=True)
     assert sweep_config(plan).control is False
+
+
+def test_a_runs_table_must_name_an_experiment_or_a_run(tmp_path: Path) -> None:
+    from trainbench.verify import PlanError, check_run_tables
+
+    check_run_tables(default_claims())
+    text = (Path(trainbench.claims.DEFAULT_CLAIMS).read_text(encoding="utf-8")
+            + "\n[runs.rnn-lm-nnoe]\nquick = { max_size = 8 }\n")  # fmt: skip
+    path = tmp_path / "claims.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PlanError, match=r"\[runs.rnn-lm-nnoe\] names no run.*rnn-lm-none"):
+        check_run_tables(load_claims(path))
+    result = invoke("verify", "--quick", "--claims", str(path), "--out", str(tmp_path / "o"))
+    assert_one_line_error(result.exit_code, result.stdout, result.stderr, ("rnn-lm-nnoe",))
+    assert not (tmp_path / "o").exists()
 
 
 def test_trainability_config_of_shipped_plan() -> None:
@@ -558,3 +580,62 @@ def test_time_tolerance_setting_is_checked(tmp_path: Path) -> None:
     path.write_text(bad, encoding="utf-8")
     with pytest.raises(ClaimsError, match="time_tolerance = -1 is not a number between 0 and 5"):
         load_claims(path)
+
+
+# --------------------------------------------------------------------------- --jobs
+
+JOBS_CLAIMS = """
+[[claim]]
+id = "G1"
+problem = "1b"
+statement = "the backward graph of the L-head MLP has O(L) nodes"
+experiment = "mlp-heads"
+options = { width = 8, batch = 2, in_dim = 2 }
+variant = "full"
+metric = "graph_nodes"
+expected = "O(L)"
+tolerance = 0.02
+
+[[claim]]
+id = "G2"
+problem = "4"
+statement = "the critical path of the RNN LM's backward is O(T)"
+experiment = "rnn-lm"
+options = { cell = "ugrnn", vocab = 8, hidden = 4, batch = 2 }
+variant = "full"
+metric = "graph_depth"
+expected = "O(T)"
+tolerance = 0.02
+
+[runs.mlp-heads]
+thorough = { max_size = 16 }
+quick = { max_size = 16, repeats = 1, max_passes = 1, min_time = 0.0 }
+
+[runs.rnn-lm]
+thorough = { max_size = 16 }
+quick = { max_size = 16, repeats = 1, max_passes = 1, min_time = 0.0 }
+"""
+
+
+def test_two_jobs_run_the_plans_in_child_processes_with_the_same_results(tmp_path: Path) -> None:
+    claims = tmp_path / "claims.toml"
+    claims.write_text(JOBS_CLAIMS, encoding="utf-8")
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        result = invoke("verify", "--quick", "--claims", claims, "--out", out, "--jobs", jobs, "-q")
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+        summary = json.loads((out / VERIFY_FILE).read_text(encoding="utf-8"))
+        assert summary["complete"] and summary["failed"] == []
+        assert summary["command"].endswith(f"--jobs {jobs} --out {out}") or jobs == 1
+        results[jobs] = {r["id"]: (r["verdict"], r["measured"]) for r in summary["rows"]}
+        report = (out / "report" / "report.md").read_text(encoding="utf-8")
+        for folder in ("mlp-heads", "rnn-lm-ugrnn"):
+            points = json.loads((out / folder / "summary.json").read_text(encoding="utf-8"))
+            assert len(points["points"]) == len(SIZES)
+            # each run's plots, drawn by its job, are in the report
+            assert (out / "report" / "plots" / f"{folder}-graph.png").is_file()
+            assert f"plots/{folder}-graph.png" in report
+    assert results[1] == results[2]
+    assert {k: v[0] for k, v in results[2].items()} == {"G1": "confirmed", "G2": "confirmed"}
+

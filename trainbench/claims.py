@@ -3,7 +3,8 @@
 Each ``[[claim]]`` says which experiment (and options) measures it, which
 variant and metric, the order it expects and how far the measured exponent may
 stray, and whether it is a control. ``[runs.<experiment>]`` tables give the
-sizes ``trainbench verify`` runs, thorough and ``quick``. No torch in here.
+sizes ``trainbench verify`` runs, thorough and ``quick``; ``[runs.<run folder>]`` (for
+example ``rnn-lm-none``) those of one of its runs, over the experiment's. No torch in here.
 """
 
 from __future__ import annotations
@@ -351,7 +352,8 @@ def parse_claims(text: str, path: str, experiments: Mapping[str, Any]) -> ClaimS
     if not isinstance(runs, Mapping):
         raise ClaimsError(f"{path}: [runs] must be a table of experiments")
     for name, modes in runs.items():
-        if name not in experiments:
+        # an experiment, or one of its runs by folder name (rnn-lm-none): that run's own sizes
+        if name not in experiments and not any(name.startswith(f"{e}-") for e in experiments):
             raise ClaimsError(f"{path}: [runs.{name}]: unknown experiment")
         if not isinstance(modes, Mapping) or set(modes) - {"thorough", "quick"}:
             raise ClaimsError(f"{path}: [runs.{name}]: expected tables 'thorough' and 'quick'")

@@ -879,8 +879,11 @@ class Format(str, enum.Enum):
     svg = "svg"
 
 
-def _write_report(run_dirs: list[Path], out: Path, fmt: str, command: str | None) -> Path:
-    """Read the result folders and write the report; one line and exit 2 for a bad folder."""
+def _write_report(
+    run_dirs: list[Path], out: Path, fmt: str, command: str | None, rendered: Any = None
+) -> Path:
+    """Read the result folders and write the report; one line and exit 2 for a bad folder.
+    ``rendered``: the runs whose plots were drawn already (see report.write_report)."""
     from trainbench.report import ReportError, load_runs, write_report
 
     try:
@@ -889,7 +892,7 @@ def _write_report(run_dirs: list[Path], out: Path, fmt: str, command: str | None
         raise fail(str(err)) from None
     _check_writable(out, ("report.md", "report.html"))
     try:
-        write_report(runs, out, fmt=fmt, command=command)
+        write_report(runs, out, fmt=fmt, command=command, rendered=rendered)
     except ReportError as err:
         raise fail(str(err)) from None
     except OSError as err:
@@ -952,6 +955,13 @@ def verify(
         typer.Option("--resume", help="Continue the runs in OUT (same configuration): what "
                      "finished is not measured again."),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=1, max=64, show_default=False,
+                     help="Runs at once, each in its own process on one thread (default: 2 "
+                     "for --quick where there are two cores, else 1: the thorough run times "
+                     "each sweep with the machine to itself)."),
+    ] = None,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -962,10 +972,18 @@ def verify(
     from trainbench.results import ResultsError
     from trainbench.runner import SweepError
     from trainbench.trainability import TrainabilityError
-    from trainbench.verify import PlanError, check_plans, plan_runs, run_verify
+    from trainbench.verify import (
+        PlanError,
+        check_plans,
+        check_run_tables,
+        default_jobs,
+        plan_runs,
+        run_verify,
+    )
 
     try:
         claim_set = load_claims(claims) if claims is not None else default_claims()
+        check_run_tables(claim_set)
         ids = _ids(only)
         if only is not None and not ids:
             raise ClaimsError("--only: name at least one claim id")
@@ -973,6 +991,8 @@ def verify(
             claim_set = claim_set.select(ids)
     except ClaimsError as err:
         raise fail(str(err)) from None
+    except PlanError as err:
+        raise fail(f"{claims if claims is not None else 'seeds/claims.toml'}: {err}") from None
     plans = plan_runs(claim_set, quick)
     if device != Device.auto:
         plans = [replace(p, settings=dict(p.settings) | {"device": device.value})
@@ -990,6 +1010,7 @@ def verify(
          *([f"--only {','.join(ids)}"] if ids else []),
          *([f"--device {device.value}"] if device != Device.auto else []),
          *(["--resume"] if resume else []),
+         *([f"--jobs {jobs}"] if jobs is not None else []),
          *([f"--out {out}"] if out is not None else [])]
     )  # fmt: skip
     progress = _progress_bar(hidden=quiet or json_out)
@@ -1004,6 +1025,7 @@ def verify(
             result = run_verify(
                 plans, target, command=command, quick=quick, claims_file=source,
                 on_progress=on_progress, resume=resume,
+                jobs=jobs if jobs is not None else default_jobs(quick), report=target / "report",
             )  # fmt: skip
     except KeyboardInterrupt as err:
         raise interrupted(err, f"what was measured so far is in {target}") from None
@@ -1014,7 +1036,7 @@ def verify(
     except (RuntimeError, MemoryError, OSError) as err:
         message = f"measurement failed: {first_line(err)}; results so far in {target}"
         raise fail(message, 1) from None
-    report_md = _write_report([target], target / "report", "png", command)
+    report_md = _write_report([target], target / "report", "png", command, result.rendered)
     summary = result.summary()
     failed = result.failed()
     if json_out:

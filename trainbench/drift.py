@@ -46,7 +46,10 @@ def pass_matrix(samples: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> 
 
 
 def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
-    """nanmedian without the warning for an all-NaN slice (whose median is NaN)."""
+    """nanmedian without the warning for an all-NaN slice (whose median is NaN); plain
+    ``np.median`` where nothing is missing (the same value, several times faster)."""
+    if not np.isnan(x).any():
+        return np.median(x, axis=axis)
     with np.errstate(all="ignore"):
         import warnings
 

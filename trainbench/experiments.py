@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -240,3 +241,5 @@ UGCNN = Experiment(
 )
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (MLP_HEADS, RNN_LM, UGCNN)}
+# The experiments every new process has (others are registered at run time).
+BUILT_IN: Mapping[str, Experiment] = MappingProxyType(dict(EXPERIMENTS))

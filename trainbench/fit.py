@@ -284,6 +284,16 @@ def _medians(samples: list[np.ndarray]) -> np.ndarray:
     return np.array([np.median(s) for s in samples])
 
 
+def window_start(sizes: Sequence[float], window: float = WINDOW) -> int:
+    """Index of the smallest of the ascending ``sizes`` that the fit window holds: those
+    within ``window`` of the largest, widened to at least ``WINDOW_MIN_SIZES`` sizes."""
+    n = np.asarray(sizes, dtype=float)
+    if not len(n):
+        return 0
+    first = int(np.searchsorted(n, n[-1] / window))
+    return min(first, max(len(n) - WINDOW_MIN_SIZES, 0))
+
+
 def fit_order(
     sizes: Sequence[float],
     values: Sequence[float] | Sequence[Sequence[float]],
@@ -316,8 +326,7 @@ def fit_order(
     samples = [samples_all[i] for i in order]
     labels = [labels_all[i] for i in order] if labels_all is not None else None
     if window is not None:
-        first = int(np.searchsorted(n, n[-1] / window))
-        first = min(first, max(len(n) - WINDOW_MIN_SIZES, 0))
+        first = window_start(n, window)
         n, samples = n[first:], samples[first:]
         labels = labels[first:] if labels is not None else None
 

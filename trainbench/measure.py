@@ -119,15 +119,21 @@ def _grad_fn(root: Tensor) -> object:
     return root.grad_fn
 
 
-def _reached(fn: object) -> list[object]:
-    """Every node a backward call from ``fn`` executes, ``fn`` first (iteratively)."""
-    seen, stack, out = {id(fn)}, [fn], [fn]
+def _reached(fn: object, seen: set[int] | None = None) -> list[object]:
+    """Every node a backward call from ``fn`` executes, ``fn`` first (iteratively); with
+    ``seen`` (ids, updated here), only the nodes not in it."""
+    seen = set() if seen is None else seen
+    if id(fn) in seen:
+        return []
+    seen.add(id(fn))
+    stack, out = [fn], [fn]
+    pop, push, keep, add = stack.pop, stack.append, out.append, seen.add
     while stack:
-        for child in _children(stack.pop()):
-            if id(child) not in seen:
-                seen.add(id(child))
-                out.append(child)
-                stack.append(child)
+        for child, _ in pop().next_functions:  # type: ignore[attr-defined]
+            if child is not None and id(child) not in seen:
+                add(id(child))
+                keep(child)
+                push(child)
     return out
 
 
@@ -142,8 +148,9 @@ def _add_leaves(nodes: Sequence[object], leaves: dict[int, Tensor]) -> None:
 def leaf_tensors(roots: Sequence[Tensor]) -> list[Tensor]:
     """The tensors whose ``.grad`` a backward from ``roots`` accumulates into."""
     leaves: dict[int, Tensor] = {}
-    for root in roots:
-        _add_leaves(_reached(_grad_fn(root)), leaves)
+    seen: set[int] = set()  # one walk for all roots: the nodes they share are visited once
+    nodes = [node for root in roots for node in _reached(_grad_fn(root), seen)]
+    _add_leaves(nodes, leaves)  # (``nodes`` holds them alive, so no id is reused meanwhile)
     return list(leaves.values())
 
 

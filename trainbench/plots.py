@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from trainbench.caches import Crossing, run_crossings, time_per_work
-from trainbench.fit import WINDOW, WINDOW_MIN_SIZES, fit_exponent
+from trainbench.fit import fit_exponent, window_start
 from trainbench.results import COUNT_METRICS, METRIC_LABELS
 from trainbench.verdicts import verdict_rows
 
@@ -106,8 +106,7 @@ def _fit_from(run: Run, variant: str, metric: str, n: np.ndarray) -> float:
             start = rec.get("fit_from") or (rec.get("fit_sizes") or [None])[0]
             if start is not None:
                 return float(start)
-    first = min(int(np.searchsorted(n, n[-1] / WINDOW)), max(len(n) - WINDOW_MIN_SIZES, 0))
-    return float(n[first])
+    return float(n[window_start(n)])
 
 
 def _fit_line(run: Run, variant: str, metric: str, n: np.ndarray, y: np.ndarray) -> Any:

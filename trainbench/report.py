@@ -11,7 +11,7 @@ import html
 import os
 import shlex
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -341,10 +341,40 @@ def _groups(runs: Sequence[Run]) -> list[tuple[str, list[Run]]]:
             for (name, exp), group in by_key.items()]  # fmt: skip
 
 
+Rendered = tuple[list[tuple[Path, str]], list[str]]  # a group's plots (path, caption), notes
+
+
+def _render(group: Sequence[Run], name: str, plots: Path, fmt: str) -> Rendered:
+    if group[0].is_sweep:
+        return _sweep_plots(group, name, plots, fmt)
+    made: list[tuple[Path, str]] = []
+    for i, run in enumerate(group):
+        made += _trainability_plots(run, name if i == 0 else f"{name}-{i + 1}", plots)
+    return made, []
+
+
+def render_run(folder: Path, out: Path, fmt: str = "png") -> Rendered:
+    """The plots of one run (named by its folder) in OUT/plots, as :func:`write_report`
+    draws them for a report on several runs of different names (``verify``'s): drawn
+    where the run was measured, while other runs are still measuring."""
+    run = _load_run(Path(folder), Path(folder))
+    plots = Path(out) / "plots"
+    try:
+        plots.mkdir(parents=True, exist_ok=True)
+        return _render([run], run.name, plots, fmt)
+    except OSError as err:
+        raise ReportError(f"{out}: cannot write the plots ({err.strerror or err})") from None
+
+
 def write_report(
-    runs: Sequence[Run], out: Path, fmt: str = "png", command: str | None = None
+    runs: Sequence[Run],
+    out: Path,
+    fmt: str = "png",
+    command: str | None = None,
+    rendered: Mapping[str, Rendered] | None = None,
 ) -> list[Path]:
-    """Write OUT/plots/*, OUT/report.md and OUT/report.html; return the paths written."""
+    """Write OUT/plots/*, OUT/report.md and OUT/report.html; return the paths written.
+    ``rendered``: groups whose plots :func:`render_run` drew already, by name."""
     if fmt not in FORMATS:
         raise ReportError(f"unknown image format {fmt!r}: use {' or '.join(FORMATS)}")
     if not runs:
@@ -354,12 +384,11 @@ def write_report(
     try:
         plots.mkdir(parents=True, exist_ok=True)
         for name, group in _groups(runs):
-            if group[0].is_sweep:
-                made, notes = _sweep_plots(group, name, plots, fmt)
+            ready = (rendered or {}).get(name)
+            if ready is not None and len(group) == 1 and all(p.is_file() for p, _ in ready[0]):
+                made, notes = ready
             else:
-                made, notes = [], []
-                for i, run in enumerate(group):
-                    made += _trainability_plots(run, name if i == 0 else f"{name}-{i + 1}", plots)
+                made, notes = _render(group, name, plots, fmt)
             groups.append((name, group, made, notes))
             written += [path for path, _ in made]
         for stale in plots.iterdir():

@@ -40,7 +40,7 @@ from trainbench.analysis import judge_claims as judge_claims  # re-exported
 from trainbench.claims import Claim
 from trainbench.config import SweepConfig, SweepError, first_line
 from trainbench.experiments import Experiment
-from trainbench.fit import fit_order
+from trainbench.fit import fit_order, window_start
 from trainbench.limits import (
     _free_memory,
     _is_out_of_memory,
@@ -473,6 +473,7 @@ class _Sweep:
         self.watch: dict[str, tuple[str, ...]] = {}
         self.reached: dict[str, float | None] = {}
         self.settled_at: dict[str, int] = {}
+        self.window_passes = 0  # passes after which the points below the fit window stopped
 
     # files and progress
 
@@ -698,8 +699,10 @@ class _Sweep:
         owed: set[tuple[str, int]] = set()
         if ids:
             with_last = {p.variant for p in group if ids[-1] in p.pass_ids}
+            done_with = self.below_window(group) if adaptive and len(ids) > cfg.repeats else []
             owed = {(p.variant, p.size) for p in group
-                    if p.variant in with_last and ids[-1] not in p.pass_ids}  # fmt: skip
+                    if p.variant in with_last and ids[-1] not in p.pass_ids
+                    and p not in done_with}  # fmt: skip
             if owed:
                 next_id, passes = ids[-1], passes - 1
         cap = max(cfg.max_passes, cfg.repeats) if adaptive else self.fixed_passes()
@@ -708,8 +711,13 @@ class _Sweep:
             while active:
                 if adaptive and passes >= cfg.repeats and not owed:
                     settled = self.settled({p.variant for p in active}, passes)
-                    active = [p for p in active if p.variant not in settled]
-                    for key in [k for k in probes if k[0] in settled]:
+                    below = self.below_window(active)
+                    if below and not self.window_passes:
+                        self.window_passes = passes
+                    gone = {(p.variant, p.size) for p in below}
+                    active = [p for p in active if p.variant not in settled
+                              and (p.variant, p.size) not in gone]  # fmt: skip
+                    for key in [k for k in probes if k[0] in settled or k in gone]:
                         del probes[key]
                     if not active:
                         stopped = f"every watched interval within ±{cfg.precision:g}"
@@ -786,6 +794,20 @@ class _Sweep:
         self.fail(p.variant, p.size, "time", failure, oom=not foreign)
         return None
 
+    def below_window(self, active: list[_Point]) -> list[_Point]:
+        """The points of ``active`` smaller than every size their variant's fit window
+        holds (:func:`trainbench.fit.window_start`): their times cannot move an interval,
+        so once the first ``--repeats`` passes have timed them they are visited no more."""
+        out = []
+        for v in {p.variant for p in active}:
+            sizes = sorted(p.size for p in self.points if p.variant == v
+                           and self.exp.min_fit_size <= p.size < self.grow_limit)  # fmt: skip
+            if not sizes:
+                continue
+            start = sizes[window_start(sizes)]
+            out += [p for p in active if p.variant == v and p.size < start]
+        return out
+
     def half_width(self, variant: str, metric: str) -> float | None:
         """Half the width of the interval of ``metric`` (a time) of ``variant`` now."""
         mine = sorted(
@@ -826,6 +848,7 @@ class _Sweep:
             "adaptive": adaptive,
             "half_widths": dict(self.reached),
             "settled_at": dict(self.settled_at),
+            "below_window_passes": self.window_passes or None,
             "stopped": stopped,
         }
         widths = ", ".join(
@@ -837,6 +860,9 @@ class _Sweep:
             f"timed in {passes} passes (each visits every point once, in a shuffled order; "
             f"at least {cfg.repeats}); stopped at {stopped}"
             + (f"; interval half-widths reached: {widths}" if widths else "")
+            + (f"; the points below their variant's fit window were timed in the first "
+               f"{self.window_passes} passes only (their times do not enter the fit)"
+               if self.window_passes and self.window_passes < passes else "")
         )
         self.result.notes = [n for n in self.result.notes if not n.startswith("timed in ")]
         self.result.notes.append(note)
@@ -855,11 +881,13 @@ def watched_metrics(
     exp: Experiment, options: Mapping[str, Any], claims: Sequence[Claim] | None
 ) -> dict[str, tuple[str, ...]]:
     """Per variant, the time metrics whose intervals decide when the passes end: those its
-    claims in this run are about (a variant without a time claim: its backward time)."""
+    claims in this run are about; none for a variant whose claims are all on counts (its
+    times decide no verdict); a variant without claims: its backward time."""
     out: dict[str, list[str]] = {}
     for c in exp.claims_for(options, claims):
+        out.setdefault(c.variant, [])
         if c.metric in TIME_METRICS:
-            out.setdefault(c.variant, []).append(c.metric)
+            out[c.variant].append(c.metric)
     return {v: tuple(dict.fromkeys(m)) for v, m in out.items()}
 
 

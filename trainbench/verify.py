@@ -17,6 +17,7 @@ from typing import Any
 
 from trainbench.claims import Claim, ClaimSet
 from trainbench.config import first_line
+from trainbench.jobs import Job, JobError, cores
 from trainbench.results import FORMAT_VERSION, atomic_write_text, to_json
 from trainbench.verdicts import verdict_rows
 
@@ -59,6 +60,7 @@ class VerifyResult:
     plans: list[RunPlan]
     summaries: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False
+    rendered: dict[str, Any] = field(default_factory=dict)  # run folder -> its report plots
 
     def rows(self) -> list[dict[str, Any]]:
         return verdict_rows(self.summaries)
@@ -102,11 +104,26 @@ def plan_runs(claim_set: ClaimSet, quick: bool) -> list[RunPlan]:
     for (experiment, options), claims in groups.items():
         fallback = TRAINABILITY_FALLBACK if experiment == "trainability" else FALLBACK
         settings = dict(fallback[mode]) | dict(claim_set.runs.get(experiment, {}).get(mode, {}))
+        plan = RunPlan(experiment, json.loads(options), tuple(claims), {})
+        if plan.folder != experiment:  # a run's own sizes, over its experiment's
+            settings |= dict(claim_set.runs.get(plan.folder, {}).get(mode, {}))
         widened = settings.pop("time_tolerance", None)
         if widened is not None:
             claims = [widen(c, widened) for c in claims]
-        plans.append(RunPlan(experiment, json.loads(options), tuple(claims), settings))
+        plans.append(replace(plan, claims=tuple(claims), settings=settings))
     return plans
+
+
+def check_run_tables(claim_set: ClaimSet) -> None:
+    """Raise PlanError for a ``[runs.<name>]`` that is neither an experiment nor the folder
+    of a run of the file's claims (a misspelt run would be silently ignored)."""
+    from trainbench.experiments import EXPERIMENTS
+
+    folders = {p.folder for p in plan_runs(claim_set, quick=False)}
+    unknown = sorted(set(claim_set.runs) - folders - set(EXPERIMENTS) - {"trainability"})
+    if unknown:
+        raise PlanError(f"[runs.{unknown[0]}] names no run of the claims "
+                        f"(their runs: {', '.join(sorted(folders))})")  # fmt: skip
 
 
 def widen(claim: Claim, tolerance: float) -> Claim:
@@ -165,6 +182,56 @@ def check_plans(plans: Sequence[RunPlan]) -> None:
             raise PlanError(f"claims {ids} cannot run: {text}") from None
 
 
+def run_plan(
+    plan: RunPlan,
+    out: Path,
+    resume: bool = False,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run one plan into ``OUT/<its folder>`` and return its summary. Without ``resume`` an
+    earlier run in that folder is kept under a new name; with it, it is continued."""
+    from trainbench.experiments import EXPERIMENTS
+    from trainbench.results import keep_earlier_run, read_summary
+    from trainbench.runner import run_sweep
+    from trainbench.trainability import run_trainability
+    from trainbench.trainability_report import write_files
+
+    name = plan.folder
+    if plan.experiment == "trainability":
+        folder = out / name
+
+        def save_run(r: Any) -> None:
+            write_files(folder, r.summary(), plots=r.complete)
+
+        def tick_t(what: str, done: int, total: int) -> None:
+            if on_progress:
+                on_progress(f"{name}  {what}", done, total)
+
+        earlier = read_summary(folder, sweep=False) if resume else None
+        if not resume:
+            keep_earlier_run(folder)
+        run: Any = run_trainability(
+            trainability_config(plan), on_progress=tick_t, save=save_run, claims=plan.claims,
+            earlier=earlier,
+        )  # fmt: skip
+        return run.summary()
+    exp = EXPERIMENTS[plan.experiment]
+
+    def tick(p: Any) -> None:
+        if on_progress:
+            on_progress(f"{name}  {p.variant} {exp.size_name} = {p.size}", p.done, p.total)
+
+    run = run_sweep(
+        exp, sweep_config(plan), out_dir=out, on_progress=tick, claims=plan.claims, resume=resume
+    )
+    return run.summary()
+
+
+def default_jobs(quick: bool) -> int:
+    """Two jobs for the quick run where there are two cores; one for the thorough run."""
+    return min(2, cores()) if quick else 1
+
+
 def run_verify(
     plans: Sequence[RunPlan],
     out: Path,
@@ -174,68 +241,91 @@ def run_verify(
     claims_file: str,
     on_progress: Callable[[str, int, int], None] | None = None,
     resume: bool = False,
+    jobs: int = 1,
+    report: Path | None = None,
 ) -> VerifyResult:
-    """Run every plan in turn, write ``verify.json`` after each, and return the result.
+    """Run every plan, write ``verify.json`` after each, and return the result.
 
+    With ``jobs`` > 1 the plans run in that many child processes at once
+    (:mod:`trainbench.jobs`), the trainability run first; else one after the other, here.
     On KeyboardInterrupt ``verify.json`` lists what was judged (``complete``
-    false) and the interrupt is raised again. With ``resume`` every run continues
-    the one in its folder (a complete one is judged again, nothing measured);
-    without, an earlier run in a folder is kept under a new name.
+    false; the runs that were interrupted with their partial summaries) and the
+    interrupt is raised again. With ``resume`` every run continues the one in its
+    folder (a complete one is judged again, nothing measured); without, an
+    earlier run in a folder is kept under a new name. ``report``: where the report
+    will go; a job draws its run's plots there as it ends (``result.rendered``).
     """
-    from trainbench.experiments import EXPERIMENTS
-    from trainbench.results import keep_earlier_run, read_summary
-    from trainbench.runner import run_sweep
-    from trainbench.trainability import run_trainability
-    from trainbench.trainability_report import write_files
+    from trainbench.runner import SweepError
+    from trainbench.trainability import TrainabilityError
 
     result = VerifyResult(command, quick, claims_file, list(plans))
     started = time.time()
+    done: dict[int, dict[str, Any]] = {}  # plan index -> its run's summary
 
     def save() -> None:
+        result.summaries = [done[i] for i in sorted(done)]
         atomic_write_text(out / VERIFY_FILE, to_json(result.summary()))
 
+    running: dict[int, Job] = {}
+
+    def stop_all() -> None:
+        for job in running.values():
+            job.stop()
+
+    from trainbench.experiments import BUILT_IN, EXPERIMENTS
+
+    # A child process knows the built-in experiments only, and their own code only.
+    if any(p.experiment != "trainability"
+           and EXPERIMENTS.get(p.experiment) is not BUILT_IN.get(p.experiment)
+           for p in plans):  # fmt: skip
+        jobs = 1
     try:
-        for plan in plans:
-            name = plan.folder
-            if plan.experiment == "trainability":
-                folder = out / name
-
-                def save_run(r: Any, folder: Path = folder) -> None:
-                    write_files(folder, r.summary(), plots=r.complete)
-
-                def tick_t(what: str, done: int, total: int, name: str = name) -> None:
-                    if on_progress:
-                        on_progress(f"{name}  {what}", done, total)
-
-                earlier = read_summary(folder, sweep=False) if resume else None
-                if not resume:
-                    keep_earlier_run(folder)
-                run = run_trainability(
-                    trainability_config(plan), on_progress=tick_t, save=save_run,
-                    claims=plan.claims, earlier=earlier,
-                )  # fmt: skip
-            else:
-                exp = EXPERIMENTS[plan.experiment]
-
-                def tick(p: Any, name: str = name, letter: str = exp.size_name) -> None:
-                    if on_progress:
-                        on_progress(f"{name}  {p.variant} {letter} = {p.size}", p.done, p.total)
-
-                run = run_sweep(
-                    exp, sweep_config(plan), out_dir=out, on_progress=tick, claims=plan.claims,
-                    resume=resume,
-                )  # fmt: skip
-            result.summaries.append(run.summary())
-            save()
+        if jobs <= 1:
+            for i, plan in enumerate(plans):
+                done[i] = run_plan(plan, out, resume, on_progress)
+                save()
+        else:
+            # the trainability run (training takes about as long as the longest sweep)
+            # first, then the sweeps in the claims file's order
+            waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment != "trainability")
+            while waiting or running:
+                while waiting and len(running) < jobs:
+                    i = waiting.pop(0)
+                    running[i] = Job(plans[i], out, resume, report)
+                for i, job in list(running.items()):
+                    if job.finished:
+                        del running[i]
+                        try:
+                            done[i] = job.wait()
+                            if job.rendered is not None:
+                                result.rendered[plans[i].folder] = job.rendered
+                        except JobError as err:
+                            errors = {"SweepError": SweepError,
+                                      "TrainabilityError": TrainabilityError}  # fmt: skip
+                            raise errors.get(err.kind, RuntimeError)(str(err)) from None
+                        save()
+                if on_progress and running:
+                    shown = [j for j in running.values() if j.progress]
+                    if shown:
+                        what = "  |  ".join(str(j.progress[0]) for j in shown)  # type: ignore[index]
+                        on_progress(what, shown[0].progress[1], shown[0].progress[2])  # type: ignore[index]
+                time.sleep(0.2)
     except KeyboardInterrupt:
-        # the run that was interrupted wrote its partial summary: list its claims too
-        try:
-            current = out / plans[len(result.summaries)].folder / "summary.json"
-            if current.stat().st_mtime >= started:
-                result.summaries.append(json.loads(current.read_text(encoding="utf-8")))
-        except (OSError, ValueError, IndexError):
-            pass
+        stop_all()
+        # the runs that were interrupted wrote their partial summaries: list their claims too
+        for i, plan in enumerate(plans):
+            if i in done:
+                continue
+            try:
+                current = out / plan.folder / "summary.json"
+                if current.stat().st_mtime >= started:
+                    done[i] = json.loads(current.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                pass
         save()
+        raise
+    except BaseException:
+        stop_all()
         raise
     result.complete = True
     save()
