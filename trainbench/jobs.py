@@ -31,18 +31,31 @@ class JobError(RuntimeError):
         self.kind = kind
 
 
-def cores() -> int:
-    """The cores this process may run on."""
+def allowed_cores() -> list[int]:
+    """The cores this process may run on (empty where that cannot be read)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return []
 
 
-def _child(plan: Any, out: str, resume: bool, report: str | None, messages: Any) -> None:
+def cores() -> int:
+    """How many cores this process may run on."""
+    return len(allowed_cores()) or os.cpu_count() or 1
+
+
+def _child(
+    plan: Any, out: str, resume: bool, report: str | None, core: int | None, messages: Any
+) -> None:
     """The child's body: the run of ``plan`` into its folder under ``out``, then its plots
-    for the report in ``report`` (where given)."""
+    for the report in ``report`` (where given); on ``core`` alone where given."""
     from trainbench.verify import run_plan
+
+    if core is not None:
+        try:
+            os.sched_setaffinity(0, {core})
+        except (AttributeError, OSError):
+            pass
 
     try:
         summary = run_plan(plan, Path(out), resume,
@@ -70,16 +83,21 @@ class Job:
     """One run of ``verify`` in a child process: :meth:`poll` it, :meth:`wait` for its
     summary, :meth:`stop` it."""
 
-    def __init__(self, plan: Any, out: Path, resume: bool, report: Path | None = None) -> None:
+    def __init__(
+        self, plan: Any, out: Path, resume: bool, report: Path | None = None,
+        core: int | None = None,
+    ) -> None:  # fmt: skip
         ctx = multiprocessing.get_context("spawn")
         self.plan = plan
         self.rendered: Any = None  # the run's plots for the report: (made, notes)
         self.messages: Any = ctx.Queue()
         self.process = ctx.Process(
             target=_child,
-            args=(plan, str(out), resume, None if report is None else str(report), self.messages),
+            args=(plan, str(out), resume, None if report is None else str(report), core,
+                  self.messages),
             name=f"trainbench {plan.folder}", daemon=True,
         )  # fmt: skip
+        self.core = core
         self.progress: tuple[str, int, int] | None = None
         self.result: tuple[Any, ...] | None = None
         self.process.start()

@@ -17,7 +17,7 @@ from typing import Any
 
 from trainbench.claims import Claim, ClaimSet
 from trainbench.config import first_line
-from trainbench.jobs import Job, JobError, cores
+from trainbench.jobs import Job, JobError, allowed_cores, cores
 from trainbench.results import FORMAT_VERSION, atomic_write_text, to_json
 from trainbench.verdicts import verdict_rows
 
@@ -288,13 +288,18 @@ def run_verify(
             # the trainability run (training takes about as long as the longest sweep)
             # first, then the sweeps in the claims file's order
             waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment != "trainability")
+            # each job on a core of its own where there is one for it (no migrations)
+            free = allowed_cores() if len(allowed_cores()) >= jobs else []
             while waiting or running:
                 while waiting and len(running) < jobs:
                     i = waiting.pop(0)
-                    running[i] = Job(plans[i], out, resume, report)
+                    running[i] = Job(plans[i], out, resume, report,
+                                     core=free.pop(0) if free else None)  # fmt: skip
                 for i, job in list(running.items()):
                     if job.finished:
                         del running[i]
+                        if job.core is not None:
+                            free.append(job.core)
                         try:
                             done[i] = job.wait()
                             if job.rendered is not None:
