@@ -581,6 +581,28 @@ def test_judge_time_slower_than_its_exact_work_of_the_claimed_degree_is_inconclu
     assert judge(fast, 2.0, 0.15, work=work).verdict == REFUTED
 
 
+def test_judge_does_not_refute_where_the_fit_and_the_top_slope_disagree() -> None:
+    """nn.Conv2d's backward over image sides 8..128 (batch 2, 16 channels; measured): the
+    time per FLOP falls 16x from n = 8 to 91 (overheads) and rises 1.3x at 128 (L2). The
+    work is exactly n^2; a + b·n^k reads k = 2.4 while the slope over the top 4x reads 1.8.
+    Opposite sides of 2 ± 0.15: no power describes the range, so no refutation."""
+    sides = np.array([8, 11, 16, 23, 32, 45, 64, 91, 128], dtype=float)
+    per_flop = np.array([496.0, 277.8, 143.7, 79.9, 54.5, 39.0, 33.9, 31.1, 39.9])
+    rng = np.random.default_rng(0)
+    times = [per_flop[i] * n * n * (1 + 0.01 * rng.standard_normal(12)) for i, n in
+             enumerate(sides)]  # fmt: skip
+    fit = fit_order(sides, times, n_boot=300)
+    assert fit.ci_low > 2.15 and fit.top_ci_high is not None and fit.top_ci_high < 1.85
+    v = judge(fit, 2.0, 0.15)
+    assert v.verdict == INCONCLUSIVE and "slope at the top of the range" in v.reason
+    # a false claim is still refuted: O(n) and O(n^3) lie on one side of both estimates
+    assert judge(fit, 1.0, 0.15).verdict == REFUTED
+    assert judge(fit, 3.0, 0.15).verdict == REFUTED
+    # both estimates above the band: refuted as before
+    cubic = [n**3 * (1 + 0.01 * rng.standard_normal(12)) for n in sides]
+    assert judge(fit_order(sides, cubic, n_boot=300), 2.0, 0.15).verdict == REFUTED
+
+
 def test_judge_needs_a_control_with_range() -> None:
     short = _fit(1.9, 2.1, cls="n^2", n_sizes=3, size_range=4.0)
     v = judge(GOOD, 1.0, 0.15, control=short, needs_control=True)

@@ -467,6 +467,8 @@ def judge(
     * an exact count that follows a polynomial in n (``fit.poly_degree``) is
       judged on that degree instead of the fitted exponent: confirmed when it is
       the expected one (control permitting), refuted when it is not;
+    * never refuted where the fit and the log-log slope over the top of the range lie on
+      opposite sides of the band (no power describes the range): inconclusive;
     * a logarithmic class: a power fitted to log n or n log n reads a little above the
       power (the local slope of n log n is 1 + 1/ln n), so the band is
       [expected - tolerance, expected + LOG_BAND] and the chosen class must be the claimed
@@ -602,6 +604,23 @@ def judge(
                 f"(k = {work.exponent:.2f} over the same window): the time per unit of work "
                 "still falls over this range, and a time cannot grow more slowly than its "
                 "work for long (a machine has a peak rate); larger sizes would tell",
+            )
+        top_low, top_high = fit.top_ci_low, fit.top_ci_high
+        if top_low is not None and top_high is not None and (
+            (fit.ci_low > band_hi and top_high < band_lo)
+            or (fit.ci_high < band_lo and top_low > band_hi)
+        ):
+            # The two estimates of the growth contradict each other: a + b·n^k over the
+            # window says faster than claimed, the log-log slope at its top slower (or the
+            # reverse). No power describes this range, so neither refutes the claim.
+            side, other = ("above", "below") if fit.ci_low > band_hi else ("below", "above")
+            return Verdict(
+                INCONCLUSIVE,
+                f"{ci} lies {side} {_band(expected, band_lo, band_hi)}, but the slope at the "
+                f"top of the range, {fit.top_slope:.2f} [{top_low:.2f}, {top_high:.2f}], lies "
+                f"{other} it: no power a + b·n^k describes this range (the time per unit of "
+                "work changes inside it: overheads fading, caches filling); a range where it "
+                "has settled would tell",
             )
         return Verdict(REFUTED, f"{ci} lies outside {_band(expected, band_lo, band_hi)}")
     problems: list[str] = []
