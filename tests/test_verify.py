@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -639,3 +640,22 @@ def test_two_jobs_run_the_plans_in_child_processes_with_the_same_results(tmp_pat
     assert results[1] == results[2]
     assert {k: v[0] for k, v in results[2].items()} == {"G1": "confirmed", "G2": "confirmed"}
 
+
+
+def test_default_jobs_and_each_jobs_memory_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainbench.runner
+    from trainbench.jobs import cores
+    from trainbench.verify import _with_memory_share, default_jobs
+
+    plans = plan_runs(default_claims(), quick=True)
+    assert default_jobs(False, plans) == 1  # the thorough run: each sweep has the machine
+    if not torch.cuda.is_available():
+        assert default_jobs(True, plans) == min(2, cores())
+    monkeypatch.setattr(trainbench.runner, "available_bytes", lambda device: 8 * 2**30)
+    mlp = next(p for p in plans if p.folder == "mlp-heads")
+    shared = _with_memory_share(mlp, 2)
+    assert dict(shared.settings) == dict(mlp.settings) | {"max_memory": 2 * 2**30}
+    told = replace(mlp, settings=dict(mlp.settings) | {"max_memory": 123})
+    assert _with_memory_share(told, 2).settings["max_memory"] == 123  # the file's value kept
+    train = next(p for p in plans if p.folder == "trainability")
+    assert _with_memory_share(train, 2) is train

@@ -1025,7 +1025,8 @@ def verify(
             result = run_verify(
                 plans, target, command=command, quick=quick, claims_file=source,
                 on_progress=on_progress, resume=resume,
-                jobs=jobs if jobs is not None else default_jobs(quick), report=target / "report",
+                jobs=jobs if jobs is not None else default_jobs(quick, plans),
+                report=target / "report",
             )  # fmt: skip
     except KeyboardInterrupt as err:
         raise interrupted(err, f"what was measured so far is in {target}") from None

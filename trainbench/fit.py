@@ -606,7 +606,7 @@ def judge(
                 "work for long (a machine has a peak rate); larger sizes would tell",
             )
         top_low, top_high = fit.top_ci_low, fit.top_ci_high
-        if top_low is not None and top_high is not None and (
+        if not fit.exact and top_low is not None and top_high is not None and (
             (fit.ci_low > band_hi and top_high < band_lo)
             or (fit.ci_high < band_lo and top_low > band_hi)
         ):

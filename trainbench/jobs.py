@@ -49,6 +49,15 @@ def _child(
 ) -> None:
     """The child's body: the run of ``plan`` into its folder under ``out``, then its plots
     for the report in ``report`` (where given); on ``core`` alone where given."""
+    # Started with SIGINT ignored (see Job): out of the terminal's process group first, so
+    # that only the parent's one interrupt (Job.interrupt) reaches this process; ended
+    # with the parent, however the parent ends (Linux).
+    try:
+        os.setpgrp()
+    except OSError:
+        pass
+    _end_with_parent()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from trainbench.verify import run_plan
 
     if core is not None:
@@ -74,9 +83,24 @@ def _child(
 
         try:
             rendered = render_run(Path(out) / plan.folder, Path(report))
-        except (ReportError, KeyboardInterrupt):  # the report draws them again, or says why
+        except (ReportError, KeyboardInterrupt, Exception):  # the report draws them again
             pass
     messages.put(("done", summary, rendered))
+
+
+def _end_with_parent() -> None:
+    """Have the kernel interrupt this process when its parent dies (Linux's
+    PR_SET_PDEATHSIG): a child left measuring after its parent was killed would write into
+    a run nobody reads."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGINT), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent was gone before the request
+        os._exit(1)
 
 
 class Job:
@@ -100,7 +124,12 @@ class Job:
         self.core = core
         self.progress: tuple[str, int, int] | None = None
         self.result: tuple[Any, ...] | None = None
-        self.process.start()
+        # Ignored until the child has left the terminal's process group (in _child).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Read what the child sent; keep its latest progress and its result."""
@@ -142,16 +171,27 @@ class Job:
             raise KeyboardInterrupt
         raise JobError(self.result[1], self.result[2])
 
-    def stop(self) -> None:
-        """Interrupt the child (unless the terminal's interrupt reached it too), let it save
-        what it measured, then end it."""
-        self.process.join(1.0)
+    def interrupt(self) -> None:
+        """Ask the child to stop: it saves what it measured and sends "interrupted"."""
         if self.process.is_alive() and self.process.pid is not None:
             try:
                 os.kill(self.process.pid, signal.SIGINT)
             except OSError:
                 pass
-        self.process.join(STOP_GRACE_S)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5.0)
+
+
+def stop_jobs(jobs: list[Job], grace: float = STOP_GRACE_S) -> None:
+    """Interrupt every job at once, then wait (reading what they send, so that none is
+    held up writing to a full pipe) until they end or ``grace`` seconds pass; end the rest."""
+    import time
+
+    for job in jobs:
+        job.interrupt()
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(j.process.is_alive() for j in jobs):
+        for job in jobs:
+            job.poll(timeout=0.05)
+    for job in jobs:
+        if job.process.is_alive():
+            job.process.terminate()
+            job.process.join(5.0)

@@ -713,7 +713,7 @@ class _Sweep:
                     settled = self.settled({p.variant for p in active}, passes)
                     below = self.below_window(active)
                     if below and not self.window_passes:
-                        self.window_passes = passes
+                        self.window_passes = cfg.repeats  # (they stop after these, resumed too)
                     gone = {(p.variant, p.size) for p in below}
                     active = [p for p in active if p.variant not in settled
                               and (p.variant, p.size) not in gone]  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 
 from trainbench.claims import Claim, ClaimSet
 from trainbench.config import first_line
-from trainbench.jobs import Job, JobError, allowed_cores, cores
+from trainbench.jobs import Job, JobError, allowed_cores, cores, stop_jobs
 from trainbench.results import FORMAT_VERSION, atomic_write_text, to_json
 from trainbench.verdicts import verdict_rows
 
@@ -227,9 +227,28 @@ def run_plan(
     return run.summary()
 
 
-def default_jobs(quick: bool) -> int:
-    """Two jobs for the quick run where there are two cores; one for the thorough run."""
-    return min(2, cores()) if quick else 1
+def default_jobs(quick: bool, plans: Sequence[RunPlan] = ()) -> int:
+    """Two jobs for the quick run where there are two cores and every sweep runs on the CPU;
+    one for the thorough run (and wherever a sweep would share a GPU with another)."""
+    import torch
+
+    on_gpu = torch.cuda.is_available() and any(
+        p.experiment != "trainability" and p.settings.get("device", "auto") != "cpu"
+        for p in plans
+    )
+    return min(2, cores()) if quick and not on_gpu else 1
+
+
+def _with_memory_share(plan: RunPlan, jobs: int) -> RunPlan:
+    """A sweep's plan with ``max_memory`` at its share of half the memory (what one run
+    takes by default) where the claims file does not set it."""
+    if plan.experiment == "trainability" or "max_memory" in plan.settings:
+        return plan
+    from trainbench.runner import available_bytes, resolve_device
+
+    device = resolve_device(str(plan.settings.get("device", "auto")))
+    share = available_bytes(device) // (2 * jobs)
+    return replace(plan, settings=dict(plan.settings) | {"max_memory": share})
 
 
 def run_verify(
@@ -255,6 +274,7 @@ def run_verify(
     earlier run in a folder is kept under a new name. ``report``: where the report
     will go; a job draws its run's plots there as it ends (``result.rendered``).
     """
+    from trainbench.results import ResultsError
     from trainbench.runner import SweepError
     from trainbench.trainability import TrainabilityError
 
@@ -269,8 +289,7 @@ def run_verify(
     running: dict[int, Job] = {}
 
     def stop_all() -> None:
-        for job in running.values():
-            job.stop()
+        stop_jobs(list(running.values()))
 
     from trainbench.experiments import BUILT_IN, EXPERIMENTS
 
@@ -288,6 +307,8 @@ def run_verify(
             # the trainability run (training takes about as long as the longest sweep)
             # first, then the sweeps in the claims file's order
             waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment != "trainability")
+            # each job plans with its share of the memory (a run's default is half of it)
+            plans = [_with_memory_share(p, jobs) for p in plans]
             # each job on a core of its own where there is one for it (no migrations)
             free = allowed_cores() if len(allowed_cores()) >= jobs else []
             while waiting or running:
@@ -306,7 +327,8 @@ def run_verify(
                                 result.rendered[plans[i].folder] = job.rendered
                         except JobError as err:
                             errors = {"SweepError": SweepError,
-                                      "TrainabilityError": TrainabilityError}  # fmt: skip
+                                      "TrainabilityError": TrainabilityError,
+                                      "ResultsError": ResultsError}  # fmt: skip
                             raise errors.get(err.kind, RuntimeError)(str(err)) from None
                         save()
                 if on_progress and running:
@@ -315,22 +337,21 @@ def run_verify(
                         what = "  |  ".join(str(j.progress[0]) for j in shown)  # type: ignore[index]
                         on_progress(what, shown[0].progress[1], shown[0].progress[2])  # type: ignore[index]
                 time.sleep(0.2)
-    except KeyboardInterrupt:
-        stop_all()
-        # the runs that were interrupted wrote their partial summaries: list their claims too
-        for i, plan in enumerate(plans):
-            if i in done:
-                continue
-            try:
-                current = out / plan.folder / "summary.json"
-                if current.stat().st_mtime >= started:
-                    done[i] = json.loads(current.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                pass
-        save()
-        raise
     except BaseException:
-        stop_all()
+        try:
+            stop_all()
+        finally:
+            # the runs that were interrupted wrote their partial summaries: list their claims
+            for i, plan in enumerate(plans):
+                if i in done:
+                    continue
+                try:
+                    current = out / plan.folder / "summary.json"
+                    if current.stat().st_mtime >= started:
+                        done[i] = json.loads(current.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    pass
+            save()
         raise
     result.complete = True
     save()
