@@ -16,6 +16,8 @@ import multiprocessing
 import os
 import queue
 import signal
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +185,6 @@ class Job:
 def stop_jobs(jobs: list[Job], grace: float = STOP_GRACE_S) -> None:
     """Interrupt every job at once, then wait (reading what they send, so that none is
     held up writing to a full pipe) until they end or ``grace`` seconds pass; end the rest."""
-    import time
-
     for job in jobs:
         job.interrupt()
     deadline = time.monotonic() + grace
@@ -195,3 +195,42 @@ def stop_jobs(jobs: list[Job], grace: float = STOP_GRACE_S) -> None:
         if job.process.is_alive():
             job.process.terminate()
             job.process.join(5.0)
+
+
+def run_jobs(
+    plans: Sequence[Any],
+    jobs: int,
+    out: Path,
+    resume: bool,
+    report: Path | None,
+    on_done: Callable[[int, dict[str, Any], Any], None],
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """Run ``plans`` in up to ``jobs`` children at once, the trainability run (training takes
+    about as long as the longest sweep) first, then the rest in their order; each child on
+    a core of its own where there is one for it (no migrations). ``on_done(i, summary,
+    rendered)`` as each ends. A child's error is raised as :class:`JobError`; on any
+    exception (an interrupt included) the children still running are stopped first."""
+    waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment != "trainability")
+    allowed = allowed_cores()
+    free = allowed if len(allowed) >= jobs else []
+    running: dict[int, Job] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                i = waiting.pop(0)
+                running[i] = Job(plans[i], out, resume, report,
+                                 core=free.pop(0) if free else None)  # fmt: skip
+            for i, job in list(running.items()):
+                if job.finished:
+                    del running[i]
+                    if job.core is not None:
+                        free.append(job.core)
+                    on_done(i, job.wait(), job.rendered)
+            shown = [j.progress for j in running.values() if j.progress]
+            if on_progress and shown:
+                on_progress("  |  ".join(str(p[0]) for p in shown), shown[0][1], shown[0][2])
+            time.sleep(0.2)
+    except BaseException:
+        stop_jobs(list(running.values()))
+        raise

@@ -17,7 +17,7 @@ from typing import Any
 
 from trainbench.claims import Claim, ClaimSet
 from trainbench.config import first_line
-from trainbench.jobs import Job, JobError, allowed_cores, cores, stop_jobs
+from trainbench.jobs import JobError, cores, run_jobs
 from trainbench.results import FORMAT_VERSION, atomic_write_text, to_json
 from trainbench.verdicts import verdict_rows
 
@@ -286,11 +286,6 @@ def run_verify(
         result.summaries = [done[i] for i in sorted(done)]
         atomic_write_text(out / VERIFY_FILE, to_json(result.summary()))
 
-    running: dict[int, Job] = {}
-
-    def stop_all() -> None:
-        stop_jobs(list(running.values()))
-
     from trainbench.experiments import BUILT_IN, EXPERIMENTS
 
     # A child process knows the built-in experiments only, and their own code only.
@@ -298,60 +293,38 @@ def run_verify(
            and EXPERIMENTS.get(p.experiment) is not BUILT_IN.get(p.experiment)
            for p in plans):  # fmt: skip
         jobs = 1
+
+    def finished(i: int, summary: dict[str, Any], rendered: Any) -> None:
+        done[i] = summary
+        if rendered is not None:
+            result.rendered[plans[i].folder] = rendered
+        save()
+
     try:
         if jobs <= 1:
             for i, plan in enumerate(plans):
-                done[i] = run_plan(plan, out, resume, on_progress)
-                save()
+                finished(i, run_plan(plan, out, resume, on_progress), None)
         else:
-            # the trainability run (training takes about as long as the longest sweep)
-            # first, then the sweeps in the claims file's order
-            waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment != "trainability")
             # each job plans with its share of the memory (a run's default is half of it)
-            plans = [_with_memory_share(p, jobs) for p in plans]
-            # each job on a core of its own where there is one for it (no migrations)
-            free = allowed_cores() if len(allowed_cores()) >= jobs else []
-            while waiting or running:
-                while waiting and len(running) < jobs:
-                    i = waiting.pop(0)
-                    running[i] = Job(plans[i], out, resume, report,
-                                     core=free.pop(0) if free else None)  # fmt: skip
-                for i, job in list(running.items()):
-                    if job.finished:
-                        del running[i]
-                        if job.core is not None:
-                            free.append(job.core)
-                        try:
-                            done[i] = job.wait()
-                            if job.rendered is not None:
-                                result.rendered[plans[i].folder] = job.rendered
-                        except JobError as err:
-                            errors = {"SweepError": SweepError,
-                                      "TrainabilityError": TrainabilityError,
-                                      "ResultsError": ResultsError}  # fmt: skip
-                            raise errors.get(err.kind, RuntimeError)(str(err)) from None
-                        save()
-                if on_progress and running:
-                    shown = [j for j in running.values() if j.progress]
-                    if shown:
-                        what = "  |  ".join(str(j.progress[0]) for j in shown)  # type: ignore[index]
-                        on_progress(what, shown[0].progress[1], shown[0].progress[2])  # type: ignore[index]
-                time.sleep(0.2)
+            shared = [_with_memory_share(p, jobs) for p in plans]
+            try:
+                run_jobs(shared, jobs, out, resume, report, finished, on_progress)
+            except JobError as err:
+                errors = {"SweepError": SweepError, "TrainabilityError": TrainabilityError,
+                          "ResultsError": ResultsError}  # fmt: skip
+                raise errors.get(err.kind, RuntimeError)(str(err)) from None
     except BaseException:
-        try:
-            stop_all()
-        finally:
-            # the runs that were interrupted wrote their partial summaries: list their claims
-            for i, plan in enumerate(plans):
-                if i in done:
-                    continue
-                try:
-                    current = out / plan.folder / "summary.json"
-                    if current.stat().st_mtime >= started:
-                        done[i] = json.loads(current.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    pass
-            save()
+        # the runs that were interrupted wrote their partial summaries: list their claims
+        for i, plan in enumerate(plans):
+            if i in done:
+                continue
+            try:
+                current = out / plan.folder / "summary.json"
+                if current.stat().st_mtime >= started:
+                    done[i] = json.loads(current.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                pass
+        save()
         raise
     result.complete = True
     save()
