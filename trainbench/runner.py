@@ -997,6 +997,9 @@ def run_sweep(
     else:
         rate = matmul_rate(rows, inner, cols, device=device, dtype=dtype, threads=threads)
         baseline = {"op": "torch.mm", "shape": [rows, inner, cols], "gflops": rate / 1e9}
+        # the rate as a resumed run reads it back, so that its efficiencies are the same
+        # to the last digit (gflops * 1e9 need not give back the rate exactly)
+        rate = float(baseline["gflops"]) * 1e9
     # The model options are also given at the top level (config.cell, config.width, ...).
     config = (
         asdict(cfg)
