@@ -1,13 +1,14 @@
 """Runs of ``trainbench verify`` in child processes, several at a time (``--jobs``).
 
-Each child runs one plan (a sweep, or the trainability run) on one thread, so two jobs
-keep to two cores, and writes its own run folder as it goes. What this does to a time
+Each child runs plans (a sweep, or the trainability run) one at a time on one thread, so
+two jobs keep to two cores, and writes each run's folder as it goes. What this does to a time
 verdict was measured, not assumed: ``verify --quick`` with two jobs on a 2-core machine
 against one job (docs/performance.md, "verify --quick"); the thorough run keeps one job,
 so that the reference times are each taken with the machine to itself.
 
 A child is started with ``spawn`` (a forked torch process can deadlock in its thread
-pools) and sends back its progress, its summary, or the one-line error that ended it.
+pools) and sends back its progress, each plan's summary, or the one-line error that
+ended it.
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ def cores() -> int:
     return len(allowed_cores()) or os.cpu_count() or 1
 
 
-def _child(
-    plan: Any, out: str, resume: bool, report: str | None, core: int | None, messages: Any
+def _worker(
+    out: str, resume: bool, report: str | None, core: int | None, tasks: Any, messages: Any
 ) -> None:
-    """The child's body: the run of ``plan`` into its folder under ``out``, then its plots
-    for the report in ``report`` (where given); on ``core`` alone where given."""
+    """The child's body: the plans it is given (``(index, plan)`` from ``tasks``, until
+    None), each run into its folder under ``out``, then its plots drawn for the report in
+    ``report`` (where given); on ``core`` alone where given. One child runs several plans
+    in turn, so that each plan does not pay for starting torch again."""
     # Started with SIGINT ignored (see Job): out of the terminal's process group first, so
     # that only the parent's one interrupt (Job.interrupt) reaches this process; ended
     # with the parent, however the parent ends (Linux).
@@ -60,34 +63,47 @@ def _child(
         pass
     _end_with_parent()
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from trainbench.verify import run_plan
-
     if core is not None:
         try:
             os.sched_setaffinity(0, {core})
         except (AttributeError, OSError):
             pass
-
+    index = None
     try:
-        summary = run_plan(plan, Path(out), resume,
-                           lambda *what: messages.put(("progress", *what)))  # fmt: skip
+        from trainbench.verify import run_plan
+
+        while (task := tasks.get()) is not None:
+            index, plan = task
+            _run_one(index, plan, out, resume, report, messages, run_plan)
+            index = None
     except KeyboardInterrupt:
-        messages.put(("interrupted", None))
-        return
+        messages.put(("interrupted", index))
     except BaseException as err:  # noqa: BLE001 - every error goes back to the parent
         from trainbench.config import first_line
 
-        messages.put(("error", type(err).__name__, first_line(err)))
-        return
-    rendered = None
+        messages.put(("error", index, type(err).__name__, first_line(err)))
+
+
+def _run_one(
+    index: int, plan: Any, out: str, resume: bool, report: str | None, messages: Any,
+    run_plan: Callable[..., dict[str, Any]],
+) -> None:  # fmt: skip
+    """One plan in the child: its run, then its report plots; "done" with both."""
+    summary = run_plan(plan, Path(out), resume,
+                       lambda *what: messages.put(("progress", index, *what)))  # fmt: skip
+    rendered, stop = None, False
     if report is not None:
         from trainbench.report import ReportError, render_run
 
         try:
             rendered = render_run(Path(out) / plan.folder, Path(report))
-        except (ReportError, KeyboardInterrupt, Exception):  # the report draws them again
+        except KeyboardInterrupt:  # the run is saved: send it, then stop
+            stop = True
+        except (ReportError, Exception):  # the report draws them again
             pass
-    messages.put(("done", summary, rendered))
+    messages.put(("done", index, summary, rendered))
+    if stop:
+        raise KeyboardInterrupt
 
 
 def _end_with_parent() -> None:
@@ -106,72 +122,68 @@ def _end_with_parent() -> None:
 
 
 class Job:
-    """One run of ``verify`` in a child process: :meth:`poll` it, :meth:`wait` for its
-    summary, :meth:`stop` it."""
+    """A child process that runs the plans it is given one at a time (:meth:`submit`);
+    :meth:`poll` it for their results, :meth:`interrupt` or :meth:`finish` it."""
 
     def __init__(
-        self, plan: Any, out: Path, resume: bool, report: Path | None = None,
-        core: int | None = None,
+        self, out: Path, resume: bool, report: Path | None = None, core: int | None = None,
+        name: str = "trainbench verify job",
     ) -> None:  # fmt: skip
         ctx = multiprocessing.get_context("spawn")
-        self.plan = plan
-        self.rendered: Any = None  # the run's plots for the report: (made, notes)
+        self.tasks: Any = ctx.Queue()
         self.messages: Any = ctx.Queue()
         self.process = ctx.Process(
-            target=_child,
-            args=(plan, str(out), resume, None if report is None else str(report), core,
-                  self.messages),
-            name=f"trainbench {plan.folder}", daemon=True,
+            target=_worker,
+            args=(str(out), resume, None if report is None else str(report), core,
+                  self.tasks, self.messages),
+            name=name, daemon=True,
         )  # fmt: skip
         self.core = core
+        self.current: int | None = None  # the index of the plan it runs now
         self.progress: tuple[str, int, int] | None = None
-        self.result: tuple[Any, ...] | None = None
-        # Ignored until the child has left the terminal's process group (in _child).
+        self.results: list[tuple[Any, ...]] = []  # "done", "error", "interrupted" messages
+        # Ignored until the child has left the terminal's process group (in _worker).
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self.process.start()
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def submit(self, index: int, plan: Any) -> None:
+        self.current, self.progress = index, None
+        self.tasks.put((index, plan))
+
     def poll(self, timeout: float = 0.0) -> None:
-        """Read what the child sent; keep its latest progress and its result."""
-        while self.result is None:
+        """Read what the child sent: keep its latest progress and its results."""
+        while True:
             try:
                 message = self.messages.get(timeout=timeout) if timeout else (
                     self.messages.get_nowait())  # fmt: skip
             except queue.Empty:
                 return
             if message[0] == "progress":
-                self.progress = message[1:]
+                self.progress = message[2:]
             else:
-                self.result = message
+                self.results.append(message)
             timeout = 0.0
 
-    @property
-    def finished(self) -> bool:
-        """Whether the child has sent its result (or ended without one)."""
+    def take(self) -> tuple[Any, ...] | None:
+        """The next result the child sent, if any; one for its current plan frees it. A
+        child that ended without the result of its current plan gives an "error"."""
         self.poll()
-        return self.result is not None or not self.process.is_alive()
-
-    def wait(self) -> dict[str, Any]:
-        """The child's summary, once it ends; its error raised as :class:`JobError`,
-        its interruption as KeyboardInterrupt."""
-        while self.result is None:
-            self.poll(timeout=0.2)
-            if self.result is None and not self.process.is_alive():
-                self.poll(timeout=0.5)  # (what it sent last may still be on its way)
-                if self.result is None:
-                    code = self.process.exitcode
-                    raise JobError("exit", f"the {self.process.name} process ended "
-                                          f"without a result (exit code {code})")  # fmt: skip
-        self.process.join(STOP_GRACE_S)
-        kind = self.result[0]
-        if kind == "done":
-            self.rendered = self.result[2]
-            return self.result[1]
-        if kind == "interrupted":
-            raise KeyboardInterrupt
-        raise JobError(self.result[1], self.result[2])
+        if not self.results and self.current is not None and not self.process.is_alive():
+            self.poll(timeout=0.5)  # (what it sent last may still be on its way)
+            if not self.results:
+                code = self.process.exitcode
+                self.results.append(("error", self.current, "exit",
+                                     f"the {self.process.name} process ended without a "
+                                     f"result (exit code {code})"))  # fmt: skip
+        if not self.results:
+            return None
+        message = self.results.pop(0)
+        if message[1] == self.current:
+            self.current = None
+        return message
 
     def interrupt(self) -> None:
         """Ask the child to stop: it saves what it measured and sends "interrupted"."""
@@ -180,6 +192,11 @@ class Job:
                 os.kill(self.process.pid, signal.SIGINT)
             except OSError:
                 pass
+
+    def finish(self) -> None:
+        """No more plans: the child ends."""
+        self.tasks.put(None)
+        self.process.join(STOP_GRACE_S)
 
 
 def stop_jobs(jobs: list[Job], grace: float = STOP_GRACE_S) -> None:
@@ -206,31 +223,38 @@ def run_jobs(
     on_done: Callable[[int, dict[str, Any], Any], None],
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> None:
-    """Run ``plans`` in up to ``jobs`` children at once, the trainability run (training takes
-    about as long as the longest sweep) first, then the rest in their order; each child on
-    a core of its own where there is one for it (no migrations). ``on_done(i, summary,
-    rendered)`` as each ends. A child's error is raised as :class:`JobError`; on any
-    exception (an interrupt included) the children still running are stopped first."""
+    """Run ``plans`` in up to ``jobs`` children at once, each child on a core of its own
+    where there is one for it (no migrations) and given the next plan as it finishes one:
+    the trainability run (training takes about as long as the longest sweep) first, then
+    the rest in their order. ``on_done(i, summary, rendered)`` as each ends. A child's error
+    is raised as :class:`JobError`, its interruption as KeyboardInterrupt; on any exception
+    (an interrupt included) the children still running are stopped first."""
     waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment != "trainability")
     allowed = allowed_cores()
-    free = allowed if len(allowed) >= jobs else []
-    running: dict[int, Job] = {}
+    count = min(jobs, len(plans))
+    free = allowed if len(allowed) >= count else []
+    workers = [Job(out, resume, report, core=free[k] if free else None,
+                   name=f"trainbench verify job {k + 1}") for k in range(count)]  # fmt: skip
     try:
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                i = waiting.pop(0)
-                running[i] = Job(plans[i], out, resume, report,
-                                 core=free.pop(0) if free else None)  # fmt: skip
-            for i, job in list(running.items()):
-                if job.finished:
-                    del running[i]
-                    if job.core is not None:
-                        free.append(job.core)
-                    on_done(i, job.wait(), job.rendered)
-            shown = [j.progress for j in running.values() if j.progress]
+        while waiting or any(w.current is not None for w in workers):
+            for w in workers:
+                while (message := w.take()) is not None:
+                    kind, index = message[0], message[1]
+                    if kind == "done":
+                        on_done(index, message[2], message[3])
+                    elif kind == "interrupted":
+                        raise KeyboardInterrupt
+                    else:
+                        raise JobError(message[2], message[3])
+                if w.current is None and waiting:
+                    i = waiting.pop(0)
+                    w.submit(i, plans[i])
+            shown = [w.progress for w in workers if w.current is not None and w.progress]
             if on_progress and shown:
                 on_progress("  |  ".join(str(p[0]) for p in shown), shown[0][1], shown[0][2])
             time.sleep(0.2)
+        for w in workers:
+            w.finish()
     except BaseException:
-        stop_jobs(list(running.values()))
+        stop_jobs(workers)
         raise
