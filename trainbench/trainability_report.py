@@ -59,11 +59,9 @@ def write_files(folder: Path, summary: Mapping[str, Any], plots: bool = True) ->
 
 
 def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
-    import matplotlib
+    from trainbench.plots import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     out = []
     signal = summary["gradient_signal"]
     variants = list(dict.fromkeys(r["variant"] for r in signal))
