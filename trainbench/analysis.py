@@ -9,7 +9,7 @@ run. ``trainbench.runner`` re-exports all three.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +36,15 @@ def fit_points(
     samples: list[dict[str, Any]],
     seed: int = 0,
     min_fit_size: int = 1,
+    only: Collection[tuple[str, str]] | None = None,
 ) -> tuple[dict[tuple[str, str], OrderFit], list[str]]:
-    """Fit every metric of every variant over the sizes from ``min_fit_size`` on; return the
-    fits and notes on what was not fitted."""
+    """Fit every metric of every variant (``only``: these (variant, metric) pairs) over the
+    sizes from ``min_fit_size`` on; return the fits and notes on what was not fitted."""
     fits: dict[tuple[str, str], OrderFit] = {}
     notes: list[str] = []
     variants = sorted({p["variant"] for p in points})
+    if only is not None:
+        variants = [v for v in variants if any(v == w for w, _ in only)]
     raw: dict[tuple[str, int, str], tuple[list[float], list[int]]] = {}
     for smp in samples:
         times, labels = raw.setdefault((smp["variant"], smp["size"], smp["phase"]), ([], []))
@@ -57,6 +60,8 @@ def fit_points(
             notes.append(f"{v}: not fitted (measured at {len(sizes)} sizes; a fit needs 3)")
             continue
         for metric in FIT_METRICS:
+            if only is not None and (v, metric) not in only:
+                continue
             values = [p.get(metric) for p in rows]
             if all(val is None or val == 0 for val in values):
                 if metric != "peak_bytes":

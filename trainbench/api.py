@@ -278,6 +278,7 @@ def sweep(
     threads: int = 0,
     precision: float = 0.05,
     max_passes: int = 40,
+    until: str = "narrow",
     device: str = "auto",
     dtype: str = "float32",
     seed: int = 0,
@@ -309,6 +310,7 @@ def sweep(
         device=device, dtype=dtype, seed=seed, time_budget=time_budget,
         max_memory=max_memory, compile=compile, control=control,
         control_max_size=control_max_size, precision=precision, max_passes=max_passes,
+        until=until,
     )  # fmt: skip
     claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
     if exp.name not in EXPERIMENTS:

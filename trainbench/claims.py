@@ -35,9 +35,9 @@ VERDICTS = ("confirmed", "refuted", "inconclusive")
 RUN_KEYS = {
     "sweep": {
         "min_size", "max_size", "control_max_size", "repeats", "min_time", "threads", "seed",
-        "dtype", "device", "time_tolerance", "precision", "max_passes",
+        "dtype", "device", "time_tolerance", "precision", "max_passes", "until",
     },
-    "trainability": {"depths", "steps", "seed", "threads", "lr_sgd", "lr_adam"},
+    "trainability": {"depths", "steps", "seed", "threads", "lr_sgd", "lr_adam", "trained"},
 }  # fmt: skip
 _ORDER = re.compile(r"O\((?:1|(?P<sym>[A-Za-z])(?:(?:\^|\*\*)?(?P<exp>[0-9]+(?:\.[0-9]+)?))?)\)")
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
@@ -191,6 +191,8 @@ SETTING_WORDS = {
     "lr_adam": "a positive number",
     "dtype": "float32 or float64",
     "device": "auto, cpu or cuda",
+    "until": "narrow or confirmed",
+    "trained": "all or claimed",
     "depths": "a list of whole numbers from 1 to 4096",
 }
 
@@ -214,6 +216,10 @@ def _setting_ok(key: str, value: Any) -> bool:
         return value in ("float32", "float64")
     if key == "device":
         return value in ("auto", "cpu", "cuda")
+    if key == "until":
+        return value in ("narrow", "confirmed")
+    if key == "trained":
+        return value in ("all", "claimed")
     if key == "depths":
         return (
             isinstance(value, list)

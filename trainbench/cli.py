@@ -168,6 +168,22 @@ Precision = Annotated[
     ),
 ]  # fmt: skip
 MaxPasses = Annotated[int, typer.Option(min=1, max=1000, help="Timing passes at most.")]
+
+
+class UntilChoice(str, enum.Enum):
+    narrow = "narrow"
+    confirmed = "confirmed"
+
+
+UntilOpt = Annotated[
+    UntilChoice,
+    typer.Option(
+        "--until",
+        help="narrow: a variant's passes end when its claimed time intervals are within "
+        "±--precision; confirmed: also when every time claim on it reads confirmed (fewer "
+        "passes; the interval may be wider).",
+    ),
+]  # fmt: skip
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Floating point type of the model.")]
 Seed = Annotated[
@@ -292,6 +308,7 @@ def _run_and_render(
     threads: int,
     precision: float,
     max_passes: int,
+    until: UntilChoice,
     device: Device,
     dtype: DType,
     seed: int,
@@ -327,6 +344,7 @@ def _run_and_render(
         threads=threads,
         precision=precision,
         max_passes=max_passes,
+        until=until.value,
         device=device.value,
         dtype=dtype.value,
         seed=seed,
@@ -431,6 +449,7 @@ def mlp_heads(
     threads: Threads = 0,
     precision: Precision = 0.05,
     max_passes: MaxPasses = 40,
+    until: UntilOpt = UntilChoice.narrow,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
@@ -462,6 +481,7 @@ def mlp_heads(
         threads=threads,
         precision=precision,
         max_passes=max_passes,
+        until=until,
         device=device,
         dtype=dtype,
         seed=seed,
@@ -503,6 +523,7 @@ def rnn_lm(
     threads: Threads = 0,
     precision: Precision = 0.05,
     max_passes: MaxPasses = 40,
+    until: UntilOpt = UntilChoice.narrow,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
@@ -528,6 +549,7 @@ def rnn_lm(
         threads=threads,
         precision=precision,
         max_passes=max_passes,
+        until=until,
         device=device,
         dtype=dtype,
         seed=seed,
@@ -564,6 +586,7 @@ def ugcnn(
     threads: Threads = 0,
     precision: Precision = 0.05,
     max_passes: MaxPasses = 40,
+    until: UntilOpt = UntilChoice.narrow,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
@@ -595,6 +618,7 @@ def ugcnn(
         threads=threads,
         precision=precision,
         max_passes=max_passes,
+        until=until,
         device=device,
         dtype=dtype,
         seed=seed,
@@ -688,6 +712,7 @@ def sweep_command(
     threads: Threads = 0,
     precision: Precision = 0.05,
     max_passes: MaxPasses = 40,
+    until: UntilOpt = UntilChoice.narrow,
     device: DeviceOpt = Device.auto,
     dtype: DTypeOpt = DType.float32,
     seed: Seed = 0,
@@ -725,7 +750,7 @@ def sweep_command(
             control_max_size=control_max_size, repeats=repeats, min_time=min_time,
             threads=threads, device=device.value, dtype=dtype.value, seed=seed,
             time_budget=time_budget, max_memory=memory, compile=compile_,
-            precision=precision, max_passes=max_passes,
+            precision=precision, max_passes=max_passes, until=until.value,
         )  # fmt: skip
         if cfg.max_size > MAX_SIZE and exp.name in EXPERIMENTS:
             raise SweepError(f"--sizes: {cfg.max_size} is too large (at most {MAX_SIZE})")
@@ -789,6 +814,14 @@ def trainability(
         str,
         typer.Option(help="Comma-separated: plain, heads, residual (MLPs), cnn, ugcnn (CNNs)."),
     ] = "plain,heads,residual,cnn,ugcnn",
+    trained: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated: the variants trained (default: every one of "
+                     "--variants; the others have their gradient signal measured only)."),
+    ] = None,
+    optimizers: Annotated[
+        str, typer.Option(help="Comma-separated: the optimizers each variant is trained with.")
+    ] = "sgd,adam",
     steps: Annotated[
         int | None, typer.Option(help="Training steps per run (default 300; 0: no training).")
     ] = None,
@@ -814,6 +847,10 @@ def trainability(
         depths = QUICK_DEPTHS if quick else DEFAULT_DEPTHS
     depth_list = _int_list(depths, "--depths")
     names = tuple(dict.fromkeys(v.strip() for v in variants.split(",") if v.strip()))
+    trained_names = (
+        tuple(dict.fromkeys(v.strip() for v in trained.split(",") if v.strip()))
+        if trained is not None else None
+    )  # fmt: skip
     if steps is not None and not 0 <= steps <= MAX_STEPS:
         raise fail(f"--steps must be from 0 to {MAX_STEPS}, got {steps}")
     cfg = TrainabilityConfig(
@@ -824,6 +861,8 @@ def trainability(
         lr_adam=lr_adam,
         seed=seed,
         threads=threads,
+        trained=trained_names,
+        optimizers=tuple(dict.fromkeys(o.strip() for o in optimizers.split(",") if o.strip())),
     )
     try:
         cfg.validate()

@@ -51,3 +51,6 @@ class SweepConfig:
     # watched time exponent has a half-width of at most ``precision``.
     precision: float = 0.05
     max_passes: int = 40
+    # "confirmed": a variant's passes also end once every time claim on it reads confirmed
+    # (judged as at the end of the run); "narrow": only its intervals' width ends them.
+    until: str = "narrow"

@@ -147,7 +147,7 @@ def reproduce_command(summary: dict[str, Any]) -> str:
 
     options = cfg.get("options") or {}
     if exp == "trainability":
-        for key in ("depths", "variants", "steps", "lr_sgd", "lr_adam"):
+        for key in ("depths", "variants", "trained", "optimizers", "steps", "lr_sgd", "lr_adam"):
             add(key.replace("_", "-"), cfg.get(key))
     elif exp not in SIZE and "target" in options:  # trainbench sweep TARGET
         parts[1:] = ["sweep", str(options["target"])]
@@ -181,6 +181,8 @@ def reproduce_command(summary: dict[str, Any]) -> str:
             add(f"control-max-{unit}", cfg.get("control_max_size"))
         add("repeats", cfg.get("repeats"))
         add("min-time", cfg.get("min_time"))
+        if cfg.get("until", "narrow") != "narrow":
+            add("until", cfg.get("until"))
     add("threads", cfg.get("threads") or None)
     if cfg.get("compile"):
         parts.append("--compile")

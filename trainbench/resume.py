@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from trainbench.runner import RunResult, _Point
 
 # Settings a resumed run may change: they limit the run, they do not change what is measured.
-RESUME_MAY_CHANGE = ("time_budget", "max_memory", "precision", "max_passes")
+RESUME_MAY_CHANGE = ("time_budget", "max_memory", "precision", "max_passes", "until")
 
 
 def _show(value: Any) -> str:

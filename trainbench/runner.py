@@ -40,7 +40,7 @@ from trainbench.analysis import judge_claims as judge_claims  # re-exported
 from trainbench.claims import Claim
 from trainbench.config import SweepConfig, SweepError, first_line
 from trainbench.experiments import Experiment
-from trainbench.fit import fit_order, window_start
+from trainbench.fit import CONFIRMED, fit_order, window_start
 from trainbench.limits import (
     _free_memory,
     _is_out_of_memory,
@@ -72,6 +72,7 @@ from trainbench.resume import _read_earlier
 from trainbench.threads import default_threads, keeps_torch_threads
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+UNTIL = ("narrow", "confirmed")  # what ends a variant's passes (SweepConfig.until)
 
 
 @dataclass
@@ -224,6 +225,8 @@ def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dty
         raise SweepError(f"--max-passes must be at least 1, got {cfg.max_passes}")
     if not (math.isfinite(cfg.precision) and cfg.precision > 0):
         raise SweepError(f"--precision must be a positive number, got {cfg.precision:g}")
+    if cfg.until not in UNTIL:
+        raise SweepError(f"--until: choose {' or '.join(UNTIL)}, got {cfg.until!r}")
     if cfg.time_budget is not None and not (math.isfinite(cfg.time_budget) and cfg.time_budget > 0):
         raise SweepError(
             f"--time-budget must be a positive number of seconds, got {cfg.time_budget:g}"
@@ -473,6 +476,8 @@ class _Sweep:
         self.watch: dict[str, tuple[str, ...]] = {}
         self.reached: dict[str, float | None] = {}
         self.settled_at: dict[str, int] = {}
+        self.confirmed_at: dict[str, int] = {}  # --until confirmed: the pass it stopped at
+        self.claims: Sequence[Claim] | None = None  # the claims judged (None: the file's)
         self.window_passes = 0  # passes after which the points below the fit window stopped
 
     # files and progress
@@ -721,6 +726,9 @@ class _Sweep:
                         del probes[key]
                     if not active:
                         stopped = f"every watched interval within ±{cfg.precision:g}"
+                        if self.confirmed_at:
+                            stopped = (f"every time claim confirmed or its interval within "
+                                       f"±{cfg.precision:g} (--until confirmed)")  # fmt: skip
                         break
                 if passes >= cap:
                     break
@@ -826,17 +834,64 @@ class _Sweep:
         return (fit.ci_high - fit.ci_low) / 2
 
     def settled(self, variants: set[str], passes: int) -> set[str]:
-        """The variants whose watched time metrics are all within ±precision now."""
+        """The variants whose watched time metrics are all within ±precision now, and with
+        ``--until confirmed`` those whose time claims all read confirmed now."""
         out = set()
+        widths_of: dict[str, dict[str, float | None]] = {}
         for v in sorted(variants):
             widths = {m: self.half_width(v, m) for m in self.watch.get(v, ("bwd_s",))}
+            widths_of[v] = widths
             for m, w in widths.items():
                 self.reached[f"{v}/{m}"] = None if w is None else round(w, 4)
             # (a metric that cannot be fitted yet, too few sizes, is not waited for)
             if all(w is None or w <= self.cfg.precision for w in widths.values()):
                 out.add(v)
                 self.settled_at[v] = passes
+        if self.cfg.until == "confirmed":
+            for v in self.confirmed_now(variants - out, widths_of):
+                out.add(v)
+                self.settled_at[v] = self.confirmed_at[v] = passes
         return out
+
+    def confirmed_now(
+        self, variants: set[str], widths: Mapping[str, Mapping[str, float | None]]
+    ) -> set[str]:
+        """The variants of ``variants`` with time claims, every one of which reads confirmed
+        on the points timed so far, judged as at the end of the run (the same fits, bootstrap
+        and rules). Judged only where each claimed interval is at most as wide as its band
+        (no interval wider can lie inside it)."""
+        claims = self.exp.claims_for(self.cfg.options, self.claims)
+        timed = [c for c in claims if c.metric in TIME_METRICS]
+        by_id = {c.id: c for c in claims}
+        ready = {
+            v for v in variants
+            if any(c.variant == v for c in timed)
+            and all((w := widths.get(c.variant, {}).get(c.metric)) is not None
+                    and w <= c.tolerance for c in timed if c.variant == v)
+        }  # fmt: skip
+        if not ready:
+            return set()
+        mine = [c for c in timed if c.variant in ready]
+        need = {(c.variant, c.metric) for c in mine}
+        need |= {(c.variant, c.work_metric) for c in mine if c.work_metric}
+        for c in mine:
+            if c.control in by_id:
+                cc = by_id[c.control]
+                need.add((cc.variant, cc.metric))
+        result = self.result
+        fits, _ = fit_points(
+            result.points, result.samples, self.cfg.seed, self.exp.min_fit_size, only=need
+        )
+        judged = judge_claims(
+            self.exp, fits, {p["variant"] for p in result.points},
+            result.config.get("options"), [c for c in claims if c in mine or c.id in
+                                           {m.control for m in mine}],
+            points=result.points, samples=result.samples,
+            caches=(result.environment or {}).get("caches"), seed=self.cfg.seed,
+        )  # fmt: skip
+        verdict = {r["id"]: r["verdict"] for r in judged}
+        return {v for v in ready
+                if all(verdict.get(c.id) == CONFIRMED for c in mine if c.variant == v)}  # fmt: skip
 
     def record_schedule(self, passes: int, stopped: str, adaptive: bool) -> None:
         cfg = self.cfg
@@ -848,12 +903,15 @@ class _Sweep:
             "adaptive": adaptive,
             "half_widths": dict(self.reached),
             "settled_at": dict(self.settled_at),
+            "until": cfg.until,
+            "confirmed_at": dict(self.confirmed_at),
             "below_window_passes": self.window_passes or None,
             "stopped": stopped,
         }
         widths = ", ".join(
             f"{k} ±{w:.3f}" + (f" after {self.settled_at[k.split('/')[0]]}"
                                if k.split("/")[0] in self.settled_at else "")
+            + (" (confirmed)" if k.split("/")[0] in self.confirmed_at else "")
             for k, w in self.reached.items() if w is not None
         )  # fmt: skip
         note = (
@@ -1033,6 +1091,7 @@ def run_sweep(
     run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
                  on_progress, started, points)  # fmt: skip
     run.watch = watched_metrics(exp, cfg.options, claims)
+    run.claims = claims
     if earlier is not None:
         result.notes.extend(run.failure_note(f) for f in result.failed)
         result.notes.append(earlier.resumed_note(run.done, run.total))

@@ -39,6 +39,7 @@ MLP_VARIANTS = ("plain", "heads", "residual")
 CNN_VARIANTS = ("cnn", "ugcnn")
 VARIANTS = MLP_VARIANTS + CNN_VARIANTS
 OPTIMIZERS = ("sgd", "adam")
+JUDGED_OPTIMIZER = "sgd"  # the training a claim's loss is judged on
 KEPT = 1e-3  # a first/last gradient ratio at or above this has kept the signal
 LOST = 1e-6  # at or below this it has lost it
 # the training losses a claim may name, and what they are in words
@@ -71,6 +72,7 @@ class TrainabilityConfig:
     clip: float = 1.0  # gradient-norm clipping for both optimisers (0: none)
     seed: int = 0
     threads: int = 0
+    trained: tuple[str, ...] | None = None  # the variants trained (None: every one measured)
 
     def validate(self) -> None:
         if not self.depths or min(self.depths) < 1:
@@ -82,6 +84,16 @@ class TrainabilityConfig:
             )
         if not self.variants:
             raise TrainabilityError("--variants: name at least one variant")
+        if not self.optimizers or any(o not in OPTIMIZERS for o in self.optimizers):
+            raise TrainabilityError(
+                f"--optimizers: choose from {', '.join(OPTIMIZERS)}, got "
+                f"{','.join(self.optimizers) or 'none'}"
+            )
+        untested = [v for v in self.trained or () if v not in self.variants]
+        if untested:
+            raise TrainabilityError(
+                f"--trained: {untested[0]!r} is not one of --variants ({', '.join(self.variants)})"
+            )
         if self.steps < 0:
             raise TrainabilityError(f"--steps must be at least 0, got {self.steps}")
         if self.eval_every < 1:
@@ -285,8 +297,8 @@ def judge(claim: dict[str, Any], signal: list[dict], training: list[dict]) -> di
     problems = []
     loss = next((m for m in claim.get("metrics", ()) if m in TRAINING_LOSSES), None)
     if loss is not None:
-        mine = _at(training, variant, L, optimizer="sgd")
-        theirs = _at(training, baseline, L, optimizer="sgd")
+        mine = _at(training, variant, L, optimizer=JUDGED_OPTIMIZER)
+        theirs = _at(training, baseline, L, optimizer=JUDGED_OPTIMIZER)
         if mine is None or theirs is None:
             problems.append("SGD training was not measured at this depth")
         else:
@@ -394,7 +406,8 @@ def run_trainability(
         (v, d, None) for v in cfg.variants for d in cfg.depths
     ]
     if cfg.steps > 0:
-        jobs += [(v, d, o) for v in cfg.variants for d in cfg.depths for o in cfg.optimizers]
+        jobs += [(v, d, o) for v in cfg.variants for d in cfg.depths for o in cfg.optimizers
+                 if cfg.trained is None or v in cfg.trained]  # fmt: skip
     if earlier is not None:
         jobs = _continue(result, earlier, jobs)
     try:

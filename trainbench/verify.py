@@ -23,13 +23,18 @@ from trainbench.verdicts import verdict_rows
 
 VERIFY_FILE = "verify.json"
 # Used where the claims file's [runs] table does not say.
+# A quick run's variant stops timing once its time claims read confirmed (--until
+# confirmed); the thorough run times until the intervals are narrow, for the reference.
 FALLBACK = {
     "thorough": {"min_size": 1, "max_size": 64},
-    "quick": {"min_size": 1, "max_size": 32},
+    "quick": {"min_size": 1, "max_size": 32, "until": "confirmed"},
 }
+# trained = "claimed": only the variants (and baselines) of claims judged on a training
+# loss are trained, with the optimizer the claims are judged on; the others have their
+# gradient signal measured. "all": every variant, with every optimizer.
 TRAINABILITY_FALLBACK = {
-    "thorough": {"depths": [2, 4, 8, 16, 32, 64], "steps": 300},
-    "quick": {"depths": [2, 8, 32], "steps": 100},
+    "thorough": {"depths": [2, 4, 8, 16, 32, 64], "steps": 300, "trained": "all"},
+    "quick": {"depths": [2, 8, 32], "steps": 100, "trained": "claimed"},
 }
 
 
@@ -150,13 +155,20 @@ def sweep_config(plan: RunPlan) -> Any:
 
 
 def trainability_config(plan: RunPlan) -> Any:
-    from trainbench.trainability import VARIANTS, TrainabilityConfig
+    from trainbench.trainability import JUDGED_OPTIMIZER, OPTIMIZERS, VARIANTS, TrainabilityConfig
 
     wanted = {c.variant for c in plan.claims} | {c.baseline for c in plan.claims if c.baseline}
     settings = dict(plan.settings)
+    trained, optimizers = None, OPTIMIZERS
+    if settings.pop("trained", "all") == "claimed":  # what the claims are judged on only
+        losses = [c for c in plan.claims if set(c.metrics) - {"gradient_ratio"}]
+        named = {c.variant for c in losses} | {c.baseline for c in losses if c.baseline}
+        trained, optimizers = tuple(v for v in VARIANTS if v in named), (JUDGED_OPTIMIZER,)
     return TrainabilityConfig(
         depths=tuple(int(d) for d in settings.pop("depths")),
         variants=tuple(v for v in VARIANTS if v in wanted),
+        trained=trained,
+        optimizers=optimizers,
         **settings,
     )
 
