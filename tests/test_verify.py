@@ -407,11 +407,11 @@ def test_plan_runs_shipped(quick: bool) -> None:
     assert (
         by_folder["rnn-lm-ugrnn"].settings["max_size"] == claim_set.runs["rnn-lm"][mode]["max_size"]
     )
-    # the `none` cell's own table: the quick run reaches T = 256 beyond its L2 crossing
+    # the `none` cell's own table: T = 512, its fit window beyond its L2 crossing
     none = by_folder["rnn-lm-none"].settings
     assert dict(none) == FALLBACK[mode] | dict(claim_set.runs["rnn-lm"][mode]) | dict(
         claim_set.runs["rnn-lm-none"][mode])  # fmt: skip
-    assert none["max_size"] == 256
+    assert none["max_size"] == 512
     assert by_folder["rnn-lm-ugrnn"].settings["max_size"] == (128 if quick else 256)
     train = by_folder["trainability"].settings
     assert list(train["depths"]) == claim_set.runs["trainability"][mode]["depths"]
@@ -608,11 +608,26 @@ metric = "graph_depth"
 expected = "O(T)"
 tolerance = 0.02
 
+[[claim]]
+id = "G3"
+problem = "2"
+statement = "the UGCNN's backward graph has O(L) nodes"
+experiment = "ugcnn"
+options = { channels = 2, image_size = 4, batch = 1 }
+variant = "full"
+metric = "graph_nodes"
+expected = "O(L)"
+tolerance = 0.02
+
 [runs.mlp-heads]
 thorough = { max_size = 16 }
 quick = { max_size = 16, repeats = 1, max_passes = 1, min_time = 0.0 }
 
 [runs.rnn-lm]
+thorough = { max_size = 16 }
+quick = { max_size = 16, repeats = 1, max_passes = 1, min_time = 0.0 }
+
+[runs.ugcnn]
 thorough = { max_size = 16 }
 quick = { max_size = 16, repeats = 1, max_passes = 1, min_time = 0.0 }
 """
@@ -631,14 +646,75 @@ def test_two_jobs_run_the_plans_in_child_processes_with_the_same_results(tmp_pat
         assert summary["command"].endswith(f"--jobs {jobs} --out {out}") or jobs == 1
         results[jobs] = {r["id"]: (r["verdict"], r["measured"]) for r in summary["rows"]}
         report = (out / "report" / "report.md").read_text(encoding="utf-8")
-        for folder in ("mlp-heads", "rnn-lm-ugrnn"):
+        for folder in ("mlp-heads", "rnn-lm-ugrnn", "ugcnn"):  # three runs on two jobs
             points = json.loads((out / folder / "summary.json").read_text(encoding="utf-8"))
             assert len(points["points"]) == len(SIZES)
             # each run's plots, drawn by its job, are in the report
             assert (out / "report" / "plots" / f"{folder}-graph.png").is_file()
             assert f"plots/{folder}-graph.png" in report
     assert results[1] == results[2]
-    assert {k: v[0] for k, v in results[2].items()} == {"G1": "confirmed", "G2": "confirmed"}
+    assert {k: v[0] for k, v in results[2].items()} == {
+        "G1": "confirmed", "G2": "confirmed", "G3": "confirmed"
+    }  # fmt: skip
+
+
+def _processes_with(marker: str) -> list[int]:
+    """The processes whose environment holds ``marker`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_ctrl_c_stops_every_job_and_keeps_their_runs(tmp_path: Path) -> None:
+    """SIGINT to ``verify --jobs 2``: exit 130 with one line, every child ends, the runs
+    under way are saved as partial and listed in verify.json."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    slow = JOBS_CLAIMS.replace("repeats = 1, max_passes = 1, min_time = 0.0",
+                               "repeats = 40, max_passes = 40, min_time = 0.02")  # fmt: skip
+    claims = tmp_path / "claims.toml"
+    claims.write_text(slow, encoding="utf-8")
+    out = tmp_path / "out"
+    marker = f"TRAINBENCH_TEST_MARK={uuid.uuid4().hex}"
+    env = dict(os.environ) | dict([marker.split("=")])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainbench", "verify", "--quick", "--claims", str(claims),
+         "--out", str(out), "--jobs", "2", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(out.glob("*/summary.json"))) >= 2:  # both jobs are measuring
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stdout + stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(marker) == []
+    summary = json.loads((out / VERIFY_FILE).read_text(encoding="utf-8"))
+    assert summary["complete"] is False
+    partial = [json.loads(f.read_text(encoding="utf-8")) for f in out.glob("*/summary.json")]
+    assert len(partial) >= 2 and not all(s["complete"] for s in partial)
+    listed = {r["id"] for r in summary["rows"]}
+    for s in partial:
+        assert {c["id"] for c in s["claims"]} <= listed
 
 
 

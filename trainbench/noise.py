@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -311,6 +312,13 @@ class Trial:
     gap_s: float = 0.01  # the other phase's visit, untimed here
     n_boot: int = 200
     labelled: bool = True  # give fit_order the pass labels (False: medians per size)
+    # "fixed": judged after ``passes`` passes. "confirmed": the harness's --until confirmed,
+    # judged after every pass from ``min_passes`` on, stopping at the first that reads
+    # confirmed or whose interval's half-width is at most ``precision`` (its --precision
+    # rule); ``passes`` is then --max-passes.
+    until: str = "fixed"
+    min_passes: int = 6
+    precision: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -320,11 +328,12 @@ class TrialResult:
     ci_low: float
     ci_high: float
     best_class: str
+    passes: int = 0  # the passes it was judged after
 
 
 def run_trial(trial: Trial) -> TrialResult:
     """Simulate ``trial``'s sweep on its machine, fit it and judge its claim."""
-    from trainbench.fit import fit_order, judge
+    from trainbench.fit import CONFIRMED, fit_order, judge
 
     rng = np.random.default_rng(trial.seed)
     values, labels = simulate_passes(
@@ -337,15 +346,28 @@ def run_trial(trial: Trial) -> TrialResult:
         visit_s=trial.visit_s,
         gap_s=trial.gap_s,
     )
-    fit = fit_order(
-        trial.sizes,
-        values,
-        rounds=labels if trial.labelled else None,
-        seed=trial.seed,
-        n_boot=trial.n_boot,
-    )
-    verdict = judge(fit, trial.expected, trial.tolerance).verdict
-    return TrialResult(verdict, fit.exponent, fit.ci_low, fit.ci_high, fit.best_class)
+
+    def judged(passes: int) -> tuple[str, Any]:
+        kept = [[i for i, lab in enumerate(mine) if lab < passes] for mine in labels]
+        fit = fit_order(
+            trial.sizes,
+            [[v[i] for i in k] for v, k in zip(values, kept, strict=True)],
+            rounds=[[lab[i] for i in k] for lab, k in zip(labels, kept, strict=True)]
+            if trial.labelled else None,
+            seed=trial.seed,
+            n_boot=trial.n_boot,
+        )  # fmt: skip
+        return judge(fit, trial.expected, trial.tolerance).verdict, fit
+
+    passes = trial.passes
+    if trial.until == "confirmed":
+        for passes in range(min(trial.min_passes, trial.passes), trial.passes + 1):
+            verdict, fit = judged(passes)
+            if verdict == CONFIRMED or (fit.ci_high - fit.ci_low) / 2 <= trial.precision:
+                break
+    else:
+        verdict, fit = judged(passes)
+    return TrialResult(verdict, fit.exponent, fit.ci_low, fit.ci_high, fit.best_class, passes)
 
 
 def run_trials(
@@ -374,6 +396,7 @@ def calibration_table(
     first_seed: int = 0,
     workers: int = 2,
     passes: int = 12,
+    until: str = "fixed",
 ) -> list[dict[str, object]]:
     """The verdict counts of every case, preset and estimator (with pass labels or on
     per-size medians), ``trials`` seeded trials each: the table of docs/method.md."""
@@ -398,6 +421,7 @@ def calibration_table(
                             model=noise.PRESETS[name],
                             passes=passes,
                             labelled=lab,
+                            until=until,
                         )
                         for s in range(trials)
                     ]
@@ -417,6 +441,7 @@ def calibration_table(
                         "width_median": round(
                             float(np.median([r.ci_high - r.ci_low for r in res])), 3
                         ),
+                        "passes_median": float(np.median([r.passes for r in res])),
                     }
                     if truth is not None:
                         cover = np.mean([r.ci_low <= truth <= r.ci_high for r in res])
@@ -436,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--passes", type=int, default=12)
     p.add_argument("--models", default="quiet,loaded")
+    p.add_argument("--until", choices=("fixed", "confirmed"), default="fixed",
+                   help="confirmed: stop at the first confirmed pass from 6 on (--passes: "
+                   "the most)")
     p.add_argument("--json", action="store_true", help="one JSON object per row")
     args = p.parse_args(argv)
     rows = calibration_table(
@@ -444,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first_seed=args.first_seed,
         workers=args.workers,
         passes=args.passes,
+        until=args.until,
     )
     for row in rows:
         if args.json:
@@ -453,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"| {row['machine']} | {row['estimator']} | {row['true']} | "
                 f"O(n^{row['claim']:g}) | {row['confirmed']} | {row['refuted']} | "
                 f"{row['inconclusive']} | {row['k_median']} ± {row['k_sd']} | "
-                f"{row['width_median']} | {row.get('covered', '')} |"
+                f"{row['width_median']} | {row.get('covered', '')} | {row['passes_median']:g} |"
             )
     return 0
 
