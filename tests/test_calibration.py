@@ -212,7 +212,7 @@ def test_stopping_at_the_first_confirmation_on_a_loaded_machine(mapper: Mapper) 
     whose intervals stay wide and whose exponents read high, looking again and again for a
     confirmation lets no false claim through (none of 300 in docs/method.md's table, up to
     40 passes)."""
-    few = trials("n^1.3", 1.0, model=LOADED, until="confirmed", passes=24)[: max(1, TRIALS // 3)]
+    few = trials("n^1.3", 1.0, model=LOADED, until="confirmed", passes=24)[: max(1, TRIALS // 4)]
     results = run(few, mapper)
     assert tally(results)[CONFIRMED] == 0, tally(results)
     assert max(r.passes for r in results) > 6  # it did look more than once

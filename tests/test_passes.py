@@ -4,8 +4,10 @@ sizes once, at its first pass."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import targets_for_tests as T
@@ -58,3 +60,32 @@ def test_a_later_probe_reuses_the_block_sizes_and_warms_the_gradients() -> None:
     assert again.plan == first.plan  # not calibrated for 0.5 s
     f, b = again.visit()
     assert len(f.samples) == first.fwd.blocks and len(b.samples) == first.bwd.blocks
+
+
+def test_a_forward_no_claim_is_on_is_timed_in_the_first_repeats_passes_only(
+    tmp_path: Path,
+) -> None:
+    common = {"repeats": 2, "max_passes": 4, "precision": 0.001, "min_time": 0.001,
+              "threads": 1, "reference": "64"}  # fmt: skip
+    result = trainbench.sweep(T.chain, SIZES, out=tmp_path, **common)  # type: ignore[arg-type]
+    rounds = result.samples.groupby(["size", "phase"])["round"].nunique().unstack()
+    assert rounds["bwd"].tolist() == [4] * len(SIZES)
+    assert rounds["fwd"].tolist() == [2] * len(SIZES)
+    assert (result.points["rounds"] == 4).all()
+    assert any("forward time (no claim of the run is on it)" in n for n in result.run.notes)
+    # a claim on the forward time: timed in every pass
+    on_fwd = trainbench.sweep(T.chain, SIZES, claim="O(n)", metric="fwd_s",
+                              **common)  # type: ignore[arg-type]  # fmt: skip
+    assert set(on_fwd.samples.groupby(["size", "phase"])["round"].nunique()) == {4}
+
+    # --resume reads the passes back from the backward's samples: nothing is timed again
+    folder = tmp_path / "chain"
+    summary_file = folder / "summary.json"
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    summary["complete"] = False
+    summary_file.write_text(json.dumps(summary), encoding="utf-8")
+    samples = (folder / "samples.csv").read_text(encoding="utf-8")
+    again = trainbench.sweep(T.chain, SIZES, out=tmp_path, resume=True,
+                             **common)  # type: ignore[arg-type]  # fmt: skip
+    assert (folder / "samples.csv").read_text(encoding="utf-8") == samples
+    assert (again.points["rounds"] == 4).all()

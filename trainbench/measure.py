@@ -361,6 +361,7 @@ class Probe:
             globals={"fn": lambda: _backward(roots, retain_graph=True)},
             num_threads=threads,
         )
+        self.time_forward = True  # False: a visit times the backward alone
         if plan is None:
             self.fwd.calibrate(visit_s)
             self.bwd.calibrate(visit_s)
@@ -374,8 +375,9 @@ class Probe:
         return VisitPlan(self.fwd.number, self.fwd.blocks, self.bwd.number, self.bwd.blocks)
 
     def visit(self) -> tuple[Timing, Timing]:
-        """One visit: the forward's samples, then the backward's."""
-        f = Timing(self.fwd.visit(), self.fwd.number)
+        """One visit: the forward's samples (none where ``time_forward`` is off), then the
+        backward's."""
+        f = Timing(self.fwd.visit() if self.time_forward else [], self.fwd.number)
         return f, Timing(self.bwd.visit(), self.bwd.number)
 
 

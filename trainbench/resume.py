@@ -186,9 +186,11 @@ def _read_earlier(
         counts["param_bytes"] = _count_value(row.get("param_bytes")) or 0
         p = _Point(*key, counts)
         fwd, bwd = timings.get((*key, "fwd"), {}), timings.get((*key, "bwd"), {})
-        on_disk = sorted(set(fwd) & set(bwd))  # the passes it was timed in
+        # the passes it was timed in (after its first --repeats, where no claim is on the
+        # forward, the backward alone)
+        on_disk = sorted(bwd)
         for r in on_disk[: max(cfg.max_passes, cfg.repeats)]:
-            p.add(r, Timing(fwd[r], int(row["fwd_runs_per_sample"])),
+            p.add(r, Timing(fwd.get(r, []), int(row["fwd_runs_per_sample"])),
                   Timing(bwd[r], int(row["bwd_runs_per_sample"])))  # fmt: skip
         # Its counting time was not recorded: one forward and one backward take about
         # as long, and that is what the time budget's cost model needs.

@@ -778,11 +778,13 @@ class _Sweep:
             # of staying one layout for the whole run; a compiled point is kept (compiling
             # it again would take longer than timing it).
             if key in probes and self.cfg.compile:
+                probes[key].time_forward = self.times_forward(p)
                 return probes[key]
             probes.pop(key, None)  # the last pass's model and graph, freed first
             made = _probe(self.exp, p, self.options, self.device, self.dtype,
                           self.threads, self.cfg, p.plan)  # fmt: skip
             probes[key], p.plan = made, made.plan
+            made.time_forward = self.times_forward(p)
             return made
 
         try:
@@ -801,6 +803,13 @@ class _Sweep:
         probes.pop(key, None)
         self.fail(p.variant, p.size, "time", failure, oom=not foreign)
         return None
+
+    def times_forward(self, p: _Point) -> bool:
+        """Whether a visit of ``p`` times its forward: in every pass where a claim of the
+        run is on its variant's forward time; else in its first ``--repeats`` passes only
+        (its later samples could neither decide a verdict nor end the passes; the
+        backward's passes go on)."""
+        return "fwd_s" in self.watch.get(p.variant, ()) or p.rounds < self.cfg.repeats
 
     def below_window(self, active: list[_Point]) -> list[_Point]:
         """The points of ``active`` smaller than every size their variant's fit window
@@ -921,7 +930,11 @@ class _Sweep:
             + (f"; the points below their variant's fit window were timed in the first "
                f"{self.window_passes} passes only (their times do not enter the fit)"
                if self.window_passes and self.window_passes < passes else "")
-        )
+            + (f"; the forward time (no claim of the run is on it) was timed in the first "
+               f"{cfg.repeats} passes only" if passes > cfg.repeats and any(
+                   "fwd_s" not in self.watch.get(v.name, ()) for v in self.exp.variants)
+               else "")
+        )  # fmt: skip
         self.result.notes = [n for n in self.result.notes if not n.startswith("timed in ")]
         self.result.notes.append(note)
 
