@@ -225,12 +225,11 @@ def run_jobs(
 ) -> None:
     """Run ``plans`` in up to ``jobs`` children at once, each child on a core of its own
     where there is one for it (no migrations) and given the next plan as it finishes one:
-    the sweeps in their order, then the trainability run (it times nothing, so it can fill
-    the end of the last sweep's run on the other core; a quick one, training only what its
-    claims judge, is the shortest run). ``on_done(i, summary, rendered)`` as each ends. A
-    child's error is raised as :class:`JobError`, its interruption as KeyboardInterrupt; on
-    any exception (an interrupt included) the children still running are stopped first."""
-    waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment == "trainability")
+    the trainability run (training takes about as long as the longest sweep) first, then
+    the rest in their order. ``on_done(i, summary, rendered)`` as each ends. A child's error
+    is raised as :class:`JobError`, its interruption as KeyboardInterrupt; on any exception
+    (an interrupt included) the children still running are stopped first."""
+    waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment != "trainability")
     allowed = allowed_cores()
     count = min(jobs, len(plans))
     free = allowed if len(allowed) >= count else []
