@@ -225,10 +225,11 @@ def run_jobs(
 ) -> None:
     """Run ``plans`` in up to ``jobs`` children at once, each child on a core of its own
     where there is one for it (no migrations) and given the next plan as it finishes one:
-    the trainability run (training takes about as long as the longest sweep) first, then
-    the rest in their order. ``on_done(i, summary, rendered)`` as each ends. A child's error
-    is raised as :class:`JobError`, its interruption as KeyboardInterrupt; on any exception
-    (an interrupt included) the children still running are stopped first."""
+    the trainability run first, then the rest in their order (with it last, five quick
+    runs were no faster: docs/performance.md, "verify --quick"). ``on_done(i, summary,
+    rendered)`` as each ends. A child's error is raised as :class:`JobError`, its
+    interruption as KeyboardInterrupt; on any exception (an interrupt included) the
+    children still running are stopped first."""
     waiting = sorted(range(len(plans)), key=lambda i: plans[i].experiment != "trainability")
     allowed = allowed_cores()
     count = min(jobs, len(plans))
