@@ -1113,9 +1113,10 @@ def run_sweep(
         run.count()
         run.time_passes()
         if old_baseline is None:  # measured once more at the end: the faster of the two
-            run.rate = max(rate, matmul_rate(rows, inner, cols, device=device, dtype=dtype,
-                                             threads=threads))  # fmt: skip
-            baseline["gflops"] = run.rate / 1e9
+            best = max(rate, matmul_rate(rows, inner, cols, device=device, dtype=dtype,
+                                         threads=threads))  # fmt: skip
+            baseline["gflops"] = best / 1e9
+            run.rate = float(baseline["gflops"]) * 1e9  # as a resumed run reads it back
     except KeyboardInterrupt:
         result.notes.append(f"interrupted after {run.done} of {run.total} timed point-rounds")
         _finish_and_save(result, exp, cfg, run.save, claims)
