@@ -360,3 +360,14 @@ def test_a_time_claim_is_judged_beside_its_flops() -> None:
     assert user_claim("O(n^2)", "m").work_metric == "bwd_flops"
     assert user_claim("O(n)", "m", metric="fwd_s").work_metric == "fwd_flops"
     assert user_claim("O(n)", "m", metric="bwd_flops").work_metric is None  # a count itself
+
+
+def test_max_memory_takes_the_sizes_the_cli_takes() -> None:
+    import targets_for_tests as T
+
+    from trainbench.config import SweepError
+
+    result = trainbench.sweep(T.linear, [2, 4, 8], max_memory="8GiB", **FAST)
+    assert result.summary["config"]["max_memory"] == 8 * 2**30
+    with pytest.raises(SweepError, match="max_memory: expected a size such as 8GiB"):
+        trainbench.sweep(T.linear, [2, 4, 8], max_memory="lots", **FAST)

@@ -285,7 +285,7 @@ def sweep(
     out: str | Path | None = None,
     resume: bool = False,
     time_budget: float | None = None,
-    max_memory: int | None = None,
+    max_memory: int | str | None = None,
     compile: bool = False,
     control: bool = True,
     control_max_size: int = 256,
@@ -302,8 +302,11 @@ def sweep(
     experiments also judge their claims from the claims file). ``out``: write the run
     to ``out/<name>/`` as it is measured (else keep it in memory; :meth:`SweepResult.save`).
     """
+    from trainbench.config import bytes_of
     from trainbench.runner import run_sweep
 
+    if isinstance(max_memory, str):  # "8GiB", as the CLI takes it
+        max_memory = bytes_of(max_memory, "max_memory")
     exp = resolve(target, name=name, reference=reference)
     cfg = make_config(
         sizes, options=options, repeats=repeats, min_time=min_time, threads=threads,

@@ -54,3 +54,24 @@ class SweepConfig:
     # "confirmed": a variant's passes also end once every time claim on it reads confirmed
     # (judged as at the end of the run); "narrow": only its intervals' width ends them.
     until: str = "narrow"
+
+
+UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+         "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+         "tib": 2**40}  # fmt: skip
+
+
+def bytes_of(text: str, flag: str = "--max-memory") -> int:
+    """``8GiB``, ``500MB``, ``1.5g``, ``1000000``: a positive number of bytes; SweepError
+    naming ``flag`` otherwise."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in UNITS:
+        raise SweepError(f"{flag}: expected a size such as 8GiB, 500MB or 1000000, got {text!r}")
+    value = float(m.group(1)) * UNITS[unit]
+    if not 1 <= value < 2**63:
+        raise SweepError(f"{flag}: must be at least 1 byte, got {text!r}")
+    return int(value)
+
