@@ -278,7 +278,7 @@ def run_verify(
     """Run every plan, write ``verify.json`` after each, and return the result.
 
     With ``jobs`` > 1 the plans run in that many child processes at once
-    (:mod:`trainbench.jobs`), the trainability run first; else one after the other, here.
+    (:mod:`trainbench.jobs`), the trainability run last; else one after the other, here.
     On KeyboardInterrupt ``verify.json`` lists what was judged (``complete``
     false; the runs that were interrupted with their partial summaries) and the
     interrupt is raised again. With ``resume`` every run continues the one in its
