@@ -881,20 +881,16 @@ class _Sweep:
         if not ready:
             return set()
         mine = [c for c in timed if c.variant in ready]
-        need = {(c.variant, c.metric) for c in mine}
+        controls = [by_id[c.control] for c in mine if c.control in by_id]
+        need = {(c.variant, c.metric) for c in [*mine, *controls]}
         need |= {(c.variant, c.work_metric) for c in mine if c.work_metric}
-        for c in mine:
-            if c.control in by_id:
-                cc = by_id[c.control]
-                need.add((cc.variant, cc.metric))
         result = self.result
         fits, _ = fit_points(
             result.points, result.samples, self.cfg.seed, self.exp.min_fit_size, only=need
         )
         judged = judge_claims(
             self.exp, fits, {p["variant"] for p in result.points},
-            result.config.get("options"), [c for c in claims if c in mine or c.id in
-                                           {m.control for m in mine}],
+            result.config.get("options"), [c for c in claims if c in mine or c in controls],
             points=result.points, samples=result.samples,
             caches=(result.environment or {}).get("caches"), seed=self.cfg.seed,
         )  # fmt: skip
