@@ -376,6 +376,38 @@ def test_totals_only_counter_counts_what_torchs_counter_counts(name: str) -> Non
     assert stock == lean and stock[0] > 0 and stock[1] > 0
 
 
+def test_counting_in_a_fresh_process_loads_no_dynamo_and_counts_the_same() -> None:
+    """Where nothing compiles, the counter's dispatch is not wrapped in torch._dynamo's
+    guard (whose first call imports torch._dynamo); the totals are those of the guarded
+    dispatch, which this process uses once torch's stock counter has loaded torch._dynamo."""
+    import importlib
+    import json
+    import subprocess
+    import sys
+
+    from trainbench.experiments import EXPERIMENTS
+
+    script = (
+        "import json, sys, torch\n"
+        "from trainbench.experiments import EXPERIMENTS\n"
+        "from trainbench.measure import count_point\n"
+        "exp = EXPERIMENTS['ugcnn']\n"
+        "c = count_point(exp.forward('full', 3, exp.defaults, torch.device('cpu'),"
+        " torch.float32), torch.device('cpu'))\n"
+        "print(json.dumps([c['fwd_flops'], c['bwd_flops'], 'torch._dynamo' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120)  # fmt: skip
+    fwd, bwd, dynamo = json.loads(out.stdout.strip().splitlines()[-1])
+    assert dynamo is False
+    importlib.import_module("torch._dynamo")  # (from here on the guarded dispatch counts)
+
+    exp = EXPERIMENTS["ugcnn"]
+    here = count_point(exp.forward("full", 3, exp.defaults, torch.device("cpu"), torch.float32),
+                       torch.device("cpu"))  # fmt: skip
+    assert (here["fwd_flops"], here["bwd_flops"]) == (fwd, bwd) and fwd > 0 and bwd > 0
+
+
 def test_totals_only_counter_on_nested_modules_and_a_fused_lstm() -> None:
     model = nn.Sequential(nn.Linear(IN, HID), nn.Sequential(nn.Tanh(), nn.Linear(HID, IN)))
     lstm = make(nn.LSTM, 2, False, False, True)
