@@ -59,7 +59,7 @@ def write_files(folder: Path, summary: Mapping[str, Any], plots: bool = True) ->
 
 
 def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
-    from trainbench.plots import _pyplot
+    from trainbench.plots import _pyplot, log_scale
 
     plt = _pyplot()
     out = []
@@ -76,8 +76,9 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
             if rec is None:
                 continue
             norms = [max(n, 1e-300) for n in rec["layer_grad_norms"]]
-            ax.semilogy(range(1, len(norms) + 1), norms, color=COLORS.get(v), alpha=0.4 + 0.3 * i,
-                        label=f"L = {d}")  # fmt: skip
+            ax.plot(range(1, len(norms) + 1), norms, color=COLORS.get(v), alpha=0.4 + 0.3 * i,
+                    label=f"L = {d}")  # fmt: skip
+        log_scale(ax)
         ax.set_title(v)
         ax.set_xlabel("layer ℓ")
         _legend(ax)
@@ -90,9 +91,10 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for v in variants:
         rows = sorted((r for r in signal if r["variant"] == v), key=lambda r: r["depth"])
-        ax.semilogy([r["depth"] for r in rows], [max(r["ratio"] or 0, 1e-300) for r in rows],
-                    "o-", color=COLORS.get(v), label=v)  # fmt: skip
-    ax.set_xscale("log", base=2)
+        ax.plot([r["depth"] for r in rows], [max(r["ratio"] or 0, 1e-300) for r in rows],
+                "o-", color=COLORS.get(v), label=v)  # fmt: skip
+    log_scale(ax, "x", base=2)
+    log_scale(ax)
     ax.set_xlabel("depth L")
     ax.set_ylabel("first / last layer gradient norm")
     ax.set_title("Gradient ratio against depth (plain nets vanish exponentially)")
@@ -112,7 +114,8 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
                 if r["optimizer"] == opt and r["depth"] == deepest:
                     steps = [c["step"] for c in r["curve"]]
                     losses = [c["loss"] / r["target_variance"] for c in r["curve"]]
-                    ax.semilogy(steps, losses, color=COLORS.get(r["variant"]), label=r["variant"])
+                    ax.plot(steps, losses, color=COLORS.get(r["variant"]), label=r["variant"])
+            log_scale(ax)
             ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
             ax.set_title(f"training at L = {deepest}, {opt}")
             ax.set_xlabel("step")
@@ -135,8 +138,8 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
                     depth = [r["depth"] for r in rows]
                     relative = [r["final_loss"] / r["target_variance"] for r in rows]
                     ax.plot(depth, relative, "o-", color=COLORS.get(v), label=v)
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
+            log_scale(ax, "x", base=2)
+            log_scale(ax)
             ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
             ax.set_title(f"after {summary['config']['steps']} steps of {opt}")
             ax.set_xlabel("depth L")
