@@ -194,10 +194,13 @@ class SweepResult:
     def save(self, folder: str | Path) -> Path:
         """Write the run to ``folder/<name>/`` (summary.json, measurements.csv, samples.csv),
         where ``trainbench report`` reads it."""
+        from trainbench.lock import hold
+
         target = Path(folder) / self.name
-        if target != self.folder:  # an earlier run there is kept, renamed with its time
-            keep_earlier_run(target)
-        write_run(target, self.run.summary(), self.run.points, self.run.samples)
+        with hold(target):  # one writer per run folder (trainbench.lock)
+            if target != self.folder:  # an earlier run there is kept, renamed with its time
+                keep_earlier_run(target)
+            write_run(target, self.run.summary(), self.run.points, self.run.samples)
         self.folder = target
         return target
 

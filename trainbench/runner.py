@@ -26,6 +26,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from trainbench.limits import (
     point_cost,
     reserved,
 )
+from trainbench.lock import hold
 from trainbench.measure import (
     NOISY_SPREAD,
     PointMetrics,
@@ -1044,82 +1046,90 @@ def run_sweep(
     threads = cfg.threads if cfg.threads > 0 else default_threads(device)
     todo = plan(exp, cfg)
     folder = out_dir / exp.folder(cfg.options) if out_dir is not None else None
-    earlier = _read_earlier(exp, cfg, device, threads, folder, todo) if resume else None
-    torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
-    kept = None
-    if folder is not None and earlier is None:
-        try:
-            kept = keep_earlier_run(folder)
-        except OSError as err:
-            raise SweepError(
-                f"--out: cannot keep the earlier run in {folder}: {err.strerror or err}"
-            ) from None
+    with ExitStack() as owned:
+        if folder is not None:  # one writer per run folder, from before it is first read
+            try:
+                owned.enter_context(hold(folder))
+            except OSError as err:
+                raise SweepError(
+                    f"--out: cannot take the lock of {folder}: {err.strerror or err}"
+                ) from None
+        earlier = _read_earlier(exp, cfg, device, threads, folder, todo) if resume else None
+        torch.set_num_threads(threads)
+        threads = torch.get_num_threads()
+        kept = None
+        if folder is not None and earlier is None:
+            try:
+                kept = keep_earlier_run(folder)
+            except OSError as err:
+                raise SweepError(
+                    f"--out: cannot keep the earlier run in {folder}: {err.strerror or err}"
+                ) from None
 
-    rows, inner, cols = exp.reference_matmul(cfg.options)
-    old_baseline = earlier.baseline() if earlier is not None else None
-    if old_baseline is not None:
-        baseline = old_baseline
-        rate = float(old_baseline["gflops"]) * 1e9
-    else:
-        rate = matmul_rate(rows, inner, cols, device=device, dtype=dtype, threads=threads)
-        baseline = {"op": "torch.mm", "shape": [rows, inner, cols], "gflops": rate / 1e9}
-        # the rate as a resumed run reads it back, so that its efficiencies are the same
-        # to the last digit (gflops * 1e9 need not give back the rate exactly)
-        rate = float(baseline["gflops"]) * 1e9
-    # The model options are also given at the top level (config.cell, config.width, ...).
-    config = (
-        asdict(cfg)
-        | cfg.options
-        | {
-            "experiment": exp.name,
-            "sizes": sorted({s for _, s in todo}),
-            "variants": sorted({v for v, _ in todo}),
-        }
-    )
-    result = RunResult(
-        experiment=exp.name,
-        run=exp.folder(cfg.options),
-        config=config,
-        environment=environment(
-            device=device, dtype=dtype, threads=threads, seed=cfg.seed, version=__version__
-        ),
-        baseline=baseline,
-        notes=_plan_notes(exp, cfg, todo, device),
-        kept_earlier=kept,
-    )
-    if kept is not None:
-        result.notes.append(f"an earlier run in {folder} was kept as {kept}")
-    points = earlier.points if earlier is not None else []
-    if earlier is not None and earlier.take_over(result):  # complete: fit and judge again
+        rows, inner, cols = exp.reference_matmul(cfg.options)
+        old_baseline = earlier.baseline() if earlier is not None else None
+        if old_baseline is not None:
+            baseline = old_baseline
+            rate = float(old_baseline["gflops"]) * 1e9
+        else:
+            rate = matmul_rate(rows, inner, cols, device=device, dtype=dtype, threads=threads)
+            baseline = {"op": "torch.mm", "shape": [rows, inner, cols], "gflops": rate / 1e9}
+            # the rate as a resumed run reads it back, so that its efficiencies are the same
+            # to the last digit (gflops * 1e9 need not give back the rate exactly)
+            rate = float(baseline["gflops"]) * 1e9
+        # The model options are also given at the top level (config.cell, config.width, ...).
+        config = (
+            asdict(cfg)
+            | cfg.options
+            | {
+                "experiment": exp.name,
+                "sizes": sorted({s for _, s in todo}),
+                "variants": sorted({v for v, _ in todo}),
+            }
+        )
+        result = RunResult(
+            experiment=exp.name,
+            run=exp.folder(cfg.options),
+            config=config,
+            environment=environment(
+                device=device, dtype=dtype, threads=threads, seed=cfg.seed, version=__version__
+            ),
+            baseline=baseline,
+            notes=_plan_notes(exp, cfg, todo, device),
+            kept_earlier=kept,
+        )
+        if kept is not None:
+            result.notes.append(f"an earlier run in {folder} was kept as {kept}")
+        points = earlier.points if earlier is not None else []
+        if earlier is not None and earlier.take_over(result):  # complete: fit and judge again
+            run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
+                         on_progress, started, points)  # fmt: skip
+            run.save()
+            _finish_and_save(result, exp, cfg, run.save, claims)
+            return result
         run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
                      on_progress, started, points)  # fmt: skip
-        run.save()
+        run.watch = watched_metrics(exp, cfg.options, claims)
+        run.claims = claims
+        if earlier is not None:
+            result.notes.extend(run.failure_note(f) for f in result.failed)
+            result.notes.append(earlier.resumed_note(run.done, run.total))
+        try:
+            run.save()
+            run.count()
+            run.time_passes()
+            if old_baseline is None:  # measured once more at the end: the faster of the two
+                best = max(rate, matmul_rate(rows, inner, cols, device=device, dtype=dtype,
+                                             threads=threads))  # fmt: skip
+                baseline["gflops"] = best / 1e9
+                run.rate = float(baseline["gflops"]) * 1e9  # as a resumed run reads it back
+        except KeyboardInterrupt:
+            result.notes.append(f"interrupted after {run.done} of {run.total} timed point-rounds")
+            _finish_and_save(result, exp, cfg, run.save, claims)
+            raise
+        result.complete = True
         _finish_and_save(result, exp, cfg, run.save, claims)
         return result
-    run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
-                 on_progress, started, points)  # fmt: skip
-    run.watch = watched_metrics(exp, cfg.options, claims)
-    run.claims = claims
-    if earlier is not None:
-        result.notes.extend(run.failure_note(f) for f in result.failed)
-        result.notes.append(earlier.resumed_note(run.done, run.total))
-    try:
-        run.save()
-        run.count()
-        run.time_passes()
-        if old_baseline is None:  # measured once more at the end: the faster of the two
-            best = max(rate, matmul_rate(rows, inner, cols, device=device, dtype=dtype,
-                                         threads=threads))  # fmt: skip
-            baseline["gflops"] = best / 1e9
-            run.rate = float(baseline["gflops"]) * 1e9  # as a resumed run reads it back
-    except KeyboardInterrupt:
-        result.notes.append(f"interrupted after {run.done} of {run.total} timed point-rounds")
-        _finish_and_save(result, exp, cfg, run.save, claims)
-        raise
-    result.complete = True
-    _finish_and_save(result, exp, cfg, run.save, claims)
-    return result
 
 
 def _finish_and_save(

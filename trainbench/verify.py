@@ -203,6 +203,7 @@ def run_plan(
     """Run one plan into ``OUT/<its folder>`` and return its summary. Without ``resume`` an
     earlier run in that folder is kept under a new name; with it, it is continued."""
     from trainbench.experiments import EXPERIMENTS
+    from trainbench.lock import hold
     from trainbench.results import keep_earlier_run, read_summary
     from trainbench.runner import run_sweep
     from trainbench.trainability import run_trainability
@@ -219,14 +220,15 @@ def run_plan(
             if on_progress:
                 on_progress(f"{name}  {what}", done, total)
 
-        earlier = read_summary(folder, sweep=False) if resume else None
-        if not resume:
-            keep_earlier_run(folder)
-        run: Any = run_trainability(
-            trainability_config(plan), on_progress=tick_t, save=save_run, claims=plan.claims,
-            earlier=earlier,
-        )  # fmt: skip
-        return run.summary()
+        with hold(folder):  # one writer per run folder (trainbench.lock)
+            earlier = read_summary(folder, sweep=False) if resume else None
+            if not resume:
+                keep_earlier_run(folder)
+            run: Any = run_trainability(
+                trainability_config(plan), on_progress=tick_t, save=save_run, claims=plan.claims,
+                earlier=earlier,
+            )  # fmt: skip
+            return run.summary()
     exp = EXPERIMENTS[plan.experiment]
 
     def tick(p: Any) -> None:
@@ -286,6 +288,27 @@ def run_verify(
     earlier run in a folder is kept under a new name. ``report``: where the report
     will go; a job draws its run's plots there as it ends (``result.rendered``).
     """
+    from trainbench.lock import hold
+
+    with hold(out / VERIFY_FILE):  # one verify per results folder (trainbench.lock)
+        return _run_verify(
+            plans, out, command=command, quick=quick, claims_file=claims_file,
+            on_progress=on_progress, resume=resume, jobs=jobs, report=report,
+        )  # fmt: skip
+
+
+def _run_verify(
+    plans: Sequence[RunPlan],
+    out: Path,
+    *,
+    command: str,
+    quick: bool,
+    claims_file: str,
+    on_progress: Callable[[str, int, int], None] | None,
+    resume: bool,
+    jobs: int,
+    report: Path | None,
+) -> VerifyResult:
     from trainbench.results import ResultsError
     from trainbench.runner import SweepError
     from trainbench.trainability import TrainabilityError
@@ -323,7 +346,7 @@ def run_verify(
                 run_jobs(shared, jobs, out, resume, report, finished, on_progress)
             except JobError as err:
                 errors = {"SweepError": SweepError, "TrainabilityError": TrainabilityError,
-                          "ResultsError": ResultsError}  # fmt: skip
+                          "ResultsError": ResultsError, "LockError": SweepError}  # fmt: skip
                 raise errors.get(err.kind, RuntimeError)(str(err)) from None
     except BaseException:
         # the runs that were interrupted wrote their partial summaries: list their claims
