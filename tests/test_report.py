@@ -142,12 +142,12 @@ def _pngs(paths: list[Path]) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
-    """One generated mlp-heads run, reported; a stale plot lies in OUT/plots beforehand."""
+    """One generated mlp-heads run, reported; a user's own figure lies in OUT/plots beforehand."""
     root = tmp_path_factory.mktemp("single")
     run = make_run(root / "mlp-heads")
     out = root / "out"
     (out / "plots").mkdir(parents=True)
-    (out / "plots" / "old-run-time.png").write_bytes(b"stale")
+    (out / "plots" / "figure1.png").write_bytes(b"the user's")
     written = write_report(load_runs([run]), out)
     return out, written
 
@@ -189,8 +189,44 @@ def test_verdict_not_expected_is_flagged(single: tuple[Path, list[Path]]) -> Non
     assert "**confirmed" not in md
 
 
-def test_stale_plot_removed(single: tuple[Path, list[Path]]) -> None:
-    assert not (single[0] / "plots" / "old-run-time.png").exists()
+def test_a_file_the_report_did_not_write_is_kept(single: tuple[Path, list[Path]]) -> None:
+    assert (single[0] / "plots" / "figure1.png").read_bytes() == b"the user's"
+
+
+def test_the_plots_of_the_last_report_it_no_longer_draws_are_removed(tmp_path: Path) -> None:
+    first = make_run(tmp_path / "one" / "mlp-heads")
+    out = tmp_path / "out"
+    before = write_report(load_runs([first]), out)
+    summary = mlp_summary()
+    summary["run"] = "other"
+    second = make_run(tmp_path / "two" / "other", summary)
+    after = write_report(load_runs([second]), out)
+    assert {p.name for p in _pngs(after)} == {f"other-{f}.png" for f in FAMILIES}
+    assert not any(p.exists() for p in _pngs(before))
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(p.name for p in _pngs(after))
+
+
+def test_a_page_another_program_wrote_is_not_overwritten(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "mlp-heads")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("# my notes\n", encoding="utf-8")
+    with pytest.raises(ReportError, match="report.md: not written by trainbench report"):
+        write_report(load_runs([run]), out)
+    assert (out / "report.md").read_text(encoding="utf-8") == "# my notes\n"
+    assert not (out / "plots").exists()
+    write_report(load_runs([run]), out, force=True)
+    assert (out / "report.md").read_text(encoding="utf-8").startswith("# trainbench report")
+    write_report(load_runs([run]), out)  # its own page from then on
+
+
+def test_a_page_of_an_earlier_version_is_its_own(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "mlp-heads")
+    out = tmp_path / "out"
+    write_report(load_runs([run]), out)
+    (out / ".trainbench-report.json").unlink()  # as before the manifest existed
+    write_report(load_runs([run]), out)
+    assert (out / ".trainbench-report.json").is_file()
 
 
 def test_svg_format(tmp_path: Path) -> None:

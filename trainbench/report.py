@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import shlex
 import tempfile
@@ -368,20 +369,65 @@ def render_run(folder: Path, out: Path, fmt: str = "png") -> Rendered:
         raise ReportError(f"{out}: cannot write the plots ({err.strerror or err})") from None
 
 
+# The files a report folder's last report wrote (relative paths), written last: the next
+# report replaces those and removes the ones it no longer draws, and nothing else.
+MANIFEST = ".trainbench-report.json"
+PAGES = ("report.md", "report.html")
+# How a page written before the manifest existed begins (it is ours, too).
+_PAGE_MARKS = {
+    "report.md": "# trainbench report",
+    "report.html": "<title>trainbench report</title>",
+}
+
+
+def _manifest(out: Path) -> set[str] | None:
+    """The files the last report in ``out`` wrote; None where no manifest is readable."""
+    try:
+        files = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {f for f in files if isinstance(f, str)} if isinstance(files, list) else None
+
+
+def check_report_folder(out: Path, force: bool = False) -> None:
+    """ReportError where ``out`` holds a report.md or report.html that no trainbench report
+    wrote (unless ``force``): a report never overwrites a page it does not own."""
+    if force:
+        return
+    owned = _manifest(Path(out))
+    for name in PAGES:
+        page = Path(out) / name
+        if not page.is_file() or (owned is not None and name in owned):
+            continue
+        try:
+            with page.open(encoding="utf-8", errors="replace") as f:
+                head = f.read(2000)
+        except OSError:
+            head = ""
+        if _PAGE_MARKS[name] not in head:
+            raise ReportError(f"{page}: not written by trainbench report; choose another "
+                              "--out, or pass --force to overwrite it")  # fmt: skip
+
+
 def write_report(
     runs: Sequence[Run],
     out: Path,
     fmt: str = "png",
     command: str | None = None,
     rendered: Mapping[str, Rendered] | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Write OUT/plots/*, OUT/report.md and OUT/report.html; return the paths written.
-    ``rendered``: groups whose plots :func:`render_run` drew already, by name."""
+    ``rendered``: groups whose plots :func:`render_run` drew already, by name. Only the
+    files of the folder's last report are replaced or removed (its manifest); a page
+    another program wrote is kept, ReportError, unless ``force``."""
     if fmt not in FORMATS:
         raise ReportError(f"unknown image format {fmt!r}: use {' or '.join(FORMATS)}")
     if not runs:
         raise ReportError(f"{out}: no runs to report on")
     out, groups, written = Path(out), [], []
+    check_report_folder(out, force)
+    earlier = _manifest(out) or set()
     plots = out / "plots"
     try:
         plots.mkdir(parents=True, exist_ok=True)
@@ -393,12 +439,15 @@ def write_report(
                 made, notes = _render(group, name, plots, fmt)
             groups.append((name, group, made, notes))
             written += [path for path, _ in made]
-        for stale in plots.iterdir():
-            if stale.is_file() and stale not in written:
-                stale.unlink()
         doc = _document(groups, command)
         atomic_write_text(out / "report.md", _markdown(doc))
         atomic_write_text(out / "report.html", _html(doc, out))
+        mine = sorted({p.relative_to(out).as_posix() for p in written} | set(PAGES))
+        for stale in sorted(earlier - set(mine)):
+            path = out / stale
+            if stale.startswith("plots/") and "/" not in stale[len("plots/"):]:
+                path.unlink(missing_ok=True)
+        atomic_write_text(out / MANIFEST, json.dumps({"files": mine}, indent=1) + "\n")
     except OSError as err:
         raise ReportError(f"{out}: cannot write the report ({err.strerror or err})") from None
     return [*written, out / "report.md", out / "report.html"]
