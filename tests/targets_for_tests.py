@@ -113,3 +113,55 @@ def bad_backward(n: int) -> Callable[[], Tensor]:
 def bad_backward_from_8(n: int) -> Callable[[], Tensor]:
     """Keeps the contract below n = 8; its backward fails from n = 8 on."""
     return _sigmoid_chain(n, breaks=n >= 8)
+
+
+def exits_from_8(n: int) -> Callable[[], Tensor]:
+    """Calls sys.exit(0) when built at n = 8 or more (a script's habit)."""
+    if n >= 8:
+        import sys
+
+        sys.exit(0)
+    return linear(n)
+
+
+def forward_exits(n: int) -> Callable[[], Tensor]:
+    """Its forward calls sys.exit(3) from n = 8 on."""
+    inner = linear(n)
+
+    def forward() -> Tensor:
+        if n >= 8:
+            raise SystemExit(3)
+        return inner()
+
+    return forward
+
+
+def always_raises(n: int) -> Callable[[], Tensor]:
+    """Fails at every size: nothing can be measured."""
+    raise RuntimeError("no size works")
+
+
+def prints(n: int) -> Callable[[], Tensor]:
+    """Prints from Python and writes to file descriptor 1 directly, as chatty code does."""
+    import os
+
+    print(f"building n = {n}")
+    os.write(1, b"raw write to fd 1\n")
+    inner = linear(n)
+
+    def forward() -> Tensor:
+        print("forward")
+        return inner()
+
+    return forward
+
+
+_BUILDS = {"count": 0}
+
+
+def works_once(n: int) -> Callable[[], Tensor]:
+    """Builds once (the check before a run), then fails at every size: nothing is measured."""
+    _BUILDS["count"] += 1
+    if _BUILDS["count"] > 1:
+        raise RuntimeError("no size works")
+    return linear(n)

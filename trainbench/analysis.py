@@ -30,6 +30,9 @@ NOT_COUNTED_FLOPS = (
     "count zero"
 )
 
+# The reason of a claim nothing measured could judge (too few sizes, no point timed).
+NOT_FITTED = "the metric could not be fitted"
+
 
 def fit_points(
     points: list[dict[str, Any]],
@@ -129,7 +132,7 @@ def judge_claims(
             "expect": c.expect,
         }
         if fit is None:
-            record.update(verdict="inconclusive", reason="the metric could not be fitted")
+            record.update(verdict="inconclusive", reason=NOT_FITTED)
             out.append(record)
             continue
         control_fit = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import os
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trainbench import __version__
-from trainbench.config import first_line
+from trainbench.config import SweepError, first_line
 
 try:  # recent typer vendors click
     from typer._click import exceptions as click_errors
@@ -37,6 +40,14 @@ class OneLineErrors(typer.core.TyperGroup):
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
+        except SystemExit as end:
+            # typer and rich end a write to a closed pipe (``| head``) with exit 1: a
+            # reader that has seen enough is no failure.
+            from trainbench.streams import pipe_closed
+
+            if end.code == 1 and pipe_closed():
+                sys.exit(0)
+            raise
         except click_errors.UsageError as err:
             if type(err).__name__ == "NoArgsIsHelpError" and err.ctx is not None:
                 typer.echo(err.ctx.get_help())
@@ -379,8 +390,12 @@ def _measure_and_render(
             description=f"{name}  {p.variant:<9} {exp.size_name} = {p.size:<5}",
         )
 
+    from trainbench.streams import stdout_to_stderr
+
+    # with --json, stdout carries the JSON alone: what a target prints goes to stderr
+    quiet_stdout = stdout_to_stderr() if json_out else contextlib.nullcontext()
     try:
-        with progress:
+        with progress, quiet_stdout:
             result = run_sweep(exp, cfg, out_dir=out, on_progress=on_progress, resume=resume,
                                claims=claims)  # fmt: skip
     except SweepError as err:
@@ -398,6 +413,7 @@ def _measure_and_render(
     own = next((c["verdict"] for c in summary["claims"] if c.get("id") == "claim"), None)
     if json_out:
         sys.stdout.write(to_json(summary))
+        _no_false_green(summary, claims, folder)
         return own
     from trainbench.render import fits_table, points_table, verdict_lines
 
@@ -413,7 +429,27 @@ def _measure_and_render(
         console.print(line, soft_wrap=True)
     if not quiet:
         console.print(f"results: {folder}{os.sep}")
+    _no_false_green(summary, claims, folder)
     return own
+
+
+def _no_false_green(summary: dict[str, Any], claims: Any, folder: Path) -> None:
+    """Exit 1, with a line saying why, where the run measured no point or a claim the user
+    asked for (``claims``) was not judged: a run that found nothing out is no success."""
+    if not summary.get("points"):
+        failed = summary.get("failed_points") or []
+        why = (f"{failed[0]['variant']} at size {failed[0]['size']} failed: {failed[0]['reason']}"
+               if failed else next((n for n in summary.get("notes") or []
+                                    if "time-budget" in n or "stopped growing" in n),
+                                   "no point was counted or timed"))  # fmt: skip
+        raise fail(f"nothing was measured ({why}); see {folder}", 1)
+    from trainbench.analysis import NOT_FITTED
+
+    judged = {c.get("id") for c in summary.get("claims") or [] if c.get("reason") != NOT_FITTED}
+    for claim in claims or []:
+        if claim.id not in judged:
+            raise fail(f"claim {claim.id!r} on {claim.metric} could not be judged on what "
+                       f"was measured; see the notes in {folder}", 1)  # fmt: skip
 
 
 @app.command("mlp-heads")
@@ -730,8 +766,13 @@ def sweep_command(
 
     options = _options(option)
 
+    from trainbench.streams import stdout_to_stderr
+
+    # with --json, what the target prints (on import, in its first forward) goes to stderr
+    quiet = stdout_to_stderr if json_out else contextlib.nullcontext
     try:
-        exp = resolve(target, name=name, reference=reference)
+        with quiet():
+            exp = resolve(target, name=name, reference=reference)
         if exp.name in EXPERIMENTS and name is not None:
             raise SweepError("--name: a built-in experiment's run is named by the experiment")
         if exp.name not in EXPERIMENTS and option:
@@ -747,7 +788,8 @@ def sweep_command(
             raise SweepError(f"--sizes: {cfg.max_size} is too large (at most {MAX_SIZE})")
         claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
         if exp.name not in EXPERIMENTS:
-            preflight(exp, cfg)
+            with quiet():
+                preflight(exp, cfg)
     except SweepError as err:
         raise fail(str(err)) from None
     except (RuntimeError, MemoryError) as err:  # out of memory in the first forward pass
@@ -773,6 +815,23 @@ def _earlier_trainability(folder: Path, resume: bool) -> tuple[dict | None, Path
         raise fail(f"--resume: {err}") from None
     except OSError as err:
         raise fail(f"--out: cannot keep the earlier run in {folder}: {err.strerror}") from None
+
+
+@contextmanager
+def _owned(folder: Path) -> Iterator[None]:
+    """Hold the run folder's lock (trainbench.lock) while the block writes it; another
+    run holding it is one line and exit 2."""
+    from trainbench.lock import hold
+
+    owned = ExitStack()
+    try:
+        owned.enter_context(hold(folder))
+    except SweepError as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"--out: cannot take the lock of {folder}: {err.strerror or err}") from None
+    with owned:
+        yield
 
 
 QUICK_DEPTHS = "2,8,32"
@@ -863,28 +922,29 @@ def trainability(
     from trainbench.trainability_report import FILES
 
     _check_writable(folder, FILES)
-    earlier, kept = _earlier_trainability(folder, resume)
-    progress = _progress_bar(hidden=quiet or json_out)
-    task = progress.add_task("trainability", total=None)
+    with _owned(folder):
+        earlier, kept = _earlier_trainability(folder, resume)
+        progress = _progress_bar(hidden=quiet or json_out)
+        task = progress.add_task("trainability", total=None)
 
-    def on_progress(what: str, done: int, total: int) -> None:
-        progress.update(task, total=total, completed=done, description=f"trainability  {what}")
+        def on_progress(what: str, done: int, total: int) -> None:
+            progress.update(task, total=total, completed=done, description=f"trainability  {what}")
 
-    from trainbench.trainability_report import write_files
+        from trainbench.trainability_report import write_files
 
-    def save(result: Any) -> None:  # the tables after every record, the plots at the end
-        write_files(folder, result.summary(), plots=result.complete)
+        def save(result: Any) -> None:  # the tables after every record, the plots at the end
+            write_files(folder, result.summary(), plots=result.complete)
 
-    try:
-        with progress:
-            result = run_trainability(cfg, on_progress=on_progress, save=save, earlier=earlier)
-        summary = result.summary()
-    except KeyboardInterrupt as err:
-        raise interrupted(err, f"what was measured so far is in {folder}") from None
-    except TrainabilityError as err:
-        raise fail(str(err)) from None
-    except (RuntimeError, MemoryError, OSError) as err:
-        raise fail(f"trainability failed: {first_line(err)}", 1) from None
+        try:
+            with progress:
+                result = run_trainability(cfg, on_progress=on_progress, save=save, earlier=earlier)
+            summary = result.summary()
+        except KeyboardInterrupt as err:
+            raise interrupted(err, f"what was measured so far is in {folder}") from None
+        except TrainabilityError as err:
+            raise fail(str(err)) from None
+        except (RuntimeError, MemoryError, OSError) as err:
+            raise fail(f"trainability failed: {first_line(err)}", 1) from None
     if kept is not None:
         typer.echo(f"trainbench: the earlier run in {folder} was kept as {kept}", err=True)
     if json_out:
@@ -910,8 +970,9 @@ class Format(str, enum.Enum):
 
 
 def _write_report(
-    run_dirs: list[Path], out: Path, fmt: str, command: str | None, rendered: Any = None
-) -> Path:
+    run_dirs: list[Path], out: Path, fmt: str, command: str | None, rendered: Any = None,
+    force: bool = False,
+) -> Path:  # fmt: skip
     """Read the result folders and write the report; one line and exit 2 for a bad folder.
     ``rendered``: the runs whose plots were drawn already (see report.write_report)."""
     from trainbench.report import ReportError, load_runs, write_report
@@ -922,7 +983,7 @@ def _write_report(
         raise fail(str(err)) from None
     _check_writable(out, ("report.md", "report.html"))
     try:
-        write_report(runs, out, fmt=fmt, command=command, rendered=rendered)
+        write_report(runs, out, fmt=fmt, command=command, rendered=rendered, force=force)
     except ReportError as err:
         raise fail(str(err)) from None
     except OSError as err:
@@ -948,12 +1009,23 @@ def report(
     fmt: Annotated[Format, typer.Option("--format", help="Image format of the plots.")] = (
         Format.png
     ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a report.md or report.html in OUT that "
+                           "trainbench did not write.")
+    ] = False,
 ) -> None:
-    """Plots, report.md and a self-contained report.html from result folders."""
+    """Plots, report.md and a self-contained report.html from result folders.
+
+    Only the files of OUT's last report are replaced or removed; a run still being
+    written is reported as it stands, with a line saying so."""
+    from trainbench.lock import busy, describe
     from trainbench.report import default_out
 
+    for folder, owner in busy(run_dirs):
+        typer.echo(f"trainbench: {folder} is still being written ({describe(owner)}); the "
+                   "report shows it as it stands", err=True)  # fmt: skip
     target = out if out is not None else default_out(run_dirs)
-    path = _write_report(run_dirs, target, fmt.value, None)
+    path = _write_report(run_dirs, target, fmt.value, None, force=force)
     typer.echo(f"report: {path}  (and {path.with_suffix('.html').name}, plots/)")
 
 
@@ -1034,6 +1106,12 @@ def verify(
     target = out if out is not None else Path("results/quick" if quick else "results")
     for plan in plans:
         _check_writable(target / plan.folder)
+    from trainbench.report import ReportError, check_report_folder
+
+    try:  # (before measuring: the report is written after the runs)
+        check_report_folder(target / "report")
+    except ReportError as err:
+        raise fail(str(err)) from None
     command = " ".join(
         ["trainbench verify", *(["--quick"] if quick else []),
          *([f"--claims {claims}"] if claims is not None else []),
@@ -1093,5 +1171,19 @@ def verify(
 
 
 def main() -> None:
+    from trainbench import streams
+
     signal.signal(signal.SIGTERM, _on_sigterm)
-    app()
+    streams.prepare()
+    code: Any = 0
+    try:
+        app()
+    except SystemExit as end:
+        code = end.code
+    except BrokenPipeError:  # stdout's reader went away (``| head``): as Unix tools do
+        code = 0
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # (the same, noticed at the last write)
+        streams.quiet_broken_pipe()
+    sys.exit(code)

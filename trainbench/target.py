@@ -267,6 +267,8 @@ def target_experiment(
             kwargs["dtype"] = dtype
         try:
             forward = factory(size, **kwargs)
+        except SystemExit as err:  # the target's sys.exit() ends its point, not the tool
+            raise TargetError(f"{label}({size}) called sys.exit({err.code!r})") from None
         except Exception as err:
             if _is_out_of_memory(err):
                 raise
@@ -284,6 +286,8 @@ def target_experiment(
             nonlocal checked
             try:
                 loss = forward()
+            except SystemExit as err:
+                raise TargetError(f"{label}({size})() called sys.exit({err.code!r})") from None
             except Exception as err:
                 if _is_out_of_memory(err):
                     raise
