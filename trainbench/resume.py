@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 # Settings a resumed run may change: they limit the run, they do not change what is measured.
 RESUME_MAY_CHANGE = ("time_budget", "max_memory", "precision", "max_passes", "until")
+# What a resumed run's machine must share with the run's (its environment's fields).
+MACHINE_FIELDS = ("device_name", "cpu_model", "torch_version")
 
 
 def _show(value: Any) -> str:
@@ -83,7 +85,23 @@ def _difference(
     old_threads = env.get("threads") if isinstance(env, dict) else None
     if isinstance(old_threads, int) and old_threads != threads:
         return "threads", old_threads, threads
+    # the machine: a resumed run's points must all come from the one its environment names
+    for name, now in _machine(device).items():
+        old_value = env.get(name) if isinstance(env, dict) else None
+        if old_value is not None and old_value != now:
+            return name, old_value, now
     return None
+
+
+def _machine(device: torch.device) -> dict[str, Any]:
+    """What ties a run's times to one machine: the device's name, the CPU, torch's version."""
+    import torch
+
+    from trainbench.results import cpu_model
+
+    cpu = cpu_model()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
+    return {"device_name": name, "cpu_model": cpu, "torch_version": torch.__version__}
 
 
 @dataclass
@@ -93,6 +111,9 @@ class _Earlier:
     summary: dict[str, Any]
     points: list[_Point]
     failed: list[dict[str, Any]]
+    # where the files disagree (a point with fewer rounds in samples.csv than
+    # measurements.csv records): those rounds are timed again
+    mismatched: list[str] = field(default_factory=list)
 
     def baseline(self) -> dict[str, Any] | None:
         """The earlier run's reference rate, where it has one: the efficiencies of a resumed
@@ -165,6 +186,11 @@ def _read_earlier(
     diff = _difference(cfg, device, threads, summary)
     if diff is not None:
         name, old, new = diff
+        if name in MACHINE_FIELDS:
+            raise SweepError(
+                f"--resume: {folder} was measured with {name} = {_show(old)}, here it is "
+                f"{_show(new)}: the points of one run come from one machine"
+            )
         raise SweepError(
             f"--resume: {folder} was run with {name} = {_show(old)}, "
             f"this run asks for {name} = {_show(new)}"
@@ -178,6 +204,7 @@ def _read_earlier(
         timings.setdefault((str(v), int(s), str(phase)), {}).setdefault(int(r), []).append(float(t))
     wanted = set(todo)
     points = []
+    mismatched: list[str] = []
     for row in table.to_dict("records"):
         key = (str(row["variant"]), int(row["size"]))
         if key not in wanted:
@@ -189,6 +216,10 @@ def _read_earlier(
         # the passes it was timed in (after its first --repeats, where no claim is on the
         # forward, the backward alone)
         on_disk = sorted(bwd)
+        recorded = _count_value(row.get("rounds")) or 0
+        if len(on_disk) < recorded:
+            mismatched.append(f"{key[0]} at {exp.size_name} = {key[1]} has {recorded} rounds in "
+                              f"measurements.csv, {len(on_disk)} in samples.csv")  # fmt: skip
         for r in on_disk[: max(cfg.max_passes, cfg.repeats)]:
             p.add(r, Timing(fwd.get(r, []), int(row["fwd_runs_per_sample"])),
                   Timing(bwd[r], int(row["bwd_runs_per_sample"])))  # fmt: skip
@@ -210,4 +241,7 @@ def _read_earlier(
         for f in summary.get("failed_points") or []
         if isinstance(f, dict) and isinstance(f.get("size"), int)
     ]
-    return _Earlier(summary, points, failed)
+    if mismatched:  # not finished after all: what samples.csv lacks is timed again
+        summary = dict(summary, complete=False)
+    return _Earlier(summary, points, failed,
+                    [f"the files of the run disagreed: {m}; timed again" for m in mismatched])

@@ -1112,6 +1112,7 @@ def run_sweep(
         run.watch = watched_metrics(exp, cfg.options, claims)
         run.claims = claims
         if earlier is not None:
+            result.notes.extend(earlier.mismatched)
             result.notes.extend(run.failure_note(f) for f in result.failed)
             result.notes.append(earlier.resumed_note(run.done, run.total))
         try:
