@@ -419,7 +419,7 @@ def _measure_and_render(
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     if not quiet:
-        console.print(points_table(summary, exp.size_name))
+        console.print(points_table(summary, exp.size_name, width=console.width))
         for note in summary["notes"]:
             console.print(f"note: {note}", soft_wrap=True)
         console.print()
@@ -769,9 +769,9 @@ def sweep_command(
     from trainbench.streams import stdout_to_stderr
 
     # with --json, what the target prints (on import, in its first forward) goes to stderr
-    quiet = stdout_to_stderr if json_out else contextlib.nullcontext
+    muted = stdout_to_stderr if json_out else contextlib.nullcontext
     try:
-        with quiet():
+        with muted():
             exp = resolve(target, name=name, reference=reference)
         if exp.name in EXPERIMENTS and name is not None:
             raise SweepError("--name: a built-in experiment's run is named by the experiment")
@@ -788,7 +788,7 @@ def sweep_command(
             raise SweepError(f"--sizes: {cfg.max_size} is too large (at most {MAX_SIZE})")
         claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
         if exp.name not in EXPERIMENTS:
-            with quiet():
+            with muted():
                 preflight(exp, cfg)
     except SweepError as err:
         raise fail(str(err)) from None

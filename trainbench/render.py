@@ -29,34 +29,27 @@ def _ms(median: float | None, iqr: float | None) -> str:
     return f"{median * 1e3:.3g} ±{(iqr or 0) * 1e3:.2g}"
 
 
-def points_table(summary: Mapping[str, Any], size_name: str) -> Table:
-    """One row per size and variant, sorted by variant then size."""
-    table = Table(
-        title=f"{summary['experiment']}: measurements (median ± IQR)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
+# The columns a narrow terminal loses first (all of them are in measurements.csv).
+DROPPED_FIRST = ("eff", "GFLOP/s", "depth", "nodes", "× eager", "compile s", "peak MB",
+                 "fwd FLOPs", "saved MB", "fwd ms")  # fmt: skip
+
+
+def points_table(
+    summary: Mapping[str, Any], size_name: str, width: int | None = None
+) -> Table:
+    """One row per size and variant, sorted by variant then size. Where ``width`` (the
+    terminal's columns) cannot hold every column whole, the least needed go first
+    (:data:`DROPPED_FIRST`), said in the caption; the size, variant and backward time
+    always stay."""
     cuda = any(p.get("peak_bytes") for p in summary["points"])
     compiled = any("compiled" in p for p in summary["points"])  # --compile
-    for name, justify in (
-        (size_name, "right"),
-        ("variant", "left"),
-        ("fwd ms", "right"),
-        ("bwd ms", "right"),
-        ("fwd FLOPs", "right"),
-        ("bwd FLOPs", "right"),
-        ("nodes", "right"),
-        ("depth", "right"),
-        ("saved MB", "right"),
-        *((("peak MB", "right"),) if cuda else ()),
-        ("GFLOP/s", "right"),
-        ("eff", "right"),
-        *((("compile s", "right"), ("× eager", "right")) if compiled else ()),
-    ):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    names = [size_name, "variant", "fwd ms", "bwd ms", "fwd FLOPs", "bwd FLOPs", "nodes",
+             "depth", "saved MB", *(("peak MB",) if cuda else ()), "GFLOP/s", "eff",
+             *(("compile s", "× eager") if compiled else ())]  # fmt: skip
+    rows = []
     for p in sorted(summary["points"], key=lambda p: (p["variant"], p["size"])):
         eff = p.get("efficiency")
-        row = [
+        rows.append([
             str(p["size"]),
             p["variant"] + (" (noisy)" if p.get("noisy") else ""),
             _ms(p["fwd_s"], p["fwd_iqr_s"]),
@@ -70,8 +63,33 @@ def points_table(summary: Mapping[str, Any], size_name: str) -> Table:
             f"{p['gflops']:.3g}" if p.get("gflops") is not None else "—",
             f"{eff:.0%}" if eff is not None else "—",
             *(_compile_cells(p) if compiled else ()),
-        ]
-        table.add_row(*row)
+        ])  # fmt: skip
+    keep = list(range(len(names)))
+    dropped: list[str] = []
+    if width is not None:
+        widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+
+        def needed() -> int:  # cells, their padding (two each), the rules between and around
+            return sum(widths[i] + 2 for i in keep) + len(keep) + 1
+
+        for name in DROPPED_FIRST:
+            if needed() <= width:
+                break
+            if name in names and names.index(name) in keep:
+                keep.remove(names.index(name))
+                dropped.append(name)
+    table = Table(
+        title=f"{summary['experiment']}: measurements (median ± IQR)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption=(f"left out to fit {width} columns: {', '.join(dropped)} (all in "
+                 "measurements.csv)") if dropped else None,
+        caption_justify="left",
+    )  # fmt: skip
+    for i in keep:
+        table.add_column(names[i], justify="left" if i == 1 else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(*(r[i] for i in keep))
     return table
 
 

@@ -67,3 +67,10 @@ def test_a_claim_that_could_not_be_judged_exits_1(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(
         "trainbench: error: claim 'claim' on bwd_s could not be judged on what was measured")
+
+
+def test_a_plain_sweep_still_prints_its_tables(tmp_path: Path) -> None:
+    done = _sweep("linear", tmp_path, "--sizes", "1:16")
+    assert done.returncode == 0, done.stderr
+    assert "measurements (median ± IQR)" in done.stdout and "growth order" in done.stdout
+    assert f"results: {tmp_path / 'linear'}" in done.stdout
