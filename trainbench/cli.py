@@ -986,6 +986,11 @@ def _write_report(
         write_report(runs, out, fmt=fmt, command=command, rendered=rendered, force=force)
     except ReportError as err:
         raise fail(str(err)) from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as err:
+        # a value the checks of summary.json let through that the report cannot use
+        where = ", ".join(str(r.folder) for r in runs)
+        raise fail(f"cannot report on {where}: a value in its files is not what a trainbench "
+                   f"run writes ({type(err).__name__}: {first_line(err)})") from None
     except OSError as err:
         raise fail(f"--out: cannot write the report: {first_line(err)}", 1) from None
     return out / "report.md"

@@ -277,6 +277,93 @@ def read_json(path: Path) -> Any:
         raise ResultsError(f"{path}: invalid JSON (nested too deeply)") from None
 
 
+# The type of every field of summary.json that a reader uses, by section: "num" (a number,
+# not a boolean), "str", "bool", "list", "obj"; "?" after it: null allowed. Fields not
+# named here are not checked (a newer writer may add some).
+_NUM, _STR, _BOOL, _LIST, _OBJ = "num", "str", "bool", "list", "obj"
+FIELDS: dict[str, dict[str, str]] = {
+    "top": {"experiment": _STR, "run": _STR + "?", "complete": _BOOL + "?", "notes": _LIST + "?",
+            "failed_points": _LIST + "?", "schedule": _OBJ + "?", "baseline": _OBJ + "?",
+            "points": _LIST + "?", "gradient_signal": _LIST + "?", "training": _LIST + "?"},
+    "claims": {"id": _STR, "problem": _STR + "?", "statement": _STR + "?", "variant": _STR + "?",
+               "metric": _STR + "?", "metrics": _LIST + "?", "expected": _STR + "?",
+               "expected_exponent": _NUM + "?", "expected_class": _STR + "?",
+               "tolerance": _NUM + "?", "control": _STR + "?", "is_control": _BOOL + "?",
+               "expect": _STR + "?", "verdict": _STR, "reason": _STR + "?",
+               "partial": _BOOL + "?", "exponent": _NUM + "?", "ci_low": _NUM + "?",
+               "ci_high": _NUM + "?", "best_class": _STR + "?", "by_degree": _BOOL + "?",
+               "poly_degree": _NUM + "?", "control_exponent": _NUM + "?",
+               "crossings": _LIST + "?", "fit_sizes": _LIST + "?", "noisy_points": _NUM + "?",
+               "baseline": _STR + "?", "ratio": _NUM + "?", "baseline_ratio": _NUM + "?",
+               "final_loss": _NUM + "?", "baseline_final_loss": _NUM + "?",
+               "loss_metric": _STR + "?", "depth": _NUM + "?"},
+    "fits": {"variant": _STR, "metric": _STR, "exponent": _NUM + "?", "ci_low": _NUM + "?",
+             "ci_high": _NUM + "?", "best_class": _STR + "?", "n_sizes": _NUM + "?",
+             "size_range": _NUM + "?", "fit_from": _NUM + "?", "exact": _BOOL + "?",
+             "rel_spread": _NUM + "?", "top_slope": _NUM + "?", "top_ci_low": _NUM + "?",
+             "top_ci_high": _NUM + "?", "poly_degree": _NUM + "?", "class_bic": _OBJ + "?",
+             "power_bic": _NUM + "?", "verdict": _STR + "?", "partial": _BOOL + "?"},
+    "config": {"sizes": _LIST + "?", "variants": _LIST + "?", "min_size": _NUM + "?",
+               "max_size": _NUM + "?", "repeats": _NUM + "?", "min_time": _NUM + "?",
+               "seed": _NUM + "?", "steps": _NUM + "?", "depths": _LIST + "?",
+               "options": _OBJ + "?", "time_budget": _NUM + "?", "control": _BOOL + "?"},
+    "environment": {"device": _STR + "?", "device_name": _STR + "?", "cpu_model": _STR + "?",
+                    "torch_version": _STR + "?", "threads": _NUM + "?", "dtype": _STR + "?",
+                    "timestamp": _STR + "?", "caches": _LIST + "?"},
+    "failed_points": {"variant": _STR, "size": _NUM, "phase": _STR + "?", "reason": _STR + "?"},
+    "gradient_signal": {"variant": _STR, "depth": _NUM, "ratio": _NUM + "?",
+                        "layer_grad_norms": _LIST + "?", "first_layer_grad_norm": _NUM + "?",
+                        "last_layer_grad_norm": _NUM + "?"},
+    "training": {"variant": _STR, "depth": _NUM, "optimizer": _STR, "final_loss": _NUM + "?",
+                 "initial_loss": _NUM + "?", "best_head_loss": _NUM + "?",
+                 "target_variance": _NUM + "?", "threshold": _NUM + "?",
+                 "steps_to_threshold": _NUM + "?", "diverged": _BOOL + "?", "curve": _LIST + "?"},
+}  # fmt: skip
+_KINDS = {_NUM: "a number", _STR: "text", _BOOL: "true or false", _LIST: "a list",
+          _OBJ: "an object"}  # fmt: skip
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == _NUM:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {_STR: str, _BOOL: bool, _LIST: list, _OBJ: dict}[kind])
+
+
+def _field_error(path: Path, where: str, value: Any, spec: str) -> ResultsError:
+    shown = json.dumps(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    expected = _KINDS[spec.rstrip("?")] + (" or null" if spec.endswith("?") else "")
+    return ResultsError(f"{path}: {where} is {shown} (expected {expected})")
+
+
+def check_fields(path: Path, summary: Mapping[str, Any]) -> None:
+    """ResultsError naming the file and the first field of :data:`FIELDS` whose value is of
+    the wrong type (an entry of a list section that is not an object, too); also every note
+    must be text."""
+    def check(entry: Mapping[str, Any], section: str, where: str) -> None:
+        for key, spec in FIELDS[section].items():
+            if key not in entry:
+                continue
+            value = entry[key]
+            if value is None and spec.endswith("?"):
+                continue
+            if not _is(value, spec.rstrip("?")):
+                raise _field_error(path, f"{where}{key}", value, spec)
+
+    check(summary, "top", "")
+    for section in ("config", "environment"):
+        if isinstance(summary.get(section), dict):
+            check(summary[section], section, f"{section}.")
+    for section in ("claims", "fits", "failed_points", "gradient_signal", "training"):
+        for i, entry in enumerate(summary.get(section) or []):
+            if not isinstance(entry, dict):
+                raise _field_error(path, f"{section}[{i}]", entry, _OBJ)
+            check(entry, section, f"{section}[{i}].")
+    for i, note in enumerate(summary.get("notes") or []):
+        if not isinstance(note, str):
+            raise _field_error(path, f"notes[{i}]", note, _STR)
+
+
 def read_summary(folder: Path, sweep: bool = True) -> dict[str, Any]:
     """The summary.json of the run in ``folder``, checked.
 
@@ -311,6 +398,7 @@ def read_summary(folder: Path, sweep: bool = True) -> dict[str, Any]:
     for i, claim in enumerate(summary.get("claims") or []):
         if not isinstance(claim, dict) or not isinstance(claim.get("id"), str):
             raise ResultsError(f'{path}: claim {i + 1} is not an object with a text "id"')
+    check_fields(path, summary)
     if sweep and not isinstance(summary.get("points"), list):
         raise ResultsError(
             f'{path}: not a trainbench sweep summary (no "points"; a {summary["experiment"]} run?)'

@@ -241,7 +241,33 @@ def _read_earlier(
         for f in summary.get("failed_points") or []
         if isinstance(f, dict) and isinstance(f.get("size"), int)
     ]
-    if mismatched:  # not finished after all: what samples.csv lacks is timed again
+    notes = [f"the files of the run disagreed: {m}; timed again" for m in mismatched]
+    grown = _grows(summary, cfg, todo, points, failed)
+    if grown is not None:
+        notes.append(grown)
+    if notes:  # not finished after all: what is missing is measured now
         summary = dict(summary, complete=False)
-    return _Earlier(summary, points, failed,
-                    [f"the files of the run disagreed: {m}; timed again" for m in mismatched])
+    return _Earlier(summary, points, failed, notes)
+
+
+def _grows(
+    summary: Mapping[str, Any],
+    cfg: SweepConfig,
+    todo: Sequence[tuple[str, int]],
+    points: Sequence[_Point],
+    failed: Sequence[Mapping[str, Any]],
+) -> str | None:
+    """Where the earlier run's --time-budget left planned points out and this run's budget
+    is larger (or none): the note saying those are measured now; else None."""
+    old = summary["config"].get("time_budget")
+    if not isinstance(old, (int, float)) or (cfg.time_budget is not None
+                                             and cfg.time_budget <= old):  # fmt: skip
+        return None
+    have = {(p.variant, p.size) for p in points}
+    stop = min((f["size"] for f in failed), default=math.inf)  # (a failure stops growth)
+    missing = [(v, s) for v, s in todo if (v, s) not in have and s < stop]
+    if not missing:
+        return None
+    new = "none" if cfg.time_budget is None else f"{cfg.time_budget:g} s"
+    return (f"resumed with --time-budget {new} (the run had {old:g} s): the {len(missing)} "
+            "points it left out are measured now")

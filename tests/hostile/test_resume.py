@@ -49,3 +49,21 @@ def test_a_run_from_another_machine_is_not_resumed(
         trainbench.sweep(T.chain, SIZES, out=tmp_path, resume=True,  # type: ignore[arg-type]
                          **COMMON)  # fmt: skip
     assert {p.name: p.read_bytes() for p in (tmp_path / "chain").iterdir()} == before
+
+
+def test_a_resume_with_a_larger_budget_grows_the_run(tmp_path: Path) -> None:
+    sizes = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    first = trainbench.sweep(T.chain, sizes, out=tmp_path, time_budget=0.3,  # type: ignore[arg-type]
+                             **COMMON)  # fmt: skip
+    measured = set(first.points["size"])
+    assert measured and max(measured) < 1024  # the budget stopped the growth
+    grown = trainbench.sweep(T.chain, sizes, out=tmp_path, resume=True,  # type: ignore[arg-type]
+                             **COMMON)  # fmt: skip
+    assert set(grown.points["size"]) == set(sizes)
+    assert grown.run.config["time_budget"] is None
+    assert any(n.startswith("resumed with --time-budget none (the run had 0.3 s): the ")
+               for n in grown.run.notes)  # fmt: skip
+    # the same budget again: nothing more to measure, nothing measured again
+    samples = (tmp_path / "chain" / "samples.csv").read_text(encoding="utf-8")
+    trainbench.sweep(T.chain, sizes, out=tmp_path, resume=True, **COMMON)  # type: ignore[arg-type]
+    assert (tmp_path / "chain" / "samples.csv").read_text(encoding="utf-8") == samples
