@@ -65,7 +65,9 @@ def test_a_later_probe_reuses_the_block_sizes_and_warms_the_gradients() -> None:
 def test_a_forward_no_claim_is_on_is_timed_in_the_first_repeats_passes_only(
     tmp_path: Path,
 ) -> None:
-    common = {"repeats": 2, "max_passes": 4, "precision": 0.001, "min_time": 0.001,
+    # (a precision no interval reaches, so that all four passes run: at 0.001 two passes
+    # that agree by chance could end the run after two)
+    common = {"repeats": 2, "max_passes": 4, "precision": 1e-9, "min_time": 0.001,
               "threads": 1, "reference": "64"}  # fmt: skip
     result = trainbench.sweep(T.chain, SIZES, out=tmp_path, **common)  # type: ignore[arg-type]
     rounds = result.samples.groupby(["size", "phase"])["round"].nunique().unstack()
