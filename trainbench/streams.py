@@ -33,9 +33,10 @@ codecs.register_error(ERRORS, _ascii)
 _started_on: tuple[int, int] | None = None  # what file descriptor 1 was at the start
 
 
-def _identity(fd: int) -> tuple[int, int] | None:
+def _identity(file: int | str) -> tuple[int, int] | None:
+    """(device, inode) of an open file descriptor or a path; None where it has none."""
     try:
-        st = os.fstat(fd)
+        st = os.fstat(file) if isinstance(file, int) else os.stat(file)
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
@@ -47,16 +48,8 @@ def pipe_closed() -> bool:
     start (:func:`prepare`)."""
     if type(sys.stdout).__name__ == "PacifyFlushWrapper":
         return True
-    now, null = _identity(1), _identity_of(os.devnull)
+    now, null = _identity(1), _identity(os.devnull)
     return now is not None and now == null and _started_on not in (None, null)
-
-
-def _identity_of(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
 
 
 def prepare() -> None:
