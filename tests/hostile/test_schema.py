@@ -50,9 +50,9 @@ def test_mutated_summaries_are_one_line_or_a_report(
     places = _leaves(original)
     rng = random.Random(run)
     outcomes = {"refused": 0, "reported": 0}
+    folder = tmp_path / run
+    shutil.copytree(RESULTS / run, folder)  # (only its summary.json changes between trials)
     for trial in range(100):
-        folder = tmp_path / f"t{trial}" / run
-        shutil.copytree(RESULTS / run, folder)
         summary = json.loads(json.dumps(original))
         place, value = rng.choice(places), rng.choice(WRONG)
         _set(summary, place, value)
