@@ -826,10 +826,8 @@ def _owned(folder: Path) -> Iterator[None]:
     owned = ExitStack()
     try:
         owned.enter_context(hold(folder))
-    except SweepError as err:
+    except SweepError as err:  # (LockError: held by another run, or not writable)
         raise fail(str(err)) from None
-    except OSError as err:
-        raise fail(f"--out: cannot take the lock of {folder}: {err.strerror or err}") from None
     with owned:
         yield
 

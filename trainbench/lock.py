@@ -169,9 +169,12 @@ def _mtime(path: Path) -> float:
 @contextmanager
 def hold(folder: Path) -> Iterator[None]:
     """Hold ``folder``'s lock while the block runs (its parent is created where missing).
-    LockError where a live run holds it; OSError where the lock cannot be written."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    info = _take(folder)
+    LockError where a live run holds it, or where the lock cannot be written."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        info = _take(folder)
+    except OSError as err:
+        raise LockError(f"--out: cannot take the lock of {folder}: {err.strerror or err}") from None
     try:
         yield
     finally:

@@ -1048,12 +1048,7 @@ def run_sweep(
     folder = out_dir / exp.folder(cfg.options) if out_dir is not None else None
     with ExitStack() as owned:
         if folder is not None:  # one writer per run folder, from before it is first read
-            try:
-                owned.enter_context(hold(folder))
-            except OSError as err:
-                raise SweepError(
-                    f"--out: cannot take the lock of {folder}: {err.strerror or err}"
-                ) from None
+            owned.enter_context(hold(folder))
         earlier = _read_earlier(exp, cfg, device, threads, folder, todo) if resume else None
         torch.set_num_threads(threads)
         threads = torch.get_num_threads()
