@@ -169,13 +169,74 @@ def works_once(n: int) -> Callable[[], Tensor]:
 
 def gated(n: int) -> Callable[[], Tensor]:
     """chain(n); from n = 8 on it is built only once the file named by the environment's
-    TRAINBENCH_TEST_GATE exists (waiting up to two minutes): a run a test holds open."""
+    TRAINBENCH_TEST_GATE exists (waiting up to two minutes, having made the file named by
+    TRAINBENCH_TEST_WAITING where given): a run a test holds open."""
     import os
     import time
 
     gate = os.environ.get("TRAINBENCH_TEST_GATE")
     if gate and n >= 8:
+        waiting = os.environ.get("TRAINBENCH_TEST_WAITING")  # (a file it makes as it waits)
+        if waiting:
+            open(waiting, "w").close()
         deadline = time.monotonic() + 120
         while not os.path.exists(gate) and time.monotonic() < deadline:
             time.sleep(0.02)
     return chain(n)
+
+
+def sleeps_from_8(n: int) -> Callable[[], Tensor]:
+    """Never returns when built at n = 8 or more (it waits for something that never comes)."""
+    import time
+
+    while n >= 8:
+        time.sleep(3600)
+    return linear(n)
+
+
+def loops_from_8(n: int) -> Callable[[], Tensor]:
+    """Its forward loops for ever from n = 8 on."""
+    inner = linear(n)
+
+    def forward() -> Tensor:
+        while n >= 8:
+            pass
+        return inner()
+
+    return forward
+
+
+def spins_from_8(n: int) -> Callable[[], Tensor]:
+    """Its forward loops for ever from n = 8 on, catching every exception it meets (the
+    timeout too) and going on."""
+    inner = linear(n)
+
+    def forward() -> Tensor:
+        while n >= 8:
+            try:
+                while True:
+                    pass
+            except BaseException:  # noqa: S110  (a target that swallows what stops it)
+                continue
+        return inner()
+
+    return forward
+
+
+def interrupts_from_8(n: int) -> Callable[[], Tensor]:
+    """Raises KeyboardInterrupt itself (no signal) when built at n = 8 or more."""
+    if n >= 8:
+        raise KeyboardInterrupt
+    return linear(n)
+
+
+def forward_interrupts(n: int) -> Callable[[], Tensor]:
+    """Its forward raises KeyboardInterrupt itself from n = 8 on."""
+    inner = linear(n)
+
+    def forward() -> Tensor:
+        if n >= 8:
+            raise KeyboardInterrupt
+        return inner()
+
+    return forward

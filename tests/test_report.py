@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from trainbench import fileset  # noqa: E402
 from trainbench.report import (  # noqa: E402
     ReportError,
     default_out,
@@ -107,7 +108,8 @@ def make_run(folder: Path, summary: dict[str, Any] | None = None) -> Path:
          "sample_s": p[f"{phase}_s"], "format_version": FORMAT_VERSION}
         for p in points for phase in ("fwd", "bwd") for r in range(3)
     ]  # fmt: skip
-    write_run(folder, summary or mlp_summary(), points, samples)
+    summary = summary or mlp_summary()
+    write_run(folder, {**summary, "points": summary["points"] or points}, points, samples)
     return folder
 
 
@@ -353,9 +355,15 @@ def test_local_slopes() -> None:
 
 
 def _rewrite_csv(folder: Path, change: Callable[[pd.DataFrame], None]) -> None:
+    """measurements.csv changed as a run would have written it (its digest in summary.json
+    too: see test_edited_tables_are_refused for a file changed afterwards)."""
     frame = pd.read_csv(folder / "measurements.csv")
     change(frame)
-    frame.to_csv(folder / "measurements.csv", index=False)
+    text = frame.to_csv(index=False)
+    (folder / "measurements.csv").write_text(text, encoding="utf-8")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary["files"]["measurements.csv"]["sha256"] = fileset.digest(text)
+    (folder / "summary.json").write_text(to_json(summary), encoding="utf-8")
 
 
 def _summary_with(**changes: Any) -> str:

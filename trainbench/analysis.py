@@ -65,6 +65,13 @@ def fit_points(
         for metric in FIT_METRICS:
             if only is not None and (v, metric) not in only:
                 continue
+            fitted = sizes
+            if metric in TIME_METRICS:  # the sizes timed (a point may be counted only)
+                fitted = [p["size"] for p in rows if p.get("rounds", 1)]
+                if len(fitted) < 3:
+                    notes.append(f"{v}/{metric}: not fitted (timed at {len(fitted)} sizes; "
+                                 "a fit needs 3)")  # fmt: skip
+                    continue
             values = [p.get(metric) for p in rows]
             if all(val is None or val == 0 for val in values):
                 if metric != "peak_bytes":
@@ -77,12 +84,12 @@ def fit_points(
             if metric in TIME_METRICS:
                 phase = metric[:3]
                 empty: tuple[list[float], list[int]] = ([], [])
-                data: list[Any] = [raw.get((v, size, phase), empty)[0] for size in sizes]
-                rounds = [raw.get((v, size, phase), empty)[1] for size in sizes]
+                data: list[Any] = [raw.get((v, size, phase), empty)[0] for size in fitted]
+                rounds = [raw.get((v, size, phase), empty)[1] for size in fitted]
             else:
                 data = [val if val is not None else math.nan for val in values]
             try:
-                fits[(v, metric)] = fit_order(sizes, data, seed=seed, rounds=rounds)
+                fits[(v, metric)] = fit_order(fitted, data, seed=seed, rounds=rounds)
             except ValueError as err:
                 notes.append(f"{v}/{metric}: not fitted ({err})")
     return fits, notes

@@ -57,6 +57,7 @@ from trainbench.target import (
     parse_sizes,
     target_experiment,
 )
+from trainbench.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
 
 DEFAULT_TOLERANCE = 0.15
 
@@ -200,7 +201,9 @@ class SweepResult:
         with hold(target):  # one writer per run folder (trainbench.lock)
             if target != self.folder:  # an earlier run there is kept, renamed with its time
                 keep_earlier_run(target)
-            write_run(target, self.run.summary(), self.run.points, self.run.samples)
+            self.run.files = write_run(
+                target, self.run.summary(), self.run.points, self.run.samples
+            )
         self.folder = target
         return target
 
@@ -246,15 +249,25 @@ def _spec_of(factory: Factory) -> str | None:
 def preflight(exp: Experiment, cfg: SweepConfig) -> None:
     """Build a target's smallest point and run its forward and backward pass once, so that
     a target that breaks the contract fails before any folder is made."""
-    from trainbench.limits import _is_out_of_memory
-    from trainbench.runner import DTYPES, resolve_device, validate, with_defaults
+    from trainbench.runner import validate, with_defaults
 
     cfg = with_defaults(exp, cfg)
     validate(exp, cfg)
+    label = str(cfg.options.get("target", exp.name)).rpartition(":")[2]
+    try:
+        with deadline(cfg.point_timeout):
+            _first_backward(exp, cfg, label)
+    except PointTimeout as err:
+        raise TargetError(f"{label}({cfg.min_size}), its first point: {err}") from None
+
+
+def _first_backward(exp: Experiment, cfg: SweepConfig, label: str) -> None:
+    from trainbench.limits import _is_out_of_memory
+    from trainbench.runner import DTYPES, resolve_device
+
     device = resolve_device(cfg.device)
     forward = exp.forward(exp.variants[0].name, cfg.min_size, cfg.options | {"seed": cfg.seed},
                           device, DTYPES[cfg.dtype])  # fmt: skip
-    label = str(cfg.options.get("target", exp.name)).rpartition(":")[2]
     for root in forward():
         try:
             root.backward()
@@ -293,6 +306,7 @@ def sweep(
     control: bool = True,
     control_max_size: int = 256,
     reference: str = DEFAULT_REFERENCE,
+    point_timeout: float | None = DEFAULT_POINT_TIMEOUT,
     on_progress: Callable[[Any], None] | None = None,
 ) -> SweepResult:
     """Sweep ``target`` over ``sizes`` and fit how every metric grows.
@@ -304,6 +318,8 @@ def sweep(
     ``"O(n^2)"``) that ``metric`` of the first variant is judged against (built-in
     experiments also judge their claims from the claims file). ``out``: write the run
     to ``out/<name>/`` as it is measured (else keep it in memory; :meth:`SweepResult.save`).
+    ``point_timeout``: seconds one count or one timed visit of a point may take before the
+    point fails and the sweep goes on without it (None: no limit; see trainbench.watchdog).
     """
     from trainbench.config import bytes_of
     from trainbench.runner import run_sweep
@@ -316,7 +332,7 @@ def sweep(
         device=device, dtype=dtype, seed=seed, time_budget=time_budget,
         max_memory=max_memory, compile=compile, control=control,
         control_max_size=control_max_size, precision=precision, max_passes=max_passes,
-        until=until,
+        until=until, point_timeout=point_timeout,
     )  # fmt: skip
     claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
     if exp.name not in EXPERIMENTS:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainbench.config import BOUNDS, WHOLE, bound_words
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -184,9 +186,7 @@ def _order(value: Any) -> tuple[float, str | None]:
 
 
 SETTING_WORDS = {
-    "min_time": "a number of seconds (0 to 3600)",
     "time_tolerance": "a number between 0 and 5",
-    "precision": "a number between 0 and 1",
     "lr_sgd": "a positive number",
     "lr_adam": "a positive number",
     "dtype": "float32 or float64",
@@ -198,18 +198,18 @@ SETTING_WORDS = {
 
 
 def _whole_words(key: str) -> str:
-    return "a whole number" + (" of at least 0" if key in ("threads", "seed", "steps") else (
-        " of at least 1"))
+    return bound_words(key) if key in BOUNDS else "a whole number of at least 1"
 
 
 def _setting_ok(key: str, value: Any) -> bool:
-    """Whether a [runs] setting has a sensible type and range (the run checks the rest)."""
-    if key == "min_time":
-        return type(value) in (int, float) and 0 <= value <= 3600
+    """Whether a [runs] setting has a sensible type and range: the command line's bounds
+    (trainbench.config.BOUNDS) where it has the same option (the run checks the rest)."""
+    if key in BOUNDS:
+        low, high = BOUNDS[key]
+        kinds = (int,) if key in WHOLE else (int, float)
+        return type(value) in kinds and low <= value <= high
     if key == "time_tolerance":
         return type(value) in (int, float) and 0 < value < 5
-    if key == "precision":
-        return type(value) in (int, float) and 0 < value <= 1
     if key in ("lr_sgd", "lr_adam"):
         return type(value) in (int, float) and 0 < value < 1e3
     if key == "dtype":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import math
 import os
 import signal
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from trainbench import __version__
-from trainbench.config import SweepError, first_line
+from trainbench.config import BOUNDS, SweepError, first_line
 
 try:  # recent typer vendors click
     from typer._click import exceptions as click_errors
@@ -28,10 +29,10 @@ except ImportError:  # pragma: no cover - older typer depends on click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 USAGE_EXIT = 2
-MAX_SIZE = 100_000  # larger sweeps are refused up front
+MAX_SIZE = int(BOUNDS["max_size"][1])  # larger sweeps are refused up front
 MAX_DIM = 1_000_000  # widths, batches, input dimensions
-MAX_MIN_TIME = 3600.0
-MAX_STEPS = 1_000_000  # training steps per run
+MAX_MIN_TIME = BOUNDS["min_time"][1]
+MAX_STEPS = int(BOUNDS["steps"][1])  # training steps per run
 
 
 class OneLineErrors(typer.core.TyperGroup):
@@ -86,6 +87,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    from trainbench.watchdog import note_signal
+
+    note_signal()  # (a signal, not a target's own KeyboardInterrupt)
     raise Terminated()
 
 
@@ -157,7 +161,7 @@ class DType(str, enum.Enum):
 Repeats = Annotated[
     int,
     typer.Option(
-        min=1, max=1000,
+        min=BOUNDS["repeats"][0], max=BOUNDS["repeats"][1],
         help="Timing passes at least: each pass times every point once, in a shuffled order.",
     ),
 ]  # fmt: skip
@@ -167,18 +171,23 @@ MinTime = Annotated[
 Threads = Annotated[
     int,
     typer.Option(
-        min=0, max=1024, help="Threads for torch (0: one on a CPU, torch's default on CUDA)."
+        min=BOUNDS["threads"][0], max=BOUNDS["threads"][1],
+        help="Threads for torch (0: one on a CPU, torch's default on CUDA).",
     ),
 ]
 Precision = Annotated[
     float,
     typer.Option(
-        min=0.001, max=1.0,
+        min=BOUNDS["precision"][0], max=BOUNDS["precision"][1],
         help="Passes go on until every claimed time exponent's 95% interval is this narrow "
         "(half-width), or --max-passes or --time-budget ends them.",
     ),
 ]  # fmt: skip
-MaxPasses = Annotated[int, typer.Option(min=1, max=1000, help="Timing passes at most.")]
+MaxPasses = Annotated[
+    int,
+    typer.Option(min=BOUNDS["max_passes"][0], max=BOUNDS["max_passes"][1],
+                 help="Timing passes at most."),
+]  # fmt: skip
 
 
 class UntilChoice(str, enum.Enum):
@@ -198,7 +207,9 @@ UntilOpt = Annotated[
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
 DTypeOpt = Annotated[DType, typer.Option(help="Floating point type of the model.")]
 Seed = Annotated[
-    int, typer.Option(min=0, max=2**32 - 1, help="Seed for weights, data and visiting order.")
+    int,
+    typer.Option(min=BOUNDS["seed"][0], max=BOUNDS["seed"][1],
+                 help="Seed for weights, data and visiting order."),
 ]
 Out = Annotated[
     Path,
@@ -403,9 +414,12 @@ def _measure_and_render(
     except KeyboardInterrupt as err:
         raise interrupted(err, f"the points measured so far are in {folder}") from None
     except (RuntimeError, MemoryError, OSError) as err:  # out of memory, disk full, ...
-        raise fail(
-            f"measurement failed: {first_line(err)}; points measured so far are in {folder}", 1
-        ) from None
+        full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        why = (f"cannot write the run's files in {folder} ({err.strerror}): what is there is "
+               "what was saved before (`--resume` goes on from it once there is room)"
+               if isinstance(err, OSError) and full else
+               f"measurement failed: {first_line(err)}; points measured so far are in {folder}")
+        raise fail(why, 1) from None
     if result.kept_earlier is not None:
         typer.echo(f"trainbench: the earlier run in {folder} was kept as {result.kept_earlier}",
                    err=True)  # fmt: skip
@@ -436,7 +450,7 @@ def _measure_and_render(
 def _no_false_green(summary: dict[str, Any], claims: Any, folder: Path) -> None:
     """Exit 1, with a line saying why, where the run measured no point or a claim the user
     asked for (``claims``) was not judged: a run that found nothing out is no success."""
-    if not summary.get("points"):
+    if not any(p.get("rounds", 1) for p in summary.get("points") or []):  # none timed
         failed = summary.get("failed_points") or []
         why = (f"{failed[0]['variant']} at size {failed[0]['size']} failed: {failed[0]['reason']}"
                if failed else next((n for n in summary.get("notes") or []
@@ -712,13 +726,16 @@ def sweep_command(
     ] = 0.15,
     name: Annotated[
         str | None,
-        typer.Option(help="The run's name: OUT/NAME/ (default: the function's name).",
-                     show_default=False),
+        typer.Option(
+            help="The run's name: OUT/NAME/ (default: the function's name).", show_default=False
+        ),
     ] = None,
     option: Annotated[
         list[str] | None,
-        typer.Option(help="A built-in experiment's model option, NAME=VALUE (repeatable).",
-                     show_default=False),
+        typer.Option(
+            help="A built-in experiment's model option, NAME=VALUE (repeatable).",
+            show_default=False,
+        ),
     ] = None,
     reference: Annotated[
         str,
@@ -750,6 +767,13 @@ def sweep_command(
     time_budget: TimeBudget = None,
     max_memory: MaxMemory = None,
     compile_: CompileOpt = False,
+    point_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds one count or one timed visit of a point may take; a point that "
+            "takes longer fails and the sweep goes on without it (0: no limit).",
+        ),
+    ] = 300.0,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -783,6 +807,7 @@ def sweep_command(
             threads=threads, device=device.value, dtype=dtype.value, seed=seed,
             time_budget=time_budget, max_memory=memory, compile=compile_,
             precision=precision, max_passes=max_passes, until=until.value,
+            point_timeout=point_timeout if point_timeout != 0 else None,
         )  # fmt: skip
         if cfg.max_size > MAX_SIZE and exp.name in EXPERIMENTS:
             raise SweepError(f"--sizes: {cfg.max_size} is too large (at most {MAX_SIZE})")
@@ -864,8 +889,10 @@ def trainability(
     ] = "plain,heads,residual,cnn,ugcnn",
     trained: Annotated[
         str | None,
-        typer.Option(help="Comma-separated: the variants trained (default: every one of "
-                     "--variants; the others have their gradient signal measured only)."),
+        typer.Option(
+            help="Comma-separated: the variants trained (default: every one of "
+            "--variants; the others have their gradient signal measured only)."
+        ),
     ] = None,
     optimizers: Annotated[
         str, typer.Option(help="Comma-separated: the optimizers each variant is trained with.")
@@ -987,8 +1014,10 @@ def _write_report(
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as err:
         # a value the checks of summary.json let through that the report cannot use
         where = ", ".join(str(r.folder) for r in runs)
-        raise fail(f"cannot report on {where}: a value in its files is not what a trainbench "
-                   f"run writes ({type(err).__name__}: {first_line(err)})") from None
+        raise fail(
+            f"cannot report on {where}: a value in its files is not what a trainbench "
+            f"run writes ({type(err).__name__}: {first_line(err)})"
+        ) from None
     except OSError as err:
         raise fail(f"--out: cannot write the report: {first_line(err)}", 1) from None
     return out / "report.md"
@@ -1006,15 +1035,20 @@ def report(
     ],
     out: Annotated[
         Path | None,
-        typer.Option(help="Where report.md, report.html and plots/ go (default: RUN_DIR/report "
-                     "for one folder, ./report for several)."),
+        typer.Option(
+            help="Where report.md, report.html and plots/ go (default: RUN_DIR/report "
+            "for one folder, ./report for several)."
+        ),
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Image format of the plots.")] = (
         Format.png
     ),
     force: Annotated[
-        bool, typer.Option("--force", help="Overwrite a report.md or report.html in OUT that "
-                           "trainbench did not write.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite a report.md or report.html in OUT that trainbench did not write.",
+        ),
     ] = False,
 ) -> None:
     """Plots, report.md and a self-contained report.html from result folders.
@@ -1047,8 +1081,9 @@ def verify(
     ] = None,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Only these claim ids (repeat or comma-separate); their controls "
-                     "come along."),
+        typer.Option(
+            help="Only these claim ids (repeat or comma-separate); their controls come along."
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -1057,15 +1092,23 @@ def verify(
     device: DeviceOpt = Device.auto,
     resume: Annotated[
         bool,
-        typer.Option("--resume", help="Continue the runs in OUT (same configuration): what "
-                     "finished is not measured again."),
+        typer.Option(
+            "--resume",
+            help="Continue the runs in OUT (same configuration): what "
+            "finished is not measured again.",
+        ),
     ] = False,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", min=1, max=64, show_default=False,
-                     help="Runs at once, each in its own process on one thread (default: 2 "
-                     "for --quick where there are two cores, else 1: the thorough run times "
-                     "each sweep with the machine to itself)."),
+        typer.Option(
+            "--jobs",
+            min=1,
+            max=64,
+            show_default=False,
+            help="Runs at once, each in its own process on one thread (default: 2 "
+            "for --quick where there are two cores, else 1: the thorough run times "
+            "each sweep with the machine to itself).",
+        ),
     ] = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -1177,10 +1220,14 @@ def main() -> None:
     from trainbench import streams
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    from trainbench import watchdog
+
+    watchdog.EXIT_WHEN_STUCK = True  # (this process is the tool's)
     streams.prepare()
     code: Any = 0
     try:
-        app()
+        with watchdog.watching_signals():  # a Ctrl-C told from a target's own KeyboardInterrupt
+            app()
     except SystemExit as end:
         code = end.code
     except BrokenPipeError:  # stdout's reader went away (``| head``): as Unix tools do

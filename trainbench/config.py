@@ -23,6 +23,24 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+# The bounds (inclusive) of the settings a user gives both on the command line and in the
+# claims file's [runs] tables: one table, so that the two accept the same values.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "repeats": (1, 1000), "max_passes": (1, 1000), "threads": (0, 1024), "seed": (0, 2**32 - 1),
+    "min_size": (1, 100_000), "max_size": (1, 100_000), "control_max_size": (1, 100_000),
+    "steps": (0, 1_000_000), "min_time": (0.0, 3600.0), "precision": (0.001, 1.0),
+}  # fmt: skip
+WHOLE = frozenset(BOUNDS) - {"min_time", "precision"}  # the settings that are whole numbers
+
+
+def bound_words(key: str) -> str:
+    """The values ``key`` accepts, in words (``a whole number from 1 to 1000``)."""
+    low, high = BOUNDS[key]
+    kind = "a whole number" if key in WHOLE else "a number"
+    return f"{kind} from {low:g} to {high:g}" if key not in WHOLE else (
+        f"{kind} from {int(low)} to {int(high)}")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     min_size: int
@@ -54,6 +72,9 @@ class SweepConfig:
     # "confirmed": a variant's passes also end once every time claim on it reads confirmed
     # (judged as at the end of the run); "narrow": only its intervals' width ends them.
     until: str = "narrow"
+    # Seconds one count or one timed visit of a point may take before the point fails
+    # (trainbench.watchdog); None: no limit.
+    point_timeout: float | None = 300.0
 
 
 UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,

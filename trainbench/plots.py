@@ -302,6 +302,7 @@ def plot_family(runs: Sequence[Run], family: str) -> tuple[Any, list[str]]:
             skipped.append(METRIC_LABELS[metric])
     name = runs[0].name
     notes = [f"{name}: {m} " + ("not measured (CUDA only)" if m == "peak bytes" else
+             "not timed at any size yet (not plotted)" if family == "time" else
              "not counted at any size (not plotted)") for m in skipped]  # fmt: skip
     if not styles:
         plt.close(fig)
@@ -468,6 +469,8 @@ def _sweep_plots(runs: Sequence[Run], prefix: str, plots: Path, fmt: str) -> tup
         notes += skipped
         if fig is not None:
             made.append((_save(fig, plots / f"{prefix}-{family}.{fmt}", fmt), family))
+    if not any((r.points["rounds"] > 0).any() for r in runs if "rounds" in r.points.columns):
+        return made, notes  # counted, not timed yet (an interrupted counting pass)
     fig = _plot_time_per_work(runs)
     if fig is not None:
         made.append((_save(fig, plots / f"{prefix}-time-per-work.{fmt}", fmt),

@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from trainbench import fileset
 from trainbench.caches import read_caches
 from trainbench.config import first_line
 
@@ -130,16 +131,20 @@ def write_run(
     summary: Mapping[str, Any],
     points: Sequence[Mapping[str, Any]],
     samples: Sequence[Mapping[str, Any]],
-) -> None:
-    """Write the three files of a run (each atomically)."""
+) -> dict[str, Any]:
+    """Write the three files of a run (each atomically), summary.json last with the
+    digests of the two tables (see :mod:`trainbench.fileset`); return that manifest."""
     extra = [c for c in COMPILE_COLUMNS if any(c in p for p in points)]
     table = pd.DataFrame(list(points), columns=[*POINT_COLUMNS, *extra])
-    atomic_write_text(folder / "measurements.csv", table.to_csv(index=False))
     raw = pd.DataFrame(
         list(samples), columns=["variant", "size", "phase", "round", "sample_s", "format_version"]
     )
-    atomic_write_text(folder / "samples.csv", raw.to_csv(index=False))
-    atomic_write_text(folder / "summary.json", to_json(summary))
+    texts = {"measurements.csv": table.to_csv(index=False), "samples.csv": raw.to_csv(index=False)}
+    for name in fileset.TABLES:
+        atomic_write_text(folder / name, texts[name])
+    files = fileset.manifest(texts)
+    atomic_write_text(folder / "summary.json", to_json(dict(summary, files=files)))
+    return files
 
 
 def cpu_model() -> str:
@@ -243,6 +248,10 @@ _MEASURED = (
     "fwd_s", "fwd_iqr_s", "bwd_s", "bwd_iqr_s", "graph_nodes", "graph_depth", "saved_bytes",
     "rounds", "fwd_runs_per_sample", "bwd_runs_per_sample",
 )  # fmt: skip
+# (the columns of a point's times may be empty where it was counted and not timed yet:
+# 0 rounds) ...
+_UNTIMED_EMPTY = ("fwd_s", "fwd_iqr_s", "bwd_s", "bwd_iqr_s", "fwd_runs_per_sample",
+                  "bwd_runs_per_sample")  # fmt: skip
 # ... and those that may be empty (not counted: FLOPs of a fused kernel, peak bytes on CPU)
 _OPTIONAL = ("fwd_flops", "bwd_flops", "peak_bytes", "gflops", "efficiency")
 # counts added after the first runs: absent (or empty) in older files
@@ -284,7 +293,8 @@ _NUM, _STR, _BOOL, _LIST, _OBJ = "num", "str", "bool", "list", "obj"
 FIELDS: dict[str, dict[str, str]] = {
     "top": {"experiment": _STR, "run": _STR + "?", "complete": _BOOL + "?", "notes": _LIST + "?",
             "failed_points": _LIST + "?", "schedule": _OBJ + "?", "baseline": _OBJ + "?",
-            "points": _LIST + "?", "gradient_signal": _LIST + "?", "training": _LIST + "?"},
+            "points": _LIST + "?", "gradient_signal": _LIST + "?", "training": _LIST + "?",
+            "files": _OBJ + "?"},
     "claims": {"id": _STR, "problem": _STR + "?", "statement": _STR + "?", "variant": _STR + "?",
                "metric": _STR + "?", "metrics": _LIST + "?", "expected": _STR + "?",
                "expected_exponent": _NUM + "?", "expected_class": _STR + "?",
@@ -340,6 +350,7 @@ def check_fields(path: Path, summary: Mapping[str, Any]) -> None:
     """ResultsError naming the file and the first field of :data:`FIELDS` whose value is of
     the wrong type (an entry of a list section that is not an object, too); also every note
     must be text."""
+
     def check(entry: Mapping[str, Any], section: str, where: str) -> None:
         for key, spec in FIELDS[section].items():
             if key not in entry:
@@ -424,17 +435,19 @@ def _numbers(
     table: pd.DataFrame,
     column: str,
     *,
-    optional: bool = False,
+    optional: bool | Sequence[bool] = False,
     whole: bool = False,
     least: float = 0.0,
     positive: bool = False,
 ) -> pd.Series:
     """``table[column]`` as numbers, refusing text, NaN (unless ``optional``: empty is
-    allowed), non-integers (``whole``), values below ``least`` and (``positive``) zero."""
+    allowed; a list: in the rows where it is true), non-integers (``whole``), values below
+    ``least`` and (``positive``) zero."""
     raw = table[column]
     values = pd.to_numeric(raw, errors="coerce")
+    optional_at = [optional] * len(raw) if isinstance(optional, bool) else list(optional)
     for i, (text, value) in enumerate(zip(raw, values, strict=True)):
-        line = i + 2  # the header is line 1
+        line, optional = i + 2, optional_at[i]  # (the header is line 1)
         if pd.isna(text):
             if optional:
                 continue
@@ -468,15 +481,19 @@ def _text_column(path: Path, table: pd.DataFrame, column: str, allowed: Sequence
             )
 
 
-def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+def read_run(
+    folder: Path, *, as_set: bool = True
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """A sweep's folder read back: (summary, measurements, samples).
 
     Refuses with :class:`ResultsError` (one line naming the file and the problem)
     a missing folder or file, an empty file, text that is not UTF-8, invalid JSON,
     a summary that :func:`read_summary` refuses or that is not of a sweep, a table
     without its columns, sizes, times or counts that are not numbers >= 0 (FLOPs and
-    peak bytes may be empty: not counted), and a median time (fwd_s, bwd_s) of zero.
-    Numeric columns come back as numbers.
+    peak bytes may be empty: not counted; a point's times where it has 0 rounds: counted,
+    not timed yet), and a median time (fwd_s, bwd_s) of zero.
+    With ``as_set`` (the default) it also refuses three files that are not one set
+    (:func:`trainbench.fileset.disagreements`). Numeric columns come back as numbers.
     """
     folder = Path(folder)
     try:
@@ -491,10 +508,16 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
             if column not in points.columns:
                 points[column] = None
         _text_column(path, points, "variant")
+        points["rounds"] = _numbers(path, points, "rounds", whole=True)
+        timed = points["rounds"] > 0
         for column in POINT_COLUMNS:
             if column == "size":
                 points[column] = _numbers(path, points, column, whole=True, least=1).astype(int)
-            elif column in _MEASURED:
+            elif column in _UNTIMED_EMPTY:  # empty in a row counted but not timed yet
+                whole, positive = not column.endswith("_s"), column in TIME_METRICS
+                points[column] = _numbers(path, points, column, whole=whole, positive=positive,
+                                          optional=list(~timed))  # fmt: skip
+            elif column in _MEASURED and column != "rounds":
                 whole, positive = not column.endswith("_s"), column in TIME_METRICS
                 points[column] = _numbers(path, points, column, whole=whole, positive=positive)
             elif column in _OPTIONAL:
@@ -521,6 +544,13 @@ def read_run(folder: Path) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
         samples["size"] = _numbers(path, samples, "size", whole=True, least=1).astype(int)
         samples["round"] = _numbers(path, samples, "round", whole=True).astype(int)
         samples["sample_s"] = _numbers(path, samples, "sample_s")
+        found = fileset.disagreements(folder, summary, points, samples) if as_set else []
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise ResultsError(
+                f"{folder}: the run's files are not one set: {found[0]}{more}; "
+                "`--resume` measures again what disagrees"
+            )
     except OSError as err:
         where = err.filename or folder
         raise ResultsError(f"{where}: cannot read ({err.strerror or err})") from None

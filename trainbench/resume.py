@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainbench.config import SweepConfig, SweepError
+from trainbench.fileset import disagreements
 from trainbench.measure import Timing
 from trainbench.results import COUNT_METRICS, ResultsError, read_run
 
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from trainbench.runner import RunResult, _Point
 
 # Settings a resumed run may change: they limit the run, they do not change what is measured.
-RESUME_MAY_CHANGE = ("time_budget", "max_memory", "precision", "max_passes", "until")
+RESUME_MAY_CHANGE = ("time_budget", "max_memory", "precision", "max_passes", "until",
+                     "point_timeout")
 # What a resumed run's machine must share with the run's (its environment's fields).
 MACHINE_FIELDS = ("device_name", "cpu_model", "torch_version")
 
@@ -178,7 +180,7 @@ def _read_earlier(
     if folder is None:
         raise SweepError("--resume: needs the folder the run was written to (--out)")
     try:
-        summary, table, samples = read_run(folder)
+        summary, table, samples = read_run(folder, as_set=False)
     except ResultsError as err:
         raise SweepError(f"--resume: {err}") from None
     if summary["experiment"] != exp.name:
@@ -242,6 +244,9 @@ def _read_earlier(
         if isinstance(f, dict) and isinstance(f.get("size"), int)
     ]
     notes = [f"the files of the run disagreed: {m}; timed again" for m in mismatched]
+    if not mismatched:  # (what a rounds mismatch already says, said once)
+        notes += [f"the files of the run disagreed: {m}; the run is measured on from its "
+                  "tables" for m in disagreements(folder, summary, table, samples)]  # fmt: skip
     grown = _grows(summary, cfg, todo, points, failed)
     if grown is not None:
         notes.append(grown)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainbench import __version__, drift
+from trainbench import __version__, drift, watchdog
 from trainbench.analysis import finish
 from trainbench.analysis import fit_points as fit_points  # re-exported
 from trainbench.analysis import judge_claims as judge_claims  # re-exported
@@ -72,6 +73,7 @@ from trainbench.results import (
 )
 from trainbench.resume import _read_earlier
 from trainbench.threads import default_threads, keeps_torch_threads
+from trainbench.watchdog import MAX_POINT_TIMEOUT, PointTimeout, deadline, watching_signals
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 UNTIL = ("narrow", "confirmed")  # what ends a variant's passes (SweepConfig.until)
@@ -106,6 +108,8 @@ class RunResult:
     schedule: dict[str, Any] = field(default_factory=dict)
     # where an earlier run in the same folder was moved to (not part of the summary)
     kept_earlier: Path | None = None
+    # the digests of the tables last written with the summary (trainbench.fileset)
+    files: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -122,7 +126,7 @@ class RunResult:
             "points": self.points,
             "fits": self.fits,
             "claims": self.claims,
-        }
+        } | ({"files": self.files} if self.files else {})
 
 
 def size_grid(min_size: int, max_size: int, ratio: float = math.sqrt(2.0)) -> list[int]:
@@ -235,6 +239,11 @@ def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dty
         )
     if cfg.max_memory is not None and cfg.max_memory < 1:
         raise SweepError(f"--max-memory must be a positive number of bytes, got {cfg.max_memory}")
+    timeout = cfg.point_timeout
+    if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout)
+                                    and 0 < timeout <= MAX_POINT_TIMEOUT):  # fmt: skip
+        raise SweepError(f"--point-timeout must be a number of seconds above 0 and up to "
+                         f"{MAX_POINT_TIMEOUT:g}, got {timeout!r}")  # fmt: skip
     sizes_of(cfg)
     device = resolve_device(cfg.device)
     dtype = DTYPES[cfg.dtype]
@@ -301,6 +310,17 @@ def _point_record(
         "bwd_runs_per_sample": bwd_runs,
         "format_version": FORMAT_VERSION,
     }
+
+
+def _counted_record(variant: str, size: int, counts: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of a point counted but not timed: its counts, no times, 0 rounds."""
+    keys = ("fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes",
+            "param_bytes", "peak_bytes")  # fmt: skip
+    none = ("fwd_s", "fwd_iqr_s", "bwd_s", "bwd_iqr_s", "working_set_bytes", "gflops",
+            "efficiency", "fwd_runs_per_sample", "bwd_runs_per_sample")  # fmt: skip
+    return ({"variant": variant, "size": size} | {k: counts.get(k) for k in keys}
+            | dict.fromkeys(none) | {"noisy": False, "rounds": 0,
+                                     "format_version": FORMAT_VERSION})  # fmt: skip
 
 
 def _drift_cancelled(points: Sequence[_Point]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -481,10 +501,29 @@ class _Sweep:
         self.confirmed_at: dict[str, int] = {}  # --until confirmed: the pass it stopped at
         self.claims: Sequence[Claim] | None = None  # the claims judged (None: the file's)
         self.window_passes = 0  # passes after which the points below the fit window stopped
+        self.counting = False  # in the counting pass
 
     # files and progress
 
     def save(self) -> None:
+        """The points in ``result`` (:meth:`collect`), then on disk."""
+        self.collect()
+        if self.folder is not None:
+            result = self.result
+            result.files = write_run(self.folder, result.summary(), result.points, result.samples)
+
+    def finish_and_save(self) -> None:
+        """Fit what was measured, judge the claims, and save."""
+        self.collect()
+        if self.result.points:
+            finish(self.result, self.exp, self.cfg.seed, self.claims)
+        self.save()
+
+    def collect(self) -> None:
+        """The points in ``result``: the timed ones; while the counting pass is on (a run
+        stopped in it), also those counted so far, with no times and 0 rounds, so that
+        their counts are kept and fitted. (Once the timing passes have begun, a point not
+        timed is left out: one a failure or the budget stopped is not part of the run.)"""
         timed = [p for p in self.points if p.rounds > 0]
         result = self.result
         cancelled = _drift_cancelled(timed)
@@ -493,7 +532,10 @@ class _Sweep:
                 p.variant, p.size, p.metrics(), self.rate, p.rounds, cancelled[(p.variant, p.size)]
             )
             | p.compile_record()
-            for p in timed
+            if p.rounds > 0
+            else _counted_record(p.variant, p.size, p.counts)
+            for p in self.points
+            if p.rounds > 0 or self.counting
         ]
         result.samples = [
             {
@@ -508,8 +550,6 @@ class _Sweep:
             for phase in ("fwd", "bwd")
             for t, r in zip(*p.labels(phase), strict=True)
         ]
-        if self.folder is not None:
-            write_run(self.folder, result.summary(), result.points, result.samples)
 
     def tick(self, variant: str, size: int, finished: bool) -> None:
         if self.on_progress:
@@ -556,6 +596,32 @@ class _Sweep:
         _free_memory(self.device)
         self.recount_total()
 
+    def stuck(self, variant: str, size: int, phase: str) -> Callable[[PointTimeout], None] | None:
+        """What to do with a point that swallows its timeout (trainbench.watchdog), where
+        the process may be ended (the command line): record it as failed, fit and save
+        what was measured, say so on stderr and end the process with exit 1. None (the
+        alarms go on) where it may not."""
+        if not watchdog.EXIT_WHEN_STUCK:
+            return None
+
+        def end(timeout: PointTimeout) -> None:
+            self.fail(variant, size, phase, f"{timeout} and did not stop when interrupted",
+                      oom=False)  # fmt: skip
+            self.result.notes.append(
+                "the run was ended there: the point would not stop (--resume goes on without it)"
+            )
+            self.finish_and_save()
+            n = self.exp.size_name
+            sys.stderr.write(
+                f"trainbench: error: {variant} at {n} = {size} {timeout} and did not stop "
+                "when interrupted; the run is saved (incomplete): --resume goes on without "
+                "it\n"
+            )
+            sys.stderr.flush()
+            os._exit(1)
+
+        return end
+
     def failure_note(self, record: Mapping[str, Any]) -> str:
         n, size = self.exp.size_name, record["size"]
         later = sorted({s for _, s in self.todo if s >= size})
@@ -571,6 +637,11 @@ class _Sweep:
 
     def count(self) -> None:
         """Count every point without a record, in increasing size, within the limits."""
+        self.counting = True
+        self._count_sizes()  # (an exception leaves it on: a run stopped there keeps its counts)
+        self.counting = False
+
+    def _count_sizes(self) -> None:
         cfg, n = self.cfg, self.exp.size_name
         wanted = set(self.todo)
         cut: set[str] = set()  # variants stopped by --max-memory
@@ -618,16 +689,20 @@ class _Sweep:
                         # The first count of a process also pays for one-time set-up
                         # (hundreds of times a small point's count): not the time of
                         # counting, so not what the cost model should grow from.
-                        _count(self.exp, variant, size, self.options, self.device, self.dtype)
+                        with deadline(cfg.point_timeout, self.stuck(variant, size, "count")):
+                            _count(self.exp, variant, size, self.options, self.device,
+                                   self.dtype)  # fmt: skip
                     self.warm = True
                     start = _now()
-                    counts = _count(self.exp, variant, size, self.options, self.device, self.dtype)
+                    with deadline(cfg.point_timeout, self.stuck(variant, size, "count")):
+                        counts = _count(self.exp, variant, size, self.options, self.device,
+                                        self.dtype)  # fmt: skip
                 except (RuntimeError, MemoryError) as err:
                     if not _is_out_of_memory(err) and not self.exp.foreign:
                         raise
                     foreign = not _is_out_of_memory(err)
                     failure = _what_failed(err) if foreign else first_line(err)
-                except SweepError as err:  # a target that raises at this size
+                except (SweepError, PointTimeout) as err:  # a target that raises or hangs
                     self.fail(variant, size, "count", str(err), oom=False)
                     return
                 except Exception as err:  # a target whose backward fails at this size
@@ -790,7 +865,10 @@ class _Sweep:
             return made
 
         try:
-            return _time(self.exp, p.variant, p.size, probe)
+            with deadline(self.cfg.point_timeout, self.stuck(p.variant, p.size, "time")):
+                return _time(self.exp, p.variant, p.size, probe)
+        except PointTimeout as err:  # a point that does not return
+            failure, foreign = str(err), True
         except (RuntimeError, MemoryError) as err:
             if not _is_out_of_memory(err) and not self.exp.foreign:
                 raise
@@ -1047,6 +1125,7 @@ def run_sweep(
     todo = plan(exp, cfg)
     folder = out_dir / exp.folder(cfg.options) if out_dir is not None else None
     with ExitStack() as owned:
+        owned.enter_context(watching_signals())  # a Ctrl-C told from a target's interrupt
         if folder is not None:  # one writer per run folder, from before it is first read
             owned.enter_context(hold(folder))
         earlier = _read_earlier(exp, cfg, device, threads, folder, todo) if resume else None
@@ -1099,8 +1178,8 @@ def run_sweep(
         if earlier is not None and earlier.take_over(result):  # complete: fit and judge again
             run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
                          on_progress, started, points)  # fmt: skip
-            run.save()
-            _finish_and_save(result, exp, cfg, run.save, claims)
+            run.claims = claims
+            run.finish_and_save()
             return result
         run = _Sweep(exp, cfg, device, dtype, threads, todo, result, rate, folder,
                      on_progress, started, points)  # fmt: skip
@@ -1121,20 +1200,8 @@ def run_sweep(
                 run.rate = float(baseline["gflops"]) * 1e9  # as a resumed run reads it back
         except KeyboardInterrupt:
             result.notes.append(f"interrupted after {run.done} of {run.total} timed point-rounds")
-            _finish_and_save(result, exp, cfg, run.save, claims)
+            run.finish_and_save()
             raise
         result.complete = True
-        _finish_and_save(result, exp, cfg, run.save, claims)
+        run.finish_and_save()
         return result
-
-
-def _finish_and_save(
-    result: RunResult,
-    exp: Experiment,
-    cfg: SweepConfig,
-    save: Callable[[], None],
-    claims: Sequence[Claim] | None,
-) -> None:
-    if result.points:
-        finish(result, exp, cfg.seed, claims)
-    save()

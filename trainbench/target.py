@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trainbench import watchdog
 from trainbench.config import SweepError, first_line
 from trainbench.experiments import EXPERIMENTS, Experiment, Variant
 from trainbench.limits import _is_out_of_memory
@@ -239,8 +240,7 @@ def _check_loss(label: str, size: int, loss: Any) -> None:
         raise TargetError(f"{label}({size})() returned a {loss.dtype} tensor, not a float loss")
     if loss.grad_fn is None:
         raise TargetError(
-            f"{label}({size})() returned a loss with no graph: nothing in it requires a "
-            "gradient"
+            f"{label}({size})() returned a loss with no graph: nothing in it requires a gradient"
         )
 
 
@@ -265,10 +265,15 @@ def target_experiment(
             kwargs["device"] = device
         if with_dtype:
             kwargs["dtype"] = dtype
+        seen = watchdog.signals_seen()
         try:
             forward = factory(size, **kwargs)
         except SystemExit as err:  # the target's sys.exit() ends its point, not the tool
             raise TargetError(f"{label}({size}) called sys.exit({err.code!r})") from None
+        except KeyboardInterrupt:  # raised by the target, not by Ctrl-C: its point fails
+            if watchdog.from_signal(seen):
+                raise
+            raise TargetError(f"{label}({size}) raised KeyboardInterrupt") from None
         except Exception as err:
             if _is_out_of_memory(err):
                 raise
@@ -284,10 +289,15 @@ def target_experiment(
 
         def terms() -> list[Tensor]:
             nonlocal checked
+            seen = watchdog.signals_seen()
             try:
                 loss = forward()
             except SystemExit as err:
                 raise TargetError(f"{label}({size})() called sys.exit({err.code!r})") from None
+            except KeyboardInterrupt:
+                if watchdog.from_signal(seen):
+                    raise
+                raise TargetError(f"{label}({size})() raised KeyboardInterrupt") from None
             except Exception as err:
                 if _is_out_of_memory(err):
                     raise

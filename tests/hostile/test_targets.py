@@ -4,6 +4,11 @@ never a silent exit 0."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +70,13 @@ def test_a_claim_that_could_not_be_judged_exits_1(tmp_path: Path) -> None:
     # one size only: counted and timed, but no growth can be fitted from it
     done = _sweep("linear", tmp_path, "--sizes", "4", "--claim", "O(n)")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        "trainbench: error: claim 'claim' on bwd_s could not be judged on what was measured")
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "trainbench: error: claim 'claim' on bwd_s could not be judged on what was measured"
+        )
+    )
 
 
 def test_a_plain_sweep_still_prints_its_tables(tmp_path: Path) -> None:
@@ -74,3 +84,85 @@ def test_a_plain_sweep_still_prints_its_tables(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "measurements (median ± IQR)" in done.stdout and "growth order" in done.stdout
     assert f"results: {tmp_path / 'linear'}" in done.stdout
+
+
+@pytest.mark.parametrize(("target", "phase"), [("sleeps_from_8", "count"),
+                                               ("loops_from_8", "count")])  # fmt: skip
+def test_a_point_that_never_returns_fails_after_point_timeout(
+    target: str, phase: str, tmp_path: Path
+) -> None:
+    """Built (sleeps_from_8) or run (loops_from_8) at n = 8 it never returns: that point
+    fails after --point-timeout, the sweep goes on with the smaller sizes, exit 0."""
+    done = _sweep(target, tmp_path, "--sizes", "1:32", "--point-timeout", "0.3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_path / target / "summary.json").read_text())
+    assert [(f["size"], f["phase"], f["reason"]) for f in summary["failed_points"]] == [
+        (8, phase, "did not return within 0.3 s (--point-timeout)")
+    ]
+    assert sorted(p["size"] for p in summary["points"]) == [1, 2, 4]
+    assert summary["complete"] is True and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("target", "raised"), [
+    ("interrupts_from_8", "interrupts_from_8(8) raised KeyboardInterrupt"),
+    ("forward_interrupts", "forward_interrupts(8)() raised KeyboardInterrupt"),
+])  # fmt: skip
+def test_a_keyboard_interrupt_the_target_raises_is_a_failed_point(
+    target: str, raised: str, tmp_path: Path
+) -> None:
+    """Not Ctrl-C (no signal came): the run goes on, exit 0, the point failed with why."""
+    done = _sweep(target, tmp_path, "--sizes", "1:32")
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_path / target / "summary.json").read_text())
+    assert [(f["size"], f["reason"]) for f in summary["failed_points"]] == [(8, raised)]
+    assert summary["complete"] is True and sorted(p["size"] for p in summary["points"]) == [1, 2, 4]
+
+
+def _trainbench(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "trainbench", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=os.environ | (env or {}))  # fmt: skip
+
+
+def test_a_point_that_swallows_its_timeout_ends_the_run_saved(tmp_path: Path) -> None:
+    """spins_from_8 catches every interrupt and goes on: after the timeout and five more
+    alarms the run records the point as failed, saves what it counted and exits 1 with one
+    line; --resume then finishes the run without that size."""
+    args = ["sweep", T.spec("spins_from_8"), *QUICK, "--sizes", "1:32", "--out", tmp_path]
+    out, err = (p := _trainbench(*args, "--point-timeout", "0.2")).communicate(timeout=120)
+    assert p.returncode == 1, out + err
+    assert err.strip() == ("trainbench: error: model at n = 8 did not return within 0.2 s "
+                           "(--point-timeout) and did not stop when interrupted; the run is "
+                           "saved (incomplete): --resume goes on without it")  # fmt: skip
+    summary = json.loads((tmp_path / "spins_from_8" / "summary.json").read_text())
+    assert summary["complete"] is False and [f["size"] for f in summary["failed_points"]] == [8]
+    # stopped in the counting pass: the sizes counted before it are kept, not yet timed
+    assert [(p["size"], p["rounds"]) for p in summary["points"]] == [(1, 0), (2, 0), (4, 0)]
+    done = _sweep("spins_from_8", tmp_path, "--sizes", "1:32", "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "spins_from_8" / "summary.json").read_text())
+    assert summary["complete"] is True and all(p["rounds"] >= 2 for p in summary["points"])
+    assert [f["size"] for f in summary["failed_points"]] == [8]
+
+
+def test_ctrl_c_in_the_counting_pass_keeps_and_fits_the_sizes_counted(tmp_path: Path) -> None:
+    """SIGINT while n = 8 is being built (the gated target waits there): the sizes counted
+    so far are saved with their counts and fitted; `report` reads them."""
+    waiting = tmp_path / "waiting"
+    env = {"TRAINBENCH_TEST_GATE": str(tmp_path / "never"), "TRAINBENCH_TEST_WAITING": str(waiting)}
+    p = _trainbench("sweep", T.spec("gated"), *QUICK, "--sizes", "1:32:1.5", "--out", tmp_path,
+                    env=env)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not waiting.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and err.startswith("trainbench: error: interrupted;"), out + err
+    summary = json.loads((tmp_path / "gated" / "summary.json").read_text())
+    counted = [p["size"] for p in summary["points"]]
+    assert counted == [1, 2, 3, 5] and all(p["rounds"] == 0 for p in summary["points"])
+    fits = {f["metric"]: f for f in summary["fits"]}
+    assert fits["bwd_flops"]["exponent"] == pytest.approx(1.0, abs=0.02)
+    assert "bwd_s" not in fits and summary["complete"] is False
+    done = invoke("report", tmp_path / "gated", "--out", tmp_path / "report")
+    assert done.exit_code == 0, done.stdout + done.stderr
