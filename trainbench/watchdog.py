@@ -100,8 +100,11 @@ def note_signal() -> None:
 
 def signals_seen() -> int | None:
     """How many interrupting signals have arrived so far; None where they are not being
-    counted (then no KeyboardInterrupt can be told apart from Ctrl-C)."""
-    return _signals if signal.getsignal(signal.SIGINT) is _on_sigint else None
+    counted (then no KeyboardInterrupt can be told apart from Ctrl-C). Where SIGINT is
+    ignored (a process started in the background), no Ctrl-C can arrive: only the
+    SIGTERMs that :func:`note_signal` counts."""
+    handler = signal.getsignal(signal.SIGINT)
+    return _signals if handler is _on_sigint or handler == signal.SIG_IGN else None
 
 
 def from_signal(seen_before: int | None) -> bool:

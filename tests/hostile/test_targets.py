@@ -118,10 +118,16 @@ def test_a_keyboard_interrupt_the_target_raises_is_a_failed_point(
     assert summary["complete"] is True and sorted(p["size"] for p in summary["points"]) == [1, 2, 4]
 
 
+def _ctrl_c_heard() -> None:
+    """(In the child: SIGINT back to its default, where this process was started with it
+    ignored, as a background job is; the child's Python then turns it into Ctrl-C.)"""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _trainbench(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "trainbench", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ | (env or {}))  # fmt: skip
+                            env=os.environ | (env or {}), preexec_fn=_ctrl_c_heard)  # fmt: skip
 
 
 def test_a_point_that_swallows_its_timeout_ends_the_run_saved(tmp_path: Path) -> None:
