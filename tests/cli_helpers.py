@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,13 @@ from typer.testing import CliRunner, Result
 
 from trainbench.cli import app
 from trainbench.runner import RunResult, SweepConfig
+
+
+def ctrl_c_heard() -> None:
+    """A subprocess's preexec_fn for the tests that send it SIGINT: the signal back to its
+    default in the child where this process was started with it ignored (as a background
+    job is), so that the child's Python turns it into Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def invoke(*args: str | Path) -> Result:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, invoke
+from cli_helpers import assert_one_line_error, ctrl_c_heard, invoke
 from typer.testing import Result
 
 import trainbench.runner
@@ -413,7 +413,8 @@ def test_sigint_keeps_what_was_measured(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "trainbench", "trainability", "--depths", "2,4",
            "--steps", "100000", "--variants", "plain,heads", "--threads", "1",
            "--out", str(tmp_path)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_heard)  # fmt: skip
     summary_file = tmp_path / "trainability" / "summary.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the gradient signal is measured first, in seconds

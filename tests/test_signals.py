@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_helpers import invoke
+from cli_helpers import ctrl_c_heard, invoke
 
 REPEATS = 3
 SWEEP = ["mlp-heads", "--max-depth", "32", "--width", "64", "--batch", "16", "--threads", "1",
@@ -44,7 +44,8 @@ def test_a_signal_keeps_the_points_and_resume_finishes_the_run(
 ) -> None:
     folder = tmp_path / "mlp-heads"
     cmd = [sys.executable, "-m", "trainbench", *SWEEP, "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_heard)  # fmt: skip
     _wait_for_points(folder / "summary.json", proc, 3)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, files_under, invoke
+from cli_helpers import assert_one_line_error, ctrl_c_heard, files_under, invoke
 from typer.testing import Result
 
 import trainbench.claims
@@ -693,6 +693,7 @@ def test_ctrl_c_stops_every_job_and_keeps_their_runs(tmp_path: Path) -> None:
         [sys.executable, "-m", "trainbench", "verify", "--quick", "--claims", str(claims),
          "--out", str(out), "--jobs", "2", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=ctrl_c_heard,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

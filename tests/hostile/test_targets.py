@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import targets_for_tests as T
-from cli_helpers import invoke
+from cli_helpers import ctrl_c_heard, invoke
 
 QUICK = ["--repeats", "2", "--min-time", "0.001", "--max-passes", "2"]
 
@@ -118,16 +118,10 @@ def test_a_keyboard_interrupt_the_target_raises_is_a_failed_point(
     assert summary["complete"] is True and sorted(p["size"] for p in summary["points"]) == [1, 2, 4]
 
 
-def _ctrl_c_heard() -> None:
-    """(In the child: SIGINT back to its default, where this process was started with it
-    ignored, as a background job is; the child's Python then turns it into Ctrl-C.)"""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _trainbench(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "trainbench", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ | (env or {}), preexec_fn=_ctrl_c_heard)  # fmt: skip
+                            env=os.environ | (env or {}), preexec_fn=ctrl_c_heard)  # fmt: skip
 
 
 def test_a_point_that_swallows_its_timeout_ends_the_run_saved(tmp_path: Path) -> None:
