@@ -60,7 +60,8 @@ def fit_points(
         )
         sizes = [p["size"] for p in rows]
         if len(sizes) < 3:
-            notes.append(f"{v}: not fitted (measured at {len(sizes)} sizes; a fit needs 3)")
+            notes.append(f"{v}: not fitted (measured at {len(sizes)} size"
+                         f"{'s' * (len(sizes) != 1)}; a fit needs 3)")  # fmt: skip
             continue
         for metric in FIT_METRICS:
             if only is not None and (v, metric) not in only:
@@ -69,8 +70,8 @@ def fit_points(
             if metric in TIME_METRICS:  # the sizes timed (a point may be counted only)
                 fitted = [p["size"] for p in rows if p.get("rounds", 1)]
                 if len(fitted) < 3:
-                    notes.append(f"{v}/{metric}: not fitted (timed at {len(fitted)} sizes; "
-                                 "a fit needs 3)")  # fmt: skip
+                    notes.append(f"{v}/{metric}: not fitted (timed at {len(fitted)} size"
+                                 f"{'s' * (len(fitted) != 1)}; a fit needs 3)")  # fmt: skip
                     continue
             values = [p.get(metric) for p in rows]
             if all(val is None or val == 0 for val in values):
@@ -95,6 +96,19 @@ def fit_points(
     return fits, notes
 
 
+def not_fitted_reason(claim: Claim, fit_notes: Sequence[str]) -> str:
+    """Why ``claim`` could not be judged: NOT_FITTED and, where it is known, why not."""
+    if claim.metric == "peak_bytes":
+        return f"{NOT_FITTED} (peak bytes are measured on CUDA only)"
+    for prefix in (f"{claim.variant}/{claim.metric}: ", f"{claim.variant}: "):
+        why = next((n[len(prefix):] for n in fit_notes if n.startswith(prefix)), None)
+        if why is not None:
+            if why.startswith("not fitted (") and why.endswith(")"):
+                why = why[len("not fitted (") : -1]
+            return f"{NOT_FITTED} ({why})"
+    return NOT_FITTED
+
+
 def judge_claims(
     exp: Experiment,
     fits: dict[tuple[str, str], OrderFit],
@@ -106,6 +120,7 @@ def judge_claims(
     samples: Sequence[Mapping[str, Any]] | None = None,
     caches: Sequence[Mapping[str, Any]] | None = None,
     seed: int = 0,
+    fit_notes: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Judge the claims (default: the claims file's) that apply to a run with ``options``.
 
@@ -116,6 +131,7 @@ def judge_claims(
     passes a cache names it in its reason, carries ``crossings``, and is judged by the
     cache rule of :func:`trainbench.fit.judge` (``samples``: the raw timings, for the
     fit beyond the last crossing; without them the points' medians are fitted).
+    ``fit_notes``: :func:`fit_points`' notes, for the reason of a claim it could not fit.
     """
     claims = exp.claims_for(options or {}, claims)
     claims_by_id = {c.id: c for c in claims}
@@ -139,7 +155,7 @@ def judge_claims(
             "expect": c.expect,
         }
         if fit is None:
-            record.update(verdict="inconclusive", reason=NOT_FITTED)
+            record.update(verdict="inconclusive", reason=not_fitted_reason(c, fit_notes))
             out.append(record)
             continue
         control_fit = None
@@ -315,6 +331,7 @@ def finish(
         samples=result.samples,
         caches=(result.environment or {}).get("caches"),
         seed=seed,
+        fit_notes=notes,
     )
     verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in judged}
     partial = not result.complete  # fitted over an interrupted run's points

@@ -459,11 +459,14 @@ def _no_false_green(summary: dict[str, Any], claims: Any, folder: Path) -> None:
         raise fail(f"nothing was measured ({why}); see {folder}", 1)
     from trainbench.analysis import NOT_FITTED
 
-    judged = {c.get("id") for c in summary.get("claims") or [] if c.get("reason") != NOT_FITTED}
+    reasons = {c.get("id"): str(c.get("reason") or "") for c in summary.get("claims") or []}
     for claim in claims or []:
-        if claim.id not in judged:
+        reason = reasons.get(claim.id)
+        if reason is None or reason.startswith(NOT_FITTED):
+            why = reason[len(NOT_FITTED):].strip() if reason else ""
             raise fail(f"claim {claim.id!r} on {claim.metric} could not be judged on what "
-                       f"was measured; see the notes in {folder}", 1)  # fmt: skip
+                       f"was measured{' ' + why if why else ''}; see the notes in {folder}",
+                       1)  # fmt: skip
 
 
 @app.command("mlp-heads")

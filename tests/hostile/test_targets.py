@@ -79,6 +79,25 @@ def test_a_claim_that_could_not_be_judged_exits_1(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(("sizes", "metric", "why"), [
+    ("4", "bwd_s", "(measured at 1 size; a fit needs 3)"),
+    ("1:16", "peak_bytes", "(peak bytes are measured on CUDA only)"),
+])  # fmt: skip
+def test_a_claim_that_could_not_be_judged_says_why(
+    sizes: str, metric: str, why: str, tmp_path: Path
+) -> None:
+    done = _sweep("linear", tmp_path, "--sizes", sizes, "--claim", "O(n)", "--metric", metric)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"trainbench: error: claim 'claim' on {metric} could not be judged on what was "
+        f"measured {why}; see the notes in "
+    )
+    summary = json.loads((tmp_path / "linear" / "summary.json").read_text())
+    (claim,) = [c for c in summary["claims"] if c["id"] == "claim"]
+    assert claim["verdict"] == "inconclusive"
+    assert claim["reason"] == f"the metric could not be fitted {why}"
+
+
 def test_a_plain_sweep_still_prints_its_tables(tmp_path: Path) -> None:
     done = _sweep("linear", tmp_path, "--sizes", "1:16")
     assert done.returncode == 0, done.stderr
