@@ -124,16 +124,21 @@ def exits_from_8(n: int) -> Callable[[], Tensor]:
     return linear(n)
 
 
-def forward_exits(n: int) -> Callable[[], Tensor]:
-    """Its forward calls sys.exit(3) from n = 8 on."""
+def _forward_raising_from_8(n: int, error: BaseException) -> Callable[[], Tensor]:
+    """linear(n), whose forward raises ``error`` from n = 8 on."""
     inner = linear(n)
 
     def forward() -> Tensor:
         if n >= 8:
-            raise SystemExit(3)
+            raise error
         return inner()
 
     return forward
+
+
+def forward_exits(n: int) -> Callable[[], Tensor]:
+    """Its forward calls sys.exit(3) from n = 8 on."""
+    return _forward_raising_from_8(n, SystemExit(3))
 
 
 def always_raises(n: int) -> Callable[[], Tensor]:
@@ -232,11 +237,4 @@ def interrupts_from_8(n: int) -> Callable[[], Tensor]:
 
 def forward_interrupts(n: int) -> Callable[[], Tensor]:
     """Its forward raises KeyboardInterrupt itself from n = 8 on."""
-    inner = linear(n)
-
-    def forward() -> Tensor:
-        if n >= 8:
-            raise KeyboardInterrupt
-        return inner()
-
-    return forward
+    return _forward_raising_from_8(n, KeyboardInterrupt())

@@ -508,16 +508,20 @@ class _Sweep:
     def save(self) -> None:
         """The points in ``result`` (:meth:`collect`), then on disk."""
         self.collect()
-        if self.folder is not None:
-            result = self.result
-            result.files = write_run(self.folder, result.summary(), result.points, result.samples)
+        self.write()
 
     def finish_and_save(self) -> None:
         """Fit what was measured, judge the claims, and save."""
         self.collect()
         if self.result.points:
             finish(self.result, self.exp, self.cfg.seed, self.claims)
-        self.save()
+        self.write()
+
+    def write(self) -> None:
+        """``result`` on disk (where the run has a folder)."""
+        if self.folder is not None:
+            result = self.result
+            result.files = write_run(self.folder, result.summary(), result.points, result.samples)
 
     def collect(self) -> None:
         """The points in ``result``: the timed ones; while the counting pass is on (a run

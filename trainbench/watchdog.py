@@ -98,20 +98,25 @@ def note_signal() -> None:
     _signals += 1
 
 
-def signals_seen() -> int | None:
-    """How many interrupting signals have arrived so far; None where they are not being
-    counted (then no KeyboardInterrupt can be told apart from Ctrl-C). Where SIGINT is
-    ignored (a process started in the background), no Ctrl-C can arrive: only the
-    SIGTERMs that :func:`note_signal` counts."""
+def signals_seen() -> int:
+    """How many interrupting signals have arrived so far (a read of one number: it is
+    taken before every forward pass of a target, inside the timed runs)."""
+    return _signals
+
+
+def _counting() -> bool:
+    """Whether every interrupting signal is counted: SIGINT is this module's handler, or
+    ignored (a process started in the background: no Ctrl-C can arrive, only the
+    SIGTERMs that :func:`note_signal` counts). Otherwise no KeyboardInterrupt can be told
+    apart from Ctrl-C."""
     handler = signal.getsignal(signal.SIGINT)
-    return _signals if handler is _on_sigint or handler == signal.SIG_IGN else None
+    return handler is _on_sigint or handler == signal.SIG_IGN
 
 
-def from_signal(seen_before: int | None) -> bool:
+def from_signal(seen_before: int) -> bool:
     """Whether a KeyboardInterrupt caught now came from a signal, given
-    :func:`signals_seen` taken when the call began (True where that is not known)."""
-    now = signals_seen()
-    return seen_before is None or now is None or now != seen_before
+    :func:`signals_seen` taken when the call began (True where that cannot be told)."""
+    return not _counting() or _signals != seen_before
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
