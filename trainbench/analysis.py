@@ -19,11 +19,14 @@ from trainbench.experiments import Experiment
 from trainbench.fit import MIN_SIZES, TOP_RANGE, OrderFit, fit_order, judge, order_label
 from trainbench.measure import NOISY_SPREAD
 from trainbench.results import FIT_METRICS, METRIC_LABELS, TIME_METRICS
+from trainbench.span import SPAN_METRICS
 
 if TYPE_CHECKING:
     from trainbench.runner import RunResult
 
 
+# missing in every row without a note: peak bytes off CUDA, spans in runs made before them
+QUIET_MISSING = ("peak_bytes", *SPAN_METRICS)
 NOT_COUNTED_FLOPS = (
     ": torch's FLOP counter has formulas for matrix products, convolutions and attention "
     "(and trainbench's for fused RNN kernels); elementwise work and other fused kernels "
@@ -75,7 +78,7 @@ def fit_points(
                     continue
             values = [p.get(metric) for p in rows]
             if all(val is None or val == 0 for val in values):
-                if metric != "peak_bytes":
+                if metric not in QUIET_MISSING:
                     notes.append(
                         f"{v}/{metric}: not counted (zero or missing at every size)"
                         + (NOT_COUNTED_FLOPS if metric.endswith("_flops") else "")

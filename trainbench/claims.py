@@ -30,7 +30,7 @@ DEFAULT_CLAIMS = Path(__file__).with_name("claims.toml")
 
 SWEEP_METRICS = (
     "fwd_s", "bwd_s", "fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes",
-    "peak_bytes",
+    "peak_bytes", "bwd_bytes", "span_flops", "span_bytes",
 )  # fmt: skip
 TRAINABILITY_METRICS = ("gradient_ratio", "final_loss", "best_head_loss")
 VERDICTS = ("confirmed", "refuted", "inconclusive")

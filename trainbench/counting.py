@@ -55,6 +55,20 @@ class _GlobalOnly:
 _decomposes: dict[Any, bool] = {}
 
 
+def _bytes(*values: Any) -> int:
+    """The bytes of every tensor in ``values`` (nested in lists, tuples and dicts)."""
+    total, stack = 0, list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, torch.Tensor):
+            total += value.numel() * value.element_size()
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+    return total
+
+
 def _has_decomposition(func: Any) -> bool:
     """Whether ``func.decompose`` can return anything but NotImplemented (what it checks,
     once per op)."""
@@ -91,7 +105,16 @@ if _Base is not None and hasattr(_Base, "_handle_higher_order_ops"):
                     if r is not NotImplemented:
                         return r
             out = func(*args, **kwargs)
-            return counter._count_flops(func._overloadpacket, out, args, kwargs)
+            recorder = counter.recorder
+            if recorder is None:
+                return counter._count_flops(func._overloadpacket, out, args, kwargs)
+            packet = func._overloadpacket
+            formula = counter.flop_registry.get(packet)
+            flops = 0 if formula is None else int(formula(*args, **kwargs, out_val=out))
+            if formula is not None:  # (as the counter's _count_flops, then the charge)
+                counter.flop_counts["Global"][packet] += flops
+            recorder.charge(flops, 0 if func.is_view else _bytes(args, kwargs, out))
+            return out
 
     class _PlainDispatch(_Dispatch):
         """The same dispatch, not wrapped in ``torch._dynamo.disable``: that wrapper imports
@@ -114,6 +137,9 @@ class _TotalsCounter(FlopCounterMode):
     def __init__(self) -> None:
         super().__init__(display=False, custom_mapping=EXTRA_FLOP_FORMULAS)
         self.mod_tracker = _GlobalOnly()  # type: ignore[assignment]
+        # where set (trainbench.span.record_backward), every call's FLOPs and bytes are
+        # also charged to it
+        self.recorder: Any = None
 
     def __enter__(self) -> _TotalsCounter:
         if _Dispatch is None:  # pragma: no cover
@@ -130,6 +156,9 @@ class _TotalsCounter(FlopCounterMode):
             return super().__exit__(*args)
         mode, self.mode = self.mode, None
         return mode.__exit__(*args)
+
+
+CHARGES_NODES = _Dispatch is not None  # whether a counter can charge its calls to nodes
 
 
 def totals_counter() -> FlopCounterMode:

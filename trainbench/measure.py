@@ -22,6 +22,9 @@ naive "one backward per loss term" procedure.
   ``graph_nodes`` is the number of nodes the backward calls execute, summed over
   calls; ``graph_depth`` the longest chain of dependent nodes in any one call
   (the critical path, i.e. the parallel run time).
+* weighted span: the counted backward charges each aten call to the node running it
+  (trainbench.span): ``bwd_bytes`` the bytes its calls move, ``span_flops`` and
+  ``span_bytes`` the costliest path, and T_P, a simulated P-processor schedule.
 * saved bytes: ``torch.autograd.graph.saved_tensors_hooks`` during the forward,
   deduplicated by storage; storages of the parameters themselves are left out,
   so this is the activation memory kept for backward.
@@ -43,8 +46,9 @@ from torch.utils.benchmark import Timer
 from torch.utils.benchmark.utils import common
 from torch.utils.flop_counter import FlopCounterMode
 
+from trainbench import span
 from trainbench.config import first_line
-from trainbench.counting import totals_counter
+from trainbench.counting import CHARGES_NODES, totals_counter
 
 Forward = Callable[[], Sequence[Tensor]]
 NOISY_SPREAD = 0.10  # IQR/median above this marks a point as noisy
@@ -93,6 +97,12 @@ class PointMetrics:
     saved_bytes: int
     peak_bytes: int | None
     param_bytes: int = 0  # the parameters' bytes (their gradients' bytes too)
+    # the backward's bytes moved, its span in FLOPs and bytes (trainbench.span); None: not
+    # recorded (an older run, or a torch whose counter cannot charge calls to nodes)
+    bwd_bytes: int | None = None
+    span_flops: int | None = None
+    span_bytes: int | None = None
+    schedule: dict[str, int] | None = None  # T_P in FLOPs, by span.SCHEDULE_COLUMNS
 
     @property
     def working_set_bytes(self) -> int:
@@ -222,8 +232,9 @@ def _clear(leaves: Sequence[Tensor]) -> None:
         p.grad = None
 
 
-def count_point(forward: Forward, device: torch.device) -> dict[str, int | None]:
-    """FLOPs, graph size and depth, saved and peak bytes of one forward+backward."""
+def count_point(forward: Forward, device: torch.device) -> dict[str, Any]:
+    """FLOPs, graph size and depth, saved and peak bytes, the backward's bytes and span and
+    its simulated schedule (``schedule``: T_P by column) of one forward+backward."""
     saved: dict[int, int] = {}
 
     def pack(t: Tensor) -> Tensor:
@@ -248,14 +259,18 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, int | None]
     param_bytes = sum(st.nbytes() for st in storages.values())
     _clear(stats.leaves)
     with flop_counter() as counter:
-        _backward(roots, retain_graph=True)
+        dag = span.record_backward(roots, counter) if CHARGES_NODES else None
+        if dag is None:  # pragma: no cover - a torch without the private dispatch class
+            _backward(roots, retain_graph=True)
     bwd_flops = counter.get_total_flops()
+    # (the nodes' FLOPs add up to the counter's total, unless a call escaped the charge)
+    spans = span.summary(dag) if dag is not None and sum(dag.flops) == bwd_flops else {}
     peak = None
     if cuda:
         torch.cuda.synchronize(device)
         peak = int(torch.cuda.max_memory_allocated(device))
     del roots
-    counts: dict[str, int | None] = {
+    counts: dict[str, Any] = {
         "fwd_flops": int(fwd_flops),
         "bwd_flops": int(bwd_flops),
         "graph_nodes": stats.nodes,
@@ -264,6 +279,8 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, int | None]
         "param_bytes": int(param_bytes),
         "peak_bytes": peak,
     }
+    counts |= {m: spans.get(m) for m in span.SPAN_METRICS}
+    counts["schedule"] = {c: spans[c] for c in span.SCHEDULE_COLUMNS} if spans else None
     _clear(stats.leaves)
     return counts
 

@@ -31,13 +31,16 @@ import pandas as pd
 from trainbench import fileset
 from trainbench.caches import read_caches
 from trainbench.config import first_line
+from trainbench.span import SCHEDULE_COLUMNS, SPAN_METRICS
 
 FORMAT_VERSION = 1
 
 # Metrics of a point, in table order. Counts are exact; times are medians.
 TIME_METRICS = ("fwd_s", "bwd_s")
 COUNT_METRICS = ("fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes")
-FIT_METRICS = TIME_METRICS + COUNT_METRICS + ("peak_bytes",)
+# the backward weighted by what each node computes (trainbench.span): bwd_bytes, span_flops,
+# span_bytes; and T_P, its simulated P-processor schedule, in FLOPs
+FIT_METRICS = TIME_METRICS + COUNT_METRICS + ("peak_bytes", *SPAN_METRICS)
 METRIC_LABELS = {
     "fwd_s": "forward time",
     "bwd_s": "backward time",
@@ -47,6 +50,9 @@ METRIC_LABELS = {
     "graph_depth": "graph depth",
     "saved_bytes": "saved bytes",
     "peak_bytes": "peak bytes",
+    "bwd_bytes": "backward bytes moved",
+    "span_flops": "span FLOPs",
+    "span_bytes": "span bytes",
 }
 POINT_COLUMNS = (
     "variant",
@@ -63,6 +69,8 @@ POINT_COLUMNS = (
     "param_bytes",
     "working_set_bytes",
     "peak_bytes",
+    *SPAN_METRICS,
+    *SCHEDULE_COLUMNS,
     "gflops",
     "efficiency",
     "noisy",
@@ -255,7 +263,7 @@ _UNTIMED_EMPTY = ("fwd_s", "fwd_iqr_s", "bwd_s", "bwd_iqr_s", "fwd_runs_per_samp
 # ... and those that may be empty (not counted: FLOPs of a fused kernel, peak bytes on CPU)
 _OPTIONAL = ("fwd_flops", "bwd_flops", "peak_bytes", "gflops", "efficiency")
 # counts added after the first runs: absent (or empty) in older files
-_LATER = ("param_bytes", "working_set_bytes")
+_LATER = ("param_bytes", "working_set_bytes", *SPAN_METRICS, *SCHEDULE_COLUMNS)
 
 
 def _read_text(path: Path) -> str:

@@ -20,6 +20,7 @@ from trainbench.config import SweepConfig, SweepError
 from trainbench.fileset import disagreements
 from trainbench.measure import Timing
 from trainbench.results import COUNT_METRICS, ResultsError, read_run
+from trainbench.span import SCHEDULE_COLUMNS, SPAN_METRICS
 
 if TYPE_CHECKING:
     import torch
@@ -213,6 +214,9 @@ def _read_earlier(
             continue
         counts = {m: _count_value(row[m]) for m in (*COUNT_METRICS, "peak_bytes")}
         counts["param_bytes"] = _count_value(row.get("param_bytes")) or 0
+        counts |= {m: _count_value(row.get(m)) for m in SPAN_METRICS}
+        schedule = {c: _count_value(row.get(c)) for c in SCHEDULE_COLUMNS}
+        counts["schedule"] = schedule if None not in schedule.values() else None
         p = _Point(*key, counts)
         fwd, bwd = timings.get((*key, "fwd"), {}), timings.get((*key, "bwd"), {})
         # the passes it was timed in (after its first --repeats, where no claim is on the

@@ -72,6 +72,7 @@ from trainbench.results import (
     write_run,
 )
 from trainbench.resume import _read_earlier
+from trainbench.span import SCHEDULE_COLUMNS, SPAN_METRICS
 from trainbench.threads import default_threads, keeps_torch_threads
 from trainbench.watchdog import MAX_POINT_TIMEOUT, PointTimeout, deadline, watching_signals
 
@@ -302,6 +303,7 @@ def _point_record(
         "param_bytes": m.param_bytes,
         "working_set_bytes": m.working_set_bytes,
         "peak_bytes": m.peak_bytes,
+        **span_columns(m),
         "gflops": rate / 1e9 if rate is not None else None,
         "efficiency": rate / baseline_rate if rate is not None and baseline_rate > 0 else None,
         "noisy": bool(spread > NOISY_SPREAD),
@@ -312,15 +314,25 @@ def _point_record(
     }
 
 
+def _schedule_columns(schedule: Mapping[str, int] | None) -> dict[str, int | None]:
+    """T_P by column (trainbench.span.SCHEDULE_COLUMNS); empty columns where not recorded."""
+    return {c: (schedule or {}).get(c) for c in SCHEDULE_COLUMNS}
+
+
+def span_columns(m: PointMetrics) -> dict[str, int | None]:
+    """A point's span columns: its backward's bytes, span FLOPs and bytes, and T_P."""
+    return {k: getattr(m, k) for k in SPAN_METRICS} | _schedule_columns(m.schedule)
+
+
 def _counted_record(variant: str, size: int, counts: Mapping[str, Any]) -> dict[str, Any]:
     """The row of a point counted but not timed: its counts, no times, 0 rounds."""
     keys = ("fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes",
-            "param_bytes", "peak_bytes")  # fmt: skip
+            "param_bytes", "peak_bytes", *SPAN_METRICS)  # fmt: skip
     none = ("fwd_s", "fwd_iqr_s", "bwd_s", "bwd_iqr_s", "working_set_bytes", "gflops",
             "efficiency", "fwd_runs_per_sample", "bwd_runs_per_sample")  # fmt: skip
     return ({"variant": variant, "size": size} | {k: counts.get(k) for k in keys}
-            | dict.fromkeys(none) | {"noisy": False, "rounds": 0,
-                                     "format_version": FORMAT_VERSION})  # fmt: skip
+            | _schedule_columns(counts.get("schedule")) | dict.fromkeys(none)
+            | {"noisy": False, "rounds": 0, "format_version": FORMAT_VERSION})  # fmt: skip
 
 
 def _drift_cancelled(points: Sequence[_Point]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -718,7 +730,7 @@ class _Sweep:
                     self.fail(variant, size, "count", failure, oom=not foreign)
                     return
                 if self.uncounted:
-                    counts |= {"fwd_flops": None, "bwd_flops": None}
+                    counts |= dict.fromkeys(("fwd_flops", "bwd_flops", "span_flops", "schedule"))
                 self.points.append(_Point(variant, size, counts, count_s=_now() - start))
         self.recount_total()
 

@@ -174,6 +174,22 @@ def flops_backward_per_head(depth: int, width: int, batch: int, in_dim: int) -> 
     return 2 * b * w * d * L + 2 * b * w * w * L * (L - 1) + 4 * b * w * L
 
 
+def span_flops(depth: int, width: int, batch: int, in_dim: int) -> int:
+    """The backward's costliest path in FLOPs (trainbench.span), in closed form.
+
+    A product's backward node computes both its operands' gradients: 4·b·w·m for a
+    b × w by w × m product. The costliest path runs from the deepest head (4·b·w) down
+    through layers L..2 (4·b·w² each) to layer 1 (2·b·w·d: x needs no gradient):
+
+        S(L) = 4·b·w + 4·b·w²·(L-1) + 2·b·w·d    — O(L), for the full loss and per head
+
+    The heads of the other layers hang off that path: the work grows by a head and a
+    layer per layer, and so does the path (the per-head control: the same path, O(L²) work).
+    """
+    b, w, d, L = batch, width, in_dim, depth
+    return 4 * b * w + 4 * b * w * w * (L - 1) + 2 * b * w * d
+
+
 # The backward graph, read off torch's autograd graph, per implementation:
 #   n  nodes of a hidden layer (with the views of its input h_ℓ, for ℓ >= 1),
 #   c  nodes of a loss head (with the views of its input),

@@ -402,6 +402,40 @@ def flops_backward_per_step(length: int, vocab: int, hidden: int, batch: int, ce
     return 4 * B * V * H * T + 4 * M * B * H * H * T * (T - 1) // 2
 
 
+# The cell's backward nodes on the costliest path, in products of 4·B·H² FLOPs (a
+# product's node computes both operands' gradients), as a + b·(T-1) from T = 2 on:
+# one h-product per step for the UGRNNs and gru-torch (their gates' products of h run
+# side by side); two for gru (W^{h,h̃} multiplies r ⊙ h, and r is a product of h);
+# gru-torch-fast and torch-gru multiply h by the three gates' weights at once (3 per
+# step, T-2 steps on the path) and every step's x in one product that waits for every
+# step's gradient (3·(T-1)): 6·(T-1) - 3; none: one x-product, whatever T.
+SPAN_PRODUCTS = {  # (a, b)
+    "ugrnn": (0, 1),
+    "ugrnn2": (0, 1),
+    "gru": (0, 2),
+    "gru-torch": (0, 1),
+    "gru-torch-fast": (-3, 6),
+    "torch-gru": (-3, 6),
+    "none": (1, 0),
+}
+
+
+def span_flops(length: int, vocab: int, hidden: int, batch: int, cell: str) -> int:
+    """The backward's costliest path in FLOPs (trainbench.span), in closed form.
+
+    The last step's output product (4·B·V·H), then the cell's products on the path:
+
+        S(T) = 4·B·V·H + 4·B·H²·(a + b·(T-1))·[T >= 2]   — O(T) with a recurrence,
+                                                           O(1) for none
+
+    the same for the per-step control (its costliest call is the last step's). The
+    work F_bwd(T) grows as T for every cell: ``none``'s T products run side by side.
+    """
+    B, V, H, T = batch, vocab, hidden, length
+    a, b = SPAN_PRODUCTS[cell]
+    return 4 * B * V * H + (4 * B * H * H * (a + b * (T - 1)) if T >= 2 else 0)
+
+
 # The backward graph, read off torch's autograd graph. At T = 1 every cell has
 # the same 19 nodes: the output product e[w,I] h[0,I] (torch lowers the einsum
 # to Bmm with its Permute, View and Unsqueeze nodes), LogSoftmax and NllLoss,

@@ -180,3 +180,17 @@ def flops_forward(depth: int, channels: int, kernel: int, size: int, batch: int,
     n_heads = depth if heads == "every" else 1
     conv = 2 * batch * size * size * kernel * kernel * channels * channels
     return depth * n_conv * conv + n_heads * 2 * batch * channels
+
+
+def span_flops(depth: int, channels: int, kernel: int, size: int, batch: int) -> int:
+    """The UGCNN's backward's costliest path in FLOPs (trainbench.span), in closed form.
+
+    A convolution's backward node computes the gradients of its input and of its filter,
+    two convolutions' worth (2·conv, conv = 2·b·X·Y·k²·C²); the first layer's input (the
+    images) needs none, so its node costs one. Per layer the path takes one of the two
+    convolutions (R's and G's run side by side), after the deepest head's 4·b·C:
+
+        S(L) = 4·b·C + 2·conv·(L-1) + conv    — O(L), for the full loss and per head
+    """
+    conv = 2 * batch * size * size * kernel * kernel * channels * channels
+    return 4 * batch * channels + 2 * conv * (depth - 1) + conv

@@ -1,0 +1,215 @@
+"""The backward's work and span, weighted by what each node computes, and a simulated
+machine of P processors running it.
+
+``graph_depth`` counts the nodes on the longest path of the backward graph, each weighing
+1: a 64×64 product and a bias addition count the same. Here every node weighs what it
+does. :func:`record_backward` runs the backward under the FLOP counter with a pre-hook on
+every node of the graph: it names the node about to run, and every aten call the dispatch
+sees until the next node's pre-hook is that node's (its FLOPs by the counter's formulas,
+its bytes moved: the bytes of its tensor inputs and outputs; views move none). The engine
+adds a node's outputs into its consumers' input buffers right after the node has run, so
+those additions are charged to the node that produced them: they can start only when it
+has finished, and its consumers only after them. (Hooks rather than the profiler's
+sequence numbers: they are public autograd API, run in the backward's own thread, name
+the node exactly, and cost a function call per node; the profiler records every op with
+timestamps and must be matched back to nodes.)
+
+A :class:`Dag` holds, per node executed, its FLOPs, its bytes and the nodes it hands
+gradients to. Several backward calls (one per loss term: the controls) give one
+disjoint part per call, as ``graph_depth`` counts them: work sums over the calls, the
+span is the largest of theirs.
+
+* work ``W``: the sum of every node's cost (its FLOPs: the backward's FLOPs);
+* span ``S``: the largest sum of costs along any path from a root to a leaf, the run time
+  of a machine with as many processors as it can use;
+* :func:`schedule`: greedy list scheduling on P identical processors (a node may start
+  once every node that hands it a gradient has finished; a free processor takes the
+  ready node with the longest path below it). Its finish time T_P obeys Brent's bounds
+  ``max(W/P, S) <= T_P <= (W - S)/P + S``; T_1 = W and T_∞ = S.
+
+Costs are FLOPs (or bytes): T_P is in FLOPs, the time of a machine on which only the
+counted products take time, at one FLOP per unit. No torch in the arithmetic below
+:func:`record_backward`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+PROCESSORS = (2, 4, 8, 16)  # the simulated machines besides P = 1 (work) and P = ∞ (span)
+SPAN_METRICS = ("bwd_bytes", "span_flops", "span_bytes")
+SCHEDULE_COLUMNS = tuple(f"sched_p{p}_flops" for p in PROCESSORS)
+
+
+@dataclass
+class Dag:
+    """Nodes 0..n-1 of one or more backward calls: costs and the nodes each hands to."""
+
+    flops: list[int] = field(default_factory=list)
+    bytes: list[int] = field(default_factory=list)
+    children: list[list[int]] = field(default_factory=list)
+    roots: list[int] = field(default_factory=list)  # the first node of each call
+
+    def __len__(self) -> int:
+        return len(self.flops)
+
+    def add(self, flops: int, nbytes: int, children: Sequence[int] = ()) -> int:
+        """A new node; its index."""
+        self.flops.append(int(flops))
+        self.bytes.append(int(nbytes))
+        self.children.append(list(children))
+        return len(self.flops) - 1
+
+
+def heights(dag: Dag, costs: Sequence[int]) -> list[int]:
+    """Per node, the largest sum of ``costs`` along a path from it down to a leaf (itself
+    included), without recursion."""
+    n = len(dag)
+    height = [-1] * n
+    for start in range(n):
+        if height[start] >= 0:
+            continue
+        stack: list[tuple[int, bool]] = [(start, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if height[node] >= 0:
+                continue
+            kids = dag.children[node]
+            if expanded:
+                height[node] = costs[node] + max((height[k] for k in kids), default=0)
+                continue
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if height[k] < 0)
+    return height
+
+
+def span(dag: Dag, costs: Sequence[int]) -> int:
+    """The costliest path: the run time with unboundedly many processors."""
+    return max(heights(dag, costs), default=0)
+
+
+def schedule(dag: Dag, costs: Sequence[int], processors: int,
+             height: Sequence[int] | None = None) -> int:  # fmt: skip
+    """The finish time of greedy list scheduling on ``processors`` identical processors.
+
+    A node is ready once every node that hands it a gradient has finished; whenever a
+    processor is free it takes the ready node with the costliest path below it (then the
+    lowest index). Integer costs give an exact integer time.
+    """
+    if processors < 1:
+        raise ValueError("a machine needs at least one processor")
+    n = len(dag)
+    if n == 0:
+        return 0
+    height = heights(dag, costs) if height is None else height
+    waiting = [0] * n
+    for kids in dag.children:
+        for k in kids:
+            waiting[k] += 1
+    ready = [(-height[i], i) for i in range(n) if waiting[i] == 0]
+    heapq.heapify(ready)
+    running: list[tuple[int, int]] = []
+    now = 0
+    push, pop = heapq.heappush, heapq.heappop
+    while ready or running:
+        while ready and len(running) < processors:
+            _, i = pop(ready)
+            push(running, (now + costs[i], i))
+        now, i = pop(running)
+        for k in dag.children[i]:
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                push(ready, (-height[k], k))
+    return now
+
+
+def summary(dag: Dag) -> dict[str, int]:
+    """Work and span in bytes, span in FLOPs, and T_P in FLOPs for each of ``PROCESSORS``."""
+    height = heights(dag, dag.flops)
+    out = {
+        "bwd_bytes": sum(dag.bytes),
+        "span_flops": max(height, default=0),
+        "span_bytes": span(dag, dag.bytes),
+    }
+    for p, column in zip(PROCESSORS, SCHEDULE_COLUMNS, strict=True):
+        out[column] = schedule(dag, dag.flops, p, height)
+    return out
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def _reached(fn: Any) -> list[Any]:
+    """The nodes a backward call from ``fn`` reaches, ``fn`` first."""
+    seen, stack, out = {id(fn)}, [fn], [fn]
+    while stack:
+        for child, _ in stack.pop().next_functions:
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                out.append(child)
+                stack.append(child)
+    return out
+
+
+class Recorder:
+    """Charges each aten call's FLOPs and bytes to the backward node running it (set by the
+    nodes' hooks; see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.current: int | None = None  # id() of the node that ran last
+        self.costs: dict[int | None, list[int]] = {}
+
+    def charge(self, flops: int, nbytes: int) -> None:
+        cost = self.costs.get(self.current)
+        if cost is None:
+            cost = self.costs[self.current] = [0, 0]
+        cost[0] += flops
+        cost[1] += nbytes
+
+
+@contextmanager
+def _hooked(nodes: Sequence[Any], recorder: Recorder) -> Iterator[None]:
+    def pre(node: Any) -> Any:
+        key = id(node)
+
+        def hook(grad_outputs: Any) -> None:
+            recorder.current = key
+
+        return hook
+
+    handles = [node.register_prehook(pre(node)) for node in nodes]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def record_backward(roots: Sequence[Any], counter: Any, *, retain_graph: bool = True) -> Dag:
+    """Run one backward call per root inside ``counter`` (an entered
+    :func:`trainbench.counting.totals_counter`, which charges every aten call to
+    ``counter.recorder``) and return the nodes each call executed, with their costs."""
+    dag = Dag()
+    for root in roots:
+        nodes = _reached(root.grad_fn)
+        recorder = Recorder()
+        with _hooked(nodes, recorder):
+            counter.recorder = recorder
+            try:
+                root.backward(retain_graph=retain_graph)
+            finally:
+                counter.recorder = None
+        before = recorder.costs.pop(None, [0, 0])  # the root's seed gradient
+        index = {id(node): len(dag) + i for i, node in enumerate(nodes)}
+        dag.roots.append(len(dag))
+        for i, node in enumerate(nodes):
+            flops, nbytes = recorder.costs.get(id(node), (0, 0))
+            if i == 0:
+                flops, nbytes = flops + before[0], nbytes + before[1]
+            kids = {index[id(c)] for c, _ in node.next_functions if c is not None}
+            dag.add(flops, nbytes, sorted(kids))
+    return dag
