@@ -35,9 +35,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SHIPPED_IDS = [
-    "P1b", "P1b-flops", "P1b-graph", "P1b-memory", "P1b-control", "P1b-control-flops",
-    "P4", "P4-flops", "P4-span", "P4-memory", "P4-control", "P4-control-flops",
-    "P4-none", "P4-none-span", "P4-none-per-step-flops",
+    "P1b", "P1b-flops", "P1b-graph", "P1b-span", "P1b-memory", "P1b-control",
+    "P1b-control-flops",
+    "P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory", "P4-control", "P4-control-flops",
+    "P4-none", "P4-none-span", "P4-none-span-flops", "P4-none-per-step-flops",
     "P2-backprop", "P2-flops", "P2-span", "P2-memory", "P2-control",
     "P1a", "P1a-top", "P1c", "P2",
 ]  # fmt: skip
@@ -78,7 +79,7 @@ def test_default_claims_ids_in_file_order() -> None:
 def test_growth_claims_expected_exponents() -> None:
     raw = {c["id"]: c for c in raw_claims_file()["claim"]}
     growth = [c for c in default_claims().claims if c.experiment != "trainability"]
-    assert len(growth) == 20
+    assert len(growth) == 23
     for c in growth:
         assert c.expected == ORDER_EXPONENTS[raw[c.id]["expected"]], c.id
         assert 0 < c.tolerance < 5, c.id
@@ -138,18 +139,19 @@ def test_runs_tables() -> None:
 
 def test_experiment_claims_come_from_the_file() -> None:
     mlp = EXPERIMENTS["mlp-heads"].claims
-    assert [c.id for c in mlp] == SHIPPED_IDS[:6]
+    assert [c.id for c in mlp] == SHIPPED_IDS[:7]
     assert all(isinstance(c, Claim) for c in mlp)
     assert [c.id for c in EXPERIMENTS["ugcnn"].claims] == [
         "P2-backprop", "P2-flops", "P2-span", "P2-memory", "P2-control",
     ]  # fmt: skip
     rnn = EXPERIMENTS["rnn-lm"]
-    assert len(rnn.claims) == 9
-    gated = ["P4", "P4-flops", "P4-span", "P4-memory", "P4-control", "P4-control-flops"]
+    assert len(rnn.claims) == 11
+    gated = ["P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory", "P4-control",
+             "P4-control-flops"]  # fmt: skip
     assert [c.id for c in rnn.claims_for({"cell": "gru"})] == gated
     assert [c.id for c in rnn.claims_for({"cell": "ugrnn"})] == gated
     assert [c.id for c in rnn.claims_for({"cell": "none"})] == [
-        "P4-none", "P4-none-span", "P4-none-per-step-flops",
+        "P4-none", "P4-none-span", "P4-none-span-flops", "P4-none-per-step-flops",
     ]  # fmt: skip
     # claims of another experiment are never a run's, whatever the pool
     assert EXPERIMENTS["ugcnn"].claims_for({}, default_claims().claims) == (
@@ -453,7 +455,7 @@ expected = "O(L)"
 tolerance = 0.15
 
 [[claim]]
-id = "P1b-span"
+id = "P1b-depth"
 problem = "1b"
 statement = "the critical path of the L-head MLP's backprop is O(L)"
 experiment = "mlp-heads"
@@ -482,7 +484,7 @@ def extended(tmp_path: Path) -> ClaimSet:
     path = tmp_path / "claims.toml"
     path.write_text(DEFAULT_CLAIMS.read_text(encoding="utf-8") + NEW_CLAIMS, encoding="utf-8")
     claim_set = load_claims(path)
-    assert [c.id for c in claim_set.claims] == [*SHIPPED_IDS, "P1b-fwd", "P1b-span", "P1b-wide"]
+    assert [c.id for c in claim_set.claims] == [*SHIPPED_IDS, "P1b-fwd", "P1b-depth", "P1b-wide"]
     return claim_set
 
 
@@ -508,12 +510,15 @@ def test_added_claim_is_judged_from_fits(extended: ClaimSet) -> None:
     by_id = {c["id"]: c for c in judged}
     # the new claim, judged on its own metric; the wide-only claim does not apply to width 8;
     # the per-head claims were not measured
-    assert list(by_id) == ["P1b", "P1b-flops", "P1b-graph", "P1b-memory", "P1b-fwd", "P1b-span"]
+    assert list(by_id) == [
+        "P1b", "P1b-flops", "P1b-graph", "P1b-span", "P1b-memory", "P1b-fwd", "P1b-depth",
+    ]  # fmt: skip
     assert by_id["P1b-fwd"]["verdict"] == "confirmed", by_id["P1b-fwd"]
     assert by_id["P1b-fwd"]["metric"] == "fwd_s"
     assert by_id["P1b-fwd"]["expected"] == "O(L)"
     assert by_id["P1b-fwd"]["exponent"] == 1.0
-    assert by_id["P1b-span"]["verdict"] == "inconclusive"  # its metric was not fitted
+    assert by_id["P1b-depth"]["verdict"] == "inconclusive"  # its metric was not fitted
+    assert by_id["P1b-span"]["verdict"] == "inconclusive"
     # the same claim against a quadratic fit is refuted
     judged = judge_claims(
         exp, {("full", "fwd_s"): fit(2.0, "n^2")}, {"full"}, {"width": 8}, extended.claims

@@ -42,9 +42,10 @@ RESULT_FILES = ("measurements.csv", "samples.csv", "summary.json")
 OPTIONS = {"cell": "ugrnn", "vocab": VOCAB, "hidden": HIDDEN, "batch": BATCH}
 
 RNN_LM = EXPERIMENTS["rnn-lm"]
-RECURRENT_CLAIMS = ["P4", "P4-flops", "P4-span", "P4-memory", "P4-control", "P4-control-flops"]
-MAIN_RECURRENT_CLAIMS = ["P4", "P4-flops", "P4-span", "P4-memory"]  # no control measured
-NONE_CLAIMS = ["P4-none", "P4-none-span"]
+RECURRENT_CLAIMS = ["P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory", "P4-control",
+                    "P4-control-flops"]  # fmt: skip
+MAIN_RECURRENT_CLAIMS = ["P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory"]  # no control
+NONE_CLAIMS = ["P4-none", "P4-none-span", "P4-none-span-flops"]
 OTHER_CELLS = ["ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru"]
 VERDICTS = {"confirmed", "refuted", "inconclusive"}
 
@@ -194,7 +195,7 @@ def test_json_claims(summary: dict[str, Any]) -> None:
     assert [c["id"] for c in claims if c["is_control"]] == ["P4-control", "P4-control-flops"]
     # exact counts, exactly affine in T from T = 2 (T = 1 is not fitted): T = 2..16 is 8x
     by_id = {c["id"]: c for c in claims}
-    for claim in ("P4-flops", "P4-span", "P4-memory"):
+    for claim in ("P4-flops", "P4-span", "P4-span-flops", "P4-memory"):
         assert by_id[claim]["verdict"] == "confirmed", by_id[claim]
         assert by_id[claim]["exponent"] == 1.0 and by_id[claim]["fit_sizes"] == [2, 16]
 

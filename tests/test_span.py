@@ -207,3 +207,70 @@ def test_ugcnn_span_flops_follow_the_closed_form(impl: str) -> None:
         assert c["span_flops"] == ugcnn.span_flops(L, C, k, X, b), L
     c = count_point(exp.forward("per-head", 4, options, CPU, torch.float32), CPU)
     assert c["span_flops"] == ugcnn.span_flops(4, C, k, X, b)
+
+
+# --------------------------------------------------------------------------- the run's files
+
+
+def _rnn_run(tmp_path, cell: str = "none", **kw):
+    from trainbench.runner import SweepConfig, run_sweep
+
+    cfg = SweepConfig(min_size=1, max_size=8, options={"cell": cell, "vocab": 5, "hidden": 3,
+                      "batch": 2}, repeats=1, max_passes=1, min_time=0.0, threads=1,
+                      control=False)  # fmt: skip
+    return run_sweep(EXPERIMENTS["rnn-lm"], cfg, out_dir=tmp_path, **kw)
+
+
+def test_a_run_writes_reads_back_and_resumes_its_spans(tmp_path) -> None:
+    import pandas as pd
+
+    from trainbench.results import read_run
+
+    result = _rnn_run(tmp_path)
+    folder = tmp_path / "rnn-lm-none"
+    table = pd.read_csv(folder / "measurements.csv")
+    for _, row in table.iterrows():
+        assert row["span_flops"] == rnn_lm.span_flops(int(row["size"]), 5, 3, 2, "none")
+        assert row["sched_p16_flops"] <= row["sched_p2_flops"] <= row["bwd_flops"]
+        assert row["span_flops"] <= row["sched_p16_flops"]
+    summary, points, _ = read_run(folder)
+    assert points["span_bytes"].notna().all() and points["bwd_bytes"].notna().all()
+    assert {"P4-none-span-flops"} <= {c["id"] for c in result.claims}
+    again = _rnn_run(tmp_path, resume=True)  # nothing left to measure: kept as it was
+    assert [p["span_flops"] for p in again.points] == [p["span_flops"] for p in result.points]
+    assert [p["sched_p4_flops"] for p in again.points] == table["sched_p4_flops"].tolist()
+
+
+def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, monkeypatch) -> None:
+    import pandas as pd
+
+    import trainbench.measure
+    from trainbench.analysis import fit_points
+    from trainbench.report import render_run
+    from trainbench.results import read_run
+
+    _rnn_run(tmp_path / "with")
+    made = render_run(tmp_path / "with" / "rnn-lm-none", tmp_path / "report")[0]
+    assert any(p.name == "rnn-lm-none-schedule.png" for p, _ in made)
+    # a torch whose counter cannot charge calls to nodes: the span columns are empty
+    monkeypatch.setattr(trainbench.measure, "CHARGES_NODES", False)
+    result = _rnn_run(tmp_path / "without")
+    folder = tmp_path / "without" / "rnn-lm-none"
+    assert all(p["span_flops"] is None and p["sched_p2_flops"] is None for p in result.points)
+    assert all(p["graph_depth"] > 0 and p["bwd_flops"] > 0 for p in result.points)
+    assert not any(f["metric"] in span.SPAN_METRICS for f in result.fits)
+    assert not any("span" in n or "bwd_bytes" in n for n in result.notes)  # no note for each
+    assert {c["id"]: c["verdict"] for c in result.claims}["P4-none-span-flops"] == "inconclusive"
+    plots = render_run(folder, tmp_path / "report-without")[0]
+    assert plots and not any(p.name.endswith("-schedule.png") for p, _ in plots)
+    # a file written before the columns existed reads back with them empty
+    table = pd.read_csv(folder / "measurements.csv")
+    table.drop(columns=[*span.SPAN_METRICS, *span.SCHEDULE_COLUMNS]).to_csv(
+        folder / "measurements.csv", index=False
+    )
+    _, points, samples = read_run(folder, as_set=False)
+    assert points["span_flops"].isna().all() and points["sched_p16_flops"].isna().all()
+    records = points.astype(object).where(points.notna(), None).to_dict("records")
+    fits, notes = fit_points(records, samples.to_dict("records"))
+    assert ("full", "graph_depth") in fits
+    assert not any(metric in span.SPAN_METRICS for _, metric in fits)

@@ -127,11 +127,12 @@ RNN_TINY = {"cell": "ugrnn", "vocab": 11, "hidden": 8, "batch": 2}
 
 def test_claims_follow_the_cell() -> None:
     recurrent = {c.id for c in RNN.claims_for(RNN_TINY)}
-    assert recurrent == {"P4", "P4-flops", "P4-span", "P4-memory", "P4-control", "P4-control-flops"}
+    assert recurrent == {"P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory", "P4-control",
+                         "P4-control-flops"}  # fmt: skip
     for cell in ("ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru"):
         assert {c.id for c in RNN.claims_for(RNN_TINY | {"cell": cell})} == recurrent
     none = {c.id for c in RNN.claims_for(RNN_TINY | {"cell": "none"})}
-    assert none == {"P4-none", "P4-none-span", "P4-none-per-step-flops"}
+    assert none == {"P4-none", "P4-none-span", "P4-none-span-flops", "P4-none-per-step-flops"}
     # every control a claim names is tested in the same run
     for options in (RNN_TINY, RNN_TINY | {"cell": "none"}):
         ids = {c.id for c in RNN.claims_for(options)}
@@ -147,10 +148,13 @@ def test_an_rnn_run_goes_to_its_cells_folder_and_judges_its_cells_claims(tmp_pat
     assert summary["experiment"] == "rnn-lm"
     assert summary["config"]["cell"] == "none" and summary["config"]["options"] == options
     claims = {c["id"]: c for c in result.claims}
-    assert set(claims) == {"P4-none", "P4-none-span"}
+    assert set(claims) == {"P4-none", "P4-none-span", "P4-none-span-flops"}
     # the depth of a graph without recurrence is an exact constant
     assert claims["P4-none-span"]["verdict"] == "confirmed"
     assert claims["P4-none-span"]["exponent"] == 0.0
+    # and so is its span in FLOPs, while its work grows as T
+    assert claims["P4-none-span-flops"]["verdict"] == "confirmed", claims["P4-none-span-flops"]
+    assert claims["P4-none-span-flops"]["exponent"] == 0.0
 
 
 def test_flops_that_cannot_be_counted_are_none_and_never_fitted(tmp_path: Path) -> None:
@@ -173,7 +177,8 @@ def test_options_left_out_take_the_experiments_defaults(tmp_path: Path) -> None:
     result = run_sweep(RNN, _cfg(max_size=4, options=options, control=False), out_dir=tmp_path)
     assert result.config["options"] == options | {"cell": "ugrnn"}
     assert (tmp_path / "rnn-lm-ugrnn" / "summary.json").is_file()
-    assert {c["id"] for c in result.claims} == {"P4", "P4-flops", "P4-span", "P4-memory"}
+    assert {c["id"] for c in result.claims} == {"P4", "P4-flops", "P4-span", "P4-span-flops",
+                                                "P4-memory"}  # fmt: skip
     with pytest.raises(SweepError, match="unknown option 'cels'"):
         run_sweep(RNN, _cfg(max_size=4, options=options | {"cels": "gru"}), out_dir=tmp_path)
 

@@ -388,7 +388,7 @@ def test_plan_runs_shipped(quick: bool) -> None:
         assert all(dict(c.options) == dict(p.options) for c in p.claims)
     by_folder = {p.folder: p for p in plans}
     assert [c.id for c in by_folder["rnn-lm-none"].claims] == [
-        "P4-none", "P4-none-span", "P4-none-per-step-flops",
+        "P4-none", "P4-none-span", "P4-none-span-flops", "P4-none-per-step-flops",
     ]  # fmt: skip
     assert dict(by_folder["rnn-lm-ugrnn"].options) == {"cell": "ugrnn"}
     mode = "quick" if quick else "thorough"

@@ -113,7 +113,8 @@ if _Base is not None and hasattr(_Base, "_handle_higher_order_ops"):
             flops = 0 if formula is None else int(formula(*args, **kwargs, out_val=out))
             if formula is not None:  # (as the counter's _count_flops, then the charge)
                 counter.flop_counts["Global"][packet] += flops
-            recorder.charge(flops, 0 if func.is_view else _bytes(args, kwargs, out))
+            nbytes = 0 if func.is_view else _bytes(args, kwargs, out)
+            recorder.charge(_current_node(), flops, nbytes)
             return out
 
     class _PlainDispatch(_Dispatch):
@@ -138,7 +139,7 @@ class _TotalsCounter(FlopCounterMode):
         super().__init__(display=False, custom_mapping=EXTRA_FLOP_FORMULAS)
         self.mod_tracker = _GlobalOnly()  # type: ignore[assignment]
         # where set (trainbench.span.record_backward), every call's FLOPs and bytes are
-        # also charged to it
+        # also charged to it, with the backward node running the call
         self.recorder: Any = None
 
     def __enter__(self) -> _TotalsCounter:
@@ -158,7 +159,11 @@ class _TotalsCounter(FlopCounterMode):
         return mode.__exit__(*args)
 
 
-CHARGES_NODES = _Dispatch is not None  # whether a counter can charge its calls to nodes
+# The backward node the engine is running in this thread (None outside one): what
+# torch.autograd.graph reads for its own hooks. Whether a counter can charge its calls to
+# nodes: both it and the dispatch class are there.
+_current_node = getattr(torch._C, "_current_autograd_node", None)
+CHARGES_NODES = _Dispatch is not None and _current_node is not None
 
 
 def totals_counter() -> FlopCounterMode:

@@ -40,7 +40,7 @@ TITLE_WIDTH, TITLE_LINES = 70, 3
 NBSP = "\u00a0"  # keeps " (k = 1.01 [0.97, 1.05])" on one title line
 CAPTION = "points: medians (bars ±IQR/2); lines: a + b·{0}^k fitted over the fit window"
 CROSSING_CAPTION = "; dotted verticals: cache crossings"
-PLOTS = (*FAMILIES, "time-per-work", "local-slope", "fwd-bwd")
+PLOTS = (*FAMILIES, "time-per-work", "local-slope", "fwd-bwd", "schedule")
 
 
 @dataclass
@@ -329,8 +329,9 @@ def plot_figure(
     path: str | Path | None = None,
 ) -> Any:
     """One of a run's figures from the run in memory: a metric family (time, flops, graph,
-    memory), "time-per-work", "local-slope" or "fwd-bwd"; saved to ``path`` where given (its
-    suffix is the format). None where the family was not counted at any size."""
+    memory), "time-per-work", "local-slope", "fwd-bwd" or "schedule"; saved to ``path``
+    where given (its suffix is the format). None where the family was not counted at any
+    size."""
     if family not in PLOTS:
         raise ValueError(f"unknown plot {family!r} (known: {', '.join(PLOTS)})")
     points = points.copy()
@@ -347,6 +348,8 @@ def plot_figure(
         fig = _plot_fwd_bwd([run])
     elif family == "time-per-work":
         fig = _plot_time_per_work([run])
+    elif family == "schedule":
+        fig = _plot_schedule([run])
     else:
         fig, _ = plot_family([run], family)
     if fig is not None and path is not None:
@@ -448,6 +451,12 @@ def _plot_fwd_bwd(runs: Sequence[Run]) -> Any:
     return fig
 
 
+def _plot_schedule(runs: Sequence[Run]) -> Any:
+    from trainbench.schedule_plot import plot_schedule  # (it draws with this module's parts)
+
+    return plot_schedule(runs)
+
+
 def _save(fig: Any, path: Path, fmt: str) -> Path:
     plt = _pyplot()
     tmp = path.with_name(f".{path.name}.tmp")
@@ -469,6 +478,10 @@ def _sweep_plots(runs: Sequence[Run], prefix: str, plots: Path, fmt: str) -> tup
         notes += skipped
         if fig is not None:
             made.append((_save(fig, plots / f"{prefix}-{family}.{fmt}", fmt), family))
+    fig = _plot_schedule(runs)
+    if fig is not None:
+        made.append((_save(fig, plots / f"{prefix}-schedule.{fmt}", fmt),
+                     "the backward on P processors, simulated"))  # fmt: skip
     if not any((r.points["rounds"] > 0).any() for r in runs if "rounds" in r.points.columns):
         return made, notes  # counted, not timed yet (an interrupted counting pass)
     fig = _plot_time_per_work(runs)
