@@ -30,8 +30,8 @@ def _ms(median: float | None, iqr: float | None) -> str:
 
 
 # The columns a narrow terminal loses first (all of them are in measurements.csv).
-DROPPED_FIRST = ("eff", "GFLOP/s", "depth", "nodes", "× eager", "compile s", "peak MB",
-                 "fwd FLOPs", "saved MB", "fwd ms")  # fmt: skip
+DROPPED_FIRST = ("eff", "GFLOP/s", "depth", "nodes", "span FLOPs", "× eager", "compile s",
+                 "peak MB", "fwd FLOPs", "saved MB", "fwd ms")  # fmt: skip
 
 
 def points_table(
@@ -43,8 +43,10 @@ def points_table(
     always stay."""
     cuda = any(p.get("peak_bytes") for p in summary["points"])
     compiled = any("compiled" in p for p in summary["points"])  # --compile
+    spans = any(p.get("span_flops") for p in summary["points"])  # (not in older runs)
     names = [size_name, "variant", "fwd ms", "bwd ms", "fwd FLOPs", "bwd FLOPs", "nodes",
-             "depth", "saved MB", *(("peak MB",) if cuda else ()), "GFLOP/s", "eff",
+             "depth", *(("span FLOPs",) if spans else ()), "saved MB",
+             *(("peak MB",) if cuda else ()), "GFLOP/s", "eff",
              *(("compile s", "× eager") if compiled else ())]  # fmt: skip
     rows = []
     for p in sorted(summary["points"], key=lambda p: (p["variant"], p["size"])):
@@ -58,6 +60,7 @@ def points_table(
             _si(p["bwd_flops"]) if p["bwd_flops"] else "not counted",
             str(p["graph_nodes"]),
             str(p["graph_depth"]),
+            *((_si(p["span_flops"]) if p.get("span_flops") else "—",) if spans else ()),
             f"{p['saved_bytes'] / 1e6:.3g}",
             *((f"{(p.get('peak_bytes') or 0) / 1e6:.3g}",) if cuda else ()),
             f"{p['gflops']:.3g}" if p.get("gflops") is not None else "—",
