@@ -274,3 +274,16 @@ def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, mo
     fits, notes = fit_points(records, samples.to_dict("records"))
     assert ("full", "graph_depth") in fits
     assert not any(metric in span.SPAN_METRICS for _, metric in fits)
+
+
+def test_the_points_table_shows_the_span_where_a_run_has_it(tmp_path, monkeypatch) -> None:
+    import trainbench.measure
+    from trainbench.render import points_table
+
+    def headers(result) -> list[str]:
+        table = points_table({"experiment": "rnn-lm", "points": result.points}, "T")
+        return [str(c.header) for c in table.columns]
+
+    assert "span FLOPs" in headers(_rnn_run(tmp_path / "with"))
+    monkeypatch.setattr(trainbench.measure, "CHARGES_NODES", False)
+    assert "span FLOPs" not in headers(_rnn_run(tmp_path / "without"))
