@@ -164,16 +164,22 @@ def summary(dag: Dag) -> dict[str, int]:
 # --------------------------------------------------------------------------- recording
 
 
-def _reached(fn: Any) -> list[Any]:
-    """The nodes a backward call from ``fn`` reaches, ``fn`` first."""
-    seen, stack, out = {id(fn)}, [fn], [fn]
-    while stack:
-        for child, _ in stack.pop().next_functions:
-            if child is not None and id(child) not in seen:
-                seen.add(id(child))
-                out.append(child)
-                stack.append(child)
-    return out
+def _reached(fn: Any) -> tuple[list[Any], list[list[int]]]:
+    """The nodes a backward call from ``fn`` reaches, ``fn`` first, and per node the
+    indices of the nodes it hands gradients to (one walk of ``next_functions``)."""
+    index, nodes, kids = {fn: 0}, [fn], []
+    for node in nodes:  # (grows as it goes: breadth first)
+        mine = set()
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            j = index.get(child)
+            if j is None:
+                j = index[child] = len(nodes)
+                nodes.append(child)
+            mine.add(j)
+        kids.append(sorted(mine))
+    return nodes, kids
 
 
 class Recorder:
@@ -197,7 +203,7 @@ def record_backward(roots: Sequence[Any], counter: Any, *, retain_graph: bool = 
     ``counter.recorder``) and return the nodes each call executed, with their costs."""
     dag = Dag()
     for root in roots:
-        nodes = _reached(root.grad_fn)
+        nodes, kids = _reached(root.grad_fn)
         recorder = Recorder()
         counter.recorder = recorder
         try:
@@ -205,12 +211,11 @@ def record_backward(roots: Sequence[Any], counter: Any, *, retain_graph: bool = 
         finally:
             counter.recorder = None
         before = recorder.costs.pop(None, [0, 0])  # the root's seed gradient
-        index = {node: len(dag) + i for i, node in enumerate(nodes)}
-        dag.roots.append(len(dag))
+        offset = len(dag)
+        dag.roots.append(offset)
         for i, node in enumerate(nodes):
             flops, nbytes = recorder.costs.get(node, (0, 0))
             if i == 0:
                 flops, nbytes = flops + before[0], nbytes + before[1]
-            kids = {index[c] for c, _ in node.next_functions if c is not None}
-            dag.add(flops, nbytes, sorted(kids))
+            dag.add(flops, nbytes, [offset + k for k in kids[i]])
     return dag
