@@ -371,3 +371,15 @@ def test_max_memory_takes_the_sizes_the_cli_takes() -> None:
     assert result.summary["config"]["max_memory"] == 8 * 2**30
     with pytest.raises(SweepError, match="max_memory: expected a size such as 8GiB"):
         trainbench.sweep(T.linear, [2, 4, 8], max_memory="lots", **FAST)
+
+
+def test_a_chains_span_is_its_work_and_is_plotted_and_judged(linear: SweepResult,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    points = linear.points
+    assert (points["span_flops"] == points["bwd_flops"]).all()  # a chain: nothing beside it
+    assert (points["sched_p16_flops"] == points["bwd_flops"]).all()
+    assert linear.verdict("O(n)", metric="span_flops").verdict == "confirmed"
+    path = tmp_path / "schedule.png"
+    fig = linear.plot("schedule", path)
+    assert isinstance(fig, Figure) and matplotlib.image.imread(path).ndim == 3
+    plt.close(fig)
