@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 
 # missing in every row without a note: peak bytes off CUDA, spans in runs made before them
+# (or where a run's notes say why)
 QUIET_MISSING = ("peak_bytes", *SPAN_METRICS)
 NOT_COUNTED_FLOPS = (
     ": torch's FLOP counter has formulas for matrix products, convolutions and attention "
@@ -78,7 +79,11 @@ def fit_points(
                     continue
             values = [p.get(metric) for p in rows]
             if all(val is None or val == 0 for val in values):
-                if metric not in QUIET_MISSING:
+                # (spans missing at every size: a run made before them; its notes say why)
+                quiet = metric in QUIET_MISSING and (
+                    metric == "peak_bytes" or all(val is None for val in values)
+                )
+                if not quiet:
                     notes.append(
                         f"{v}/{metric}: not counted (zero or missing at every size)"
                         + (NOT_COUNTED_FLOPS if metric.endswith("_flops") else "")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainbench import __version__, drift, watchdog
+from trainbench import __version__, drift, measure, watchdog
 from trainbench.analysis import finish
 from trainbench.analysis import fit_points as fit_points  # re-exported
 from trainbench.analysis import judge_claims as judge_claims  # re-exported
@@ -312,6 +312,20 @@ def _point_record(
         "bwd_runs_per_sample": bwd_runs,
         "format_version": FORMAT_VERSION,
     }
+
+
+def unspanned_note(points: Sequence[_Point], size_name: str) -> str | None:
+    """Why points whose FLOPs were counted have no span columns, if any have none."""
+    missing = [p for p in points if p.counts.get("bwd_flops") and p.counts.get("span_flops")
+               is None]  # fmt: skip
+    if not missing:
+        return None
+    where = ", ".join(f"{p.variant} at {size_name} = {p.size}" for p in missing[:4])
+    where += f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+    why = ("the FLOPs charged to the backward's nodes do not add up to its counted FLOPs"
+           if measure.CHARGES_NODES else "this torch's FLOP counter cannot charge calls to nodes")
+    return (f"span not recorded at {where}: {why} (bwd_bytes, span_flops, span_bytes and "
+            "sched_p*_flops left empty)")
 
 
 def _schedule_columns(schedule: Mapping[str, int] | None) -> dict[str, int | None]:
@@ -654,8 +668,12 @@ class _Sweep:
     def count(self) -> None:
         """Count every point without a record, in increasing size, within the limits."""
         self.counting = True
+        before = len(self.points)
         self._count_sizes()  # (an exception leaves it on: a run stopped there keeps its counts)
         self.counting = False
+        why = unspanned_note(self.points[before:], self.exp.size_name)
+        if why:
+            self.result.notes.append(why)
 
     def _count_sizes(self) -> None:
         cfg, n = self.cfg, self.exp.size_name

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from trainbench.fit import fit_exponent, window_start
-from trainbench.plots import DPI, SIZE, TITLE_WIDTH, Run, _pyplot, _size_axis, _variants, log_scale
+from trainbench.plots import DPI, FIGSIZE, SIZE, Run, _pyplot, _size_axis, _variants, log_scale
 from trainbench.span import PROCESSORS, SCHEDULE_COLUMNS
 
 COLUMNS = ("bwd_flops", *SCHEDULE_COLUMNS, "span_flops")  # T_1, T_2 .. T_16, T_∞
@@ -59,8 +59,8 @@ def plot_schedule(runs: Sequence[Run]) -> Any:
     letter = SIZE.get(run.experiment, ("n",))[0]
     cols = min(len(tables), 3)
     rows = -(-len(tables) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 0.6, 3.7 * rows + 0.9),
-                             squeeze=False)  # fmt: skip
+    width = max(FIGSIZE[0], 4.2 * cols + 0.6)  # inches: one panel as wide as other figures
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.7 * rows + 1.1), squeeze=False)
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(COLUMNS)))
     for ax, (variant, table) in zip(axes.flat, tables, strict=False):
         n = table["size"].to_numpy(float)
@@ -76,6 +76,9 @@ def plot_schedule(runs: Sequence[Run]) -> Any:
             text = label + (f", k = {k:.2f}" if k is not None else "")
             ls = "-" if ends else "--"
             ax.plot(n, y, ls, marker="o", ms=3.5, color=colors[j], lw=1.4, label=text)
+        if (table["sched_p2_flops"] == table["bwd_flops"]).all():  # every line is one
+            ax.text(0.97, 0.04, "every P the same: a chain (span = work)", ha="right",
+                    va="bottom", fontsize=8, color="0.3", transform=ax.transAxes)  # fmt: skip
         _size_axis(ax)
         log_scale(ax)
         ax.grid(True, which="major", alpha=0.3)
@@ -87,12 +90,15 @@ def plot_schedule(runs: Sequence[Run]) -> Any:
     axes[0][0].set_ylabel("simulated backward time T_P (FLOPs)", fontsize=9.5)
     title = (f"{run.name}: the backward on P processors, simulated from its graph (T_1 the "
              "work, T_∞ the span)")  # fmt: skip
-    lines = textwrap.wrap(title, TITLE_WIDTH + 20)
+    chars = int(width * 12.5)  # about what a line of 10.5-point text holds per inch
+    lines = textwrap.wrap(title, chars)
     fig.suptitle("\n".join(lines), fontsize=10.5, x=0.01, ha="left")
-    caption = "\n".join(textwrap.wrap(CAPTION, 150))
+    caption = "\n".join(textwrap.wrap(CAPTION, int(width * 18)))
     fig.text(0.01, 0.01, caption, fontsize=7.5, color="0.35", ha="left", va="bottom")
-    top = 1 - (0.085 + 0.045 * len(lines)) / rows
-    fig.subplots_adjust(left=0.08, right=0.985, bottom=(0.16 + 0.03 * caption.count("\n")) / rows,
-                        top=top, wspace=0.22, hspace=0.38)  # fmt: skip
+    height = 3.7 * rows + 1.1
+    top = 1 - (0.3 + 0.2 * len(lines)) / height  # inches kept above the panels
+    bottom = (0.55 + 0.13 * (caption.count("\n") + 1)) / height  # the x label and the caption
+    fig.subplots_adjust(left=0.85 / width, right=1 - 0.15 / width, bottom=bottom, top=top,
+                        wspace=0.22, hspace=0.45)  # fmt: skip
     fig.set_dpi(DPI)
     return fig

@@ -38,7 +38,7 @@ counted products take time, at one FLOP per unit. No torch in the arithmetic bel
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,13 +183,22 @@ def _reached(fn: Any) -> tuple[list[Any], list[list[int]]]:
 
 
 class Recorder:
-    """Each backward node's FLOPs and bytes, as the counter charges its calls (None: the
-    calls made outside any node)."""
+    """Each backward node's FLOPs and bytes, as the counter charges its calls. A call made
+    by a node outside ``known`` (the graph of the call being recorded) is charged to the
+    known node that ran last: a backward run from inside a node (reentrant checkpointing
+    recomputes its forward and back-propagates it within its node) is that node's work.
+    Calls before any node ran are charged to None."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: Collection[Any] = ()) -> None:
         self.costs: dict[Any, list[int]] = {}
+        self.known = set(known)
+        self.last: Any = None
 
     def charge(self, node: Any, flops: int, nbytes: int) -> None:
+        if node in self.known:
+            self.last = node
+        else:
+            node = self.last
         cost = self.costs.get(node)
         if cost is None:
             cost = self.costs[node] = [0, 0]
@@ -204,7 +213,7 @@ def record_backward(roots: Sequence[Any], counter: Any, *, retain_graph: bool = 
     dag = Dag()
     for root in roots:
         nodes, kids = _reached(root.grad_fn)
-        recorder = Recorder()
+        recorder = Recorder(nodes)
         counter.recorder = recorder
         try:
             root.backward(retain_graph=retain_graph)
