@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from trainbench.runner import RunResult
 
 
-# missing in every row without a note: peak bytes off CUDA, spans in runs made before them
-# (or where a run's notes say why)
-QUIET_MISSING = ("peak_bytes", *SPAN_METRICS)
 NOT_COUNTED_FLOPS = (
     ": torch's FLOP counter has formulas for matrix products, convolutions and attention "
     "(and trainbench's for fused RNN kernels); elementwise work and other fused kernels "
@@ -79,9 +76,10 @@ def fit_points(
                     continue
             values = [p.get(metric) for p in rows]
             if all(val is None or val == 0 for val in values):
-                # (spans missing at every size: a run made before them; its notes say why)
-                quiet = metric in QUIET_MISSING and (
-                    metric == "peak_bytes" or all(val is None for val in values)
+                # no note for peak bytes off CUDA, nor for spans missing at every size (a run
+                # made before them; or its notes say why)
+                quiet = metric == "peak_bytes" or (
+                    metric in SPAN_METRICS and all(val is None for val in values)
                 )
                 if not quiet:
                     notes.append(

@@ -105,16 +105,14 @@ if _Base is not None and hasattr(_Base, "_handle_higher_order_ops"):
                     if r is not NotImplemented:
                         return r
             out = func(*args, **kwargs)
-            recorder = counter.recorder
+            packet, recorder = func._overloadpacket, counter.recorder
             if recorder is None:
-                return counter._count_flops(func._overloadpacket, out, args, kwargs)
-            packet = func._overloadpacket
-            formula = counter.flop_registry.get(packet)
-            flops = 0 if formula is None else int(formula(*args, **kwargs, out_val=out))
-            if formula is not None:  # (as the counter's _count_flops, then the charge)
-                counter.flop_counts["Global"][packet] += flops
+                return counter._count_flops(packet, out, args, kwargs)
+            totals = counter.flop_counts["Global"]
+            before = totals.get(packet, 0)
+            out = counter._count_flops(packet, out, args, kwargs)
             nbytes = 0 if func.is_view else _bytes(args, kwargs, out)
-            recorder.charge(_current_node(), flops, nbytes)
+            recorder.charge(_current_node(), int(totals.get(packet, 0) - before), nbytes)
             return out
 
     class _PlainDispatch(_Dispatch):
