@@ -33,6 +33,9 @@ The cells (``--cell``), each an explicit loop over t:
                       in one matrix product, the three recurrent products in one.
 * ``torch-gru``       the same LM driven by the fused ``torch.nn.GRU`` module.
 * ``none``            no recurrence: h[t] from x[t] alone (work O(T), span O(1)).
+
+Beyond the problem (not yet a ``--cell``): ``UGRNNX``, the UGRNN with G and R from
+x[t] alone, and ``UGRNNXScan``, the same function by a parallel prefix scan over t.
 """
 
 from __future__ import annotations
@@ -46,7 +49,15 @@ from torch import Tensor, nn
 
 from trainbench.models.mlp_heads import scaled_weight
 
-CELLS = ("ugrnn", "ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru", "none")
+CELLS = (
+    "ugrnn",
+    "ugrnn2",
+    "gru",
+    "gru-torch",
+    "gru-torch-fast",
+    "torch-gru",
+    "none",
+)
 
 
 @dataclass(frozen=True)
@@ -293,6 +304,62 @@ class NoRecurrence(Cell):
     def step(self, h: Tensor, x: Tensor) -> Tensor:
         # h[b,t,j] = tanh(W^{x,R}[j,K] x[b,t,K] - B^R[j])
         return torch.tanh(torch.einsum("jK,bK->bj", self.W_xR, x) - self.B_R)
+
+
+class UGRNNX(Cell):
+    """Beyond Problem 4: Problem 4's UGRNN with the gate and the update from x[t] alone.
+
+    The one change from the UGRNN: W^{h,R} and W^{h,G} are gone, so h[t-1] enters
+    only the last line, linearly: h[t] = a[t] ⊙ h[t-1] + v[t]. Pairs (a, v) compose
+    associatively, which ``UGRNNXScan`` uses to run the same function in O(log T) depth.
+    """
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        H = hidden
+        self.W_xR, self.B_R = scaled_weight(H, H), _bias(H)
+        self.W_xG, self.B_G = scaled_weight(H, H), _bias(H)
+
+    def gate_and_update(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x[b,K] -> G[b,j], R[b,j] for one step (from x[t] alone)."""
+        # R[b,t,j] = tanh(W^{x,R}[j,K] x[b,t,K] - B^R[j])
+        R = torch.tanh(torch.einsum("jK,bK->bj", self.W_xR, x) - self.B_R)
+        # G[b,t,j] = σ(W^{x,G}[j,K] x[b,t,K] - B^G[j])
+        G = torch.sigmoid(torch.einsum("jK,bK->bj", self.W_xG, x) - self.B_G)
+        return G, R
+
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        G, R = self.gate_and_update(x)
+        # h[b,t,j] = G[b,t,j] h[b,t-1,j] + (1 - G[b,t,j]) R[b,t,j]
+        return G * h + (1 - G) * R
+
+
+class UGRNNXScan(UGRNNX):
+    """``ugrnn-x`` by an inclusive Hillis–Steele scan over t, in plain torch ops.
+
+    With a[t] = G[t] and v[t] = (1 - G[t]) R[t], h[t] = a[t] h[t-1] + v[t]; the pair
+    of steps s < t composes as (a[t] a[s], a[t] v[s] + v[t]). Round d = 1, 2, 4, ...
+    (< n = T-1) combines every t >= d with t-d, so after ⌈log₂ n⌉ rounds (a[t], v[t])
+    spans steps 1..t, and h[t] = a[t] h[0] + v[t]. Work O(T log T) (every round
+    touches all n steps), depth O(log T). The gates' products are the loop's, one per
+    step: they do not depend on each other.
+    """
+
+    def sequence(self, h0: Tensor, x: Tensor) -> list[Tensor]:
+        n = x.shape[1]
+        if n == 0:
+            return []
+        gates = [self.gate_and_update(x_t) for x_t in x.unbind(1)]
+        a = torch.stack([G for G, _ in gates], 1)  # a[b,t,j] = G[b,t,j]
+        v = torch.stack([(1 - G) * R for G, R in gates], 1)  # v[b,t,j] = (1-G) R
+        d = 1
+        while d < n:
+            # (a, v)[t] <- (a[t] a[t-d], a[t] v[t-d] + v[t]) for t >= d
+            v = torch.cat([v[:, :d], a[:, d:] * v[:, :-d] + v[:, d:]], 1)
+            a = torch.cat([a[:, :d], a[:, d:] * a[:, :-d]], 1)
+            d *= 2
+        # h[b,t,j] = a[b,t,j] h[b,0,j] + v[b,t,j]
+        return list((a * h0.unsqueeze(1) + v).unbind(1))
 
 
 CELL_CLASSES: dict[str, type[Cell]] = {
