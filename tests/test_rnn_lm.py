@@ -26,7 +26,8 @@ from trainbench.models.rnn_lm import (
 
 CPU = torch.device("cpu")
 B, V, H = 2, 11, 8
-LOOP_CELLS = ("ugrnn", "ugrnn2", "gru", "gru-torch", "none")  # an explicit loop over cell steps
+LOOP_CELLS = ("ugrnn", "ugrnn2", "gru", "gru-torch", "none", "ugrnn-x")  # a loop over cell steps
+SCAN = "ugrnn-x-scan"  # depth O(log T), saved bytes O(T log T): tests/test_ugrnn_x.py
 CLOSED_FORM_CELLS = tuple(rnn_lm.GRAPH_SHAPE)  # every cell but torch-gru
 
 
@@ -220,7 +221,7 @@ def test_flops_equal_the_formulas(cell: str, length: int) -> None:
     assert c["bwd_flops"] == rnn_lm.flops_backward(length, V, H, B, cell)
 
 
-@pytest.mark.parametrize("cell", LOOP_CELLS)
+@pytest.mark.parametrize("cell", [*LOOP_CELLS, SCAN])
 @pytest.mark.parametrize("length", [1, 2, 3, 6])
 def test_per_step_flops_equal_the_formula(cell: str, length: int) -> None:
     c = counts(length, cell, per_step=True)
@@ -247,7 +248,7 @@ def test_graph_follows_its_closed_form(cell: str, length: int) -> None:
     assert split["graph_depth"] == rnn_lm.graph_depth(length, cell, per_step=True)
 
 
-@pytest.mark.parametrize("cell", [c for c in CELLS if c != "none"])
+@pytest.mark.parametrize("cell", [c for c in CELLS if c not in ("none", SCAN)])
 def test_recurrence_makes_the_critical_path_grow_by_a_fixed_amount_per_step(cell: str) -> None:
     depths = [counts(T, cell, per_step=False)["graph_depth"] for T in (4, 8, 12)]
     assert depths[2] - depths[1] == depths[1] - depths[0] > 0
@@ -264,7 +265,7 @@ def test_torch_gru_on_cpu_counts_the_same_flops_as_gru_torch() -> None:
     assert counts(5, "torch-gru", False)["bwd_flops"] == counts(5, "gru-torch", False)["bwd_flops"]
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", [c for c in CELLS if c != SCAN])
 def test_saved_bytes_grow_by_a_fixed_amount_per_step(cell: str) -> None:
     saved = [counts(T, cell, per_step=False)["saved_bytes"] for T in (3, 4, 5, 9)]
     step = saved[1] - saved[0]

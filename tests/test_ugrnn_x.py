@@ -1,11 +1,31 @@
-"""The x-only UGRNN: the time loop and the prefix scan compute the same function."""
+"""The x-only UGRNN (beyond Problem 4): its equations, and the time loop and the prefix
+scan computing the same function with the counts of their closed forms."""
+
+import math
 
 import pytest
 import torch
 
+from trainbench.experiments import EXPERIMENTS
+from trainbench.measure import count_point
+from trainbench.models import rnn_lm
 from trainbench.models.rnn_lm import UGRNNX, UGRNNXScan
 
 H, B = 4, 3
+CPU = torch.device("cpu")
+
+
+def test_a_step_is_the_ugrnn_without_h_in_the_gate_and_the_update() -> None:
+    torch.manual_seed(0)
+    cell = UGRNNX(H).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_()
+    h, x = torch.randn(B, H, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
+    R = torch.tanh(x @ cell.W_xR.T - cell.B_R)
+    G = torch.sigmoid(x @ cell.W_xG.T - cell.B_G)
+    torch.testing.assert_close(cell.step(h, x), G * h + (1 - G) * R, rtol=1e-12, atol=1e-12)
+    assert {n for n, _ in cell.named_parameters()} == {"W_xR", "B_R", "W_xG", "B_G"}
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 9, 17, 63])
@@ -16,17 +36,23 @@ def test_scan_equals_the_loop_in_values_and_gradients(n: int) -> None:
     scan.load_state_dict(loop.state_dict())
     h0 = torch.randn(B, H, dtype=torch.float64)
     x = torch.randn(B, n, H, dtype=torch.float64)
-    hs, ht = loop.sequence(h0, x), scan.sequence(h0, x)
-    assert len(hs) == len(ht) == n
+    inputs = {}
+    outputs = {}
+    for name, cell in (("loop", loop), ("scan", scan)):
+        inputs[name] = (h0.clone().requires_grad_(True), x.clone().requires_grad_(True))
+        outputs[name] = cell.sequence(*inputs[name])
+    assert len(outputs["loop"]) == len(outputs["scan"]) == n
     if n == 0:
         return
     weights = torch.randn(n, B, H, dtype=torch.float64)
-    (torch.stack(hs) * weights).sum().backward()
-    (torch.stack(ht) * weights).sum().backward()
-    for a, b in zip(hs, ht, strict=True):
+    for name in ("loop", "scan"):
+        (torch.stack(outputs[name]) * weights).sum().backward()
+    for a, b in zip(outputs["loop"], outputs["scan"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     for (name, p), q in zip(loop.named_parameters(), scan.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-10, msg=name)
+    for a, b in zip(inputs["loop"], inputs["scan"], strict=True):  # dL/dh0 and dL/dx
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10)
 
 
 def test_scan_gradcheck() -> None:
@@ -35,3 +61,53 @@ def test_scan_gradcheck() -> None:
     h0 = torch.randn(B, H, dtype=torch.float64, requires_grad=True)
     x = torch.randn(B, 6, H, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda h, x: torch.stack(scan.sequence(h, x)), (h0, x))
+
+
+def test_the_rounds_are_the_ceiling_of_log2_of_the_steps() -> None:
+    assert [rnn_lm.scan_rounds(T) for T in (1, 2)] == [0, 0]
+    for T in range(3, 1025):
+        assert rnn_lm.scan_rounds(T) == math.ceil(math.log2(T - 1)), T
+
+
+def _counts(cell: str, T: int, variant: str = "full") -> dict:
+    options = {"cell": cell, "vocab": 5, "hidden": H, "batch": B}
+    forward = EXPERIMENTS["rnn-lm"].forward(variant, T, options, CPU, torch.float32)
+    return count_point(forward, CPU)
+
+
+def test_depth_and_span_follow_their_closed_forms_for_lengths_1_to_64() -> None:
+    """The scan's critical path: 30 + 4·⌈log₂(T-1)⌉ nodes from T = 2 on; the loop's
+    26 + 2·(T-1). The FLOP span is the same for both (the recurrence weighs no FLOPs)."""
+    for T in range(1, 65):
+        for cell in ("ugrnn-x", "ugrnn-x-scan"):
+            c = _counts(cell, T)
+            assert c["graph_depth"] == rnn_lm.graph_depth(T, cell), (cell, T)
+            assert c["graph_nodes"] == rnn_lm.graph_nodes(T, cell), (cell, T)
+            assert c["span_flops"] == rnn_lm.span_flops(T, 5, H, B, cell), (cell, T)
+        if T >= 2:
+            rounds = math.ceil(math.log2(T - 1)) if T > 2 else 0
+            assert rnn_lm.graph_depth(T, "ugrnn-x-scan") == 30 + 4 * rounds
+            assert rnn_lm.graph_depth(T, "ugrnn-x") == 26 + 2 * (T - 1)
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 6, 9])
+def test_per_step_graphs_follow_their_closed_forms(T: int) -> None:
+    for cell in ("ugrnn-x", "ugrnn-x-scan"):
+        c = _counts(cell, T, "per-step")
+        assert c["graph_nodes"] == rnn_lm.graph_nodes(T, cell, per_step=True), (cell, T)
+        assert c["graph_depth"] == rnn_lm.graph_depth(T, cell, per_step=True), (cell, T)
+
+
+def test_the_scan_saves_two_boxes_per_step_per_round_more_than_the_loop() -> None:
+    """Its extra work, O(T log T): every round keeps its (a, v) for the backward, B·H
+    floats per step each, besides one more box per step (the stacked v)."""
+    box = B * H * 4  # float32
+    for T in (1, 2, 3, 4, 5, 9, 17, 33, 64):
+        loop, scan = _counts("ugrnn-x", T)["saved_bytes"], _counts("ugrnn-x-scan", T)["saved_bytes"]
+        assert scan - loop == box * (T - 1) * (1 + 2 * rnn_lm.scan_rounds(T)), T
+
+
+def test_the_memory_estimate_covers_what_the_scan_saves() -> None:
+    for T in (2, 17, 64):
+        saved = _counts("ugrnn-x-scan", T)["saved_bytes"]
+        assert rnn_lm.memory_bytes(T, 5, H, B, "ugrnn-x-scan") > 2 * saved

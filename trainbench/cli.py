@@ -145,6 +145,8 @@ class Cell(str, enum.Enum):
     gru_torch_fast = "gru-torch-fast"
     torch_gru = "torch-gru"
     none = "none"
+    ugrnn_x = "ugrnn-x"
+    ugrnn_x_scan = "ugrnn-x-scan"
 
 
 class ConvImpl(str, enum.Enum):
@@ -548,7 +550,8 @@ def rnn_lm(
         typer.Option(
             help="ugrnn, ugrnn2 (Problem 3), gru (Problem 5), gru-torch (nn.GRUCell's "
             "convention), gru-torch-fast (the same, fused products), torch-gru (nn.GRU), "
-            "none (no recurrence)."
+            "none (no recurrence), ugrnn-x (gate and update from x alone, a time loop), "
+            "ugrnn-x-scan (the same by a parallel prefix scan)."
         ),
     ] = Cell.ugrnn,
     vocab: Annotated[

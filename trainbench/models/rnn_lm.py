@@ -34,8 +34,12 @@ The cells (``--cell``), each an explicit loop over t:
 * ``torch-gru``       the same LM driven by the fused ``torch.nn.GRU`` module.
 * ``none``            no recurrence: h[t] from x[t] alone (work O(T), span O(1)).
 
-Beyond the problem (not yet a ``--cell``): ``UGRNNX``, the UGRNN with G and R from
-x[t] alone, and ``UGRNNXScan``, the same function by a parallel prefix scan over t.
+Beyond the problem: the UGRNN with its gate and update from x[t] alone, so that h[t-1]
+enters h[t] linearly (a first-order linear recurrence), in two forms of one function:
+
+* ``ugrnn-x``         the explicit time loop (graph depth O(T)).
+* ``ugrnn-x-scan``    a Hillis–Steele prefix scan over t (graph depth O(log T), work
+                      O(T log T)).
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ CELLS = (
     "gru-torch-fast",
     "torch-gru",
     "none",
+    "ugrnn-x",
+    "ugrnn-x-scan",
 )
 
 
@@ -301,29 +307,32 @@ class NoRecurrence(Cell):
         H = hidden
         self.W_xR, self.B_R = scaled_weight(H, H), _bias(H)
 
-    def step(self, h: Tensor, x: Tensor) -> Tensor:
-        # h[b,t,j] = tanh(W^{x,R}[j,K] x[b,t,K] - B^R[j])
+    def update(self, x: Tensor) -> Tensor:
+        """x[b,K] -> tanh(W^{x,R}[j,K] x[b,t,K] - B^R[j]), from x[t] alone."""
         return torch.tanh(torch.einsum("jK,bK->bj", self.W_xR, x) - self.B_R)
 
+    def step(self, h: Tensor, x: Tensor) -> Tensor:
+        # h[b,t,j] = tanh(W^{x,R}[j,K] x[b,t,K] - B^R[j])
+        return self.update(x)
 
-class UGRNNX(Cell):
+
+class UGRNNX(NoRecurrence):
     """Beyond Problem 4: Problem 4's UGRNN with the gate and the update from x[t] alone.
 
     The one change from the UGRNN: W^{h,R} and W^{h,G} are gone, so h[t-1] enters
     only the last line, linearly: h[t] = a[t] ⊙ h[t-1] + v[t]. Pairs (a, v) compose
     associatively, which ``UGRNNXScan`` uses to run the same function in O(log T) depth.
+    (Its update R is the ``none`` cell's h[t]; the gate G mixes it with h[t-1].)
     """
 
     def __init__(self, hidden: int) -> None:
-        super().__init__()
-        H = hidden
-        self.W_xR, self.B_R = scaled_weight(H, H), _bias(H)
-        self.W_xG, self.B_G = scaled_weight(H, H), _bias(H)
+        super().__init__(hidden)  # W^{x,R}, B^R
+        self.W_xG, self.B_G = scaled_weight(hidden, hidden), _bias(hidden)
 
     def gate_and_update(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x[b,K] -> G[b,j], R[b,j] for one step (from x[t] alone)."""
         # R[b,t,j] = tanh(W^{x,R}[j,K] x[b,t,K] - B^R[j])
-        R = torch.tanh(torch.einsum("jK,bK->bj", self.W_xR, x) - self.B_R)
+        R = self.update(x)
         # G[b,t,j] = σ(W^{x,G}[j,K] x[b,t,K] - B^G[j])
         G = torch.sigmoid(torch.einsum("jK,bK->bj", self.W_xG, x) - self.B_G)
         return G, R
@@ -370,6 +379,8 @@ CELL_CLASSES: dict[str, type[Cell]] = {
     "gru-torch-fast": GRUTorchFast,
     "torch-gru": TorchGRU,
     "none": NoRecurrence,
+    "ugrnn-x": UGRNNX,
+    "ugrnn-x-scan": UGRNNXScan,
 }
 
 
@@ -413,7 +424,8 @@ def make_words(batch: int, length: int, vocab: int, *, generator: torch.Generato
 # --------------------------------------------------------------------------- closed forms
 
 # Matrix products per time step (each 2·B·H² FLOPs), per cell: the UGRNN has
-# W^{h,R}, W^{x,R}, W^{h,G}, W^{x,G}; the two-gate cells add the second gate's two.
+# W^{h,R}, W^{x,R}, W^{h,G}, W^{x,G}; the two-gate cells add the second gate's two;
+# the x-only UGRNN keeps W^{x,R} and W^{x,G}.
 PRODUCTS_PER_STEP = {
     "ugrnn": 4,
     "ugrnn2": 6,
@@ -422,6 +434,8 @@ PRODUCTS_PER_STEP = {
     "gru-torch-fast": 6,
     "torch-gru": 6,
     "none": 1,
+    "ugrnn-x": 2,
+    "ugrnn-x-scan": 2,
 }
 
 
@@ -458,14 +472,20 @@ def flops_backward_per_step(length: int, vocab: int, hidden: int, batch: int, ce
         F_bwd,per-step(T) = 4·B·V·H·T + 4·M·B·H²·T(T-1)/2     — O(T²)
 
     Without recurrence (``none``) the loss of w_t reaches one cell step only, so
-    the sum is the full backward's, O(T). (Not for ``gru-torch-fast`` and
-    ``torch-gru``: their input products for all t are one product, which every
-    step's backward runs in full.)
+    the sum is the full backward's, O(T). The scan stacks every step's gates before
+    its rounds, so each step's loss (from w_2 on) reaches all T-1 steps' products:
+
+        F_bwd,per-step(T) = 4·B·V·H·T + 4·M·B·H²·(T-1)²      (``ugrnn-x-scan``)
+
+    (Not for ``gru-torch-fast`` and ``torch-gru``: their input products for all t are
+    one product, which every step's backward runs in full.)
     """
     B, V, H, T = batch, vocab, hidden, length
     M = PRODUCTS_PER_STEP[cell]
     if cell == "none":
         return flops_backward(length, vocab, hidden, batch, cell)
+    if cell == "ugrnn-x-scan":
+        return 4 * B * V * H * T + 4 * M * B * H * H * (T - 1) ** 2
     return 4 * B * V * H * T + 4 * M * B * H * H * T * (T - 1) // 2
 
 
@@ -475,7 +495,9 @@ def flops_backward_per_step(length: int, vocab: int, hidden: int, batch: int, ce
 # side by side); two for gru (W^{h,h̃} multiplies r ⊙ h, and r is a product of h);
 # gru-torch-fast and torch-gru multiply h by the three gates' weights at once (3 per
 # step, T-2 steps on the path) and every step's x in one product that waits for every
-# step's gradient (3·(T-1)): 6·(T-1) - 3; none: one x-product, whatever T.
+# step's gradient (3·(T-1)): 6·(T-1) - 3; none: one x-product, whatever T. The x-only
+# UGRNN in both forms: one x-product too, since its recurrence is elementwise (it weighs
+# no FLOPs), so the FLOP span cannot tell its loop from its scan; graph depth does.
 SPAN_PRODUCTS = {  # (a, b)
     "ugrnn": (0, 1),
     "ugrnn2": (0, 1),
@@ -484,6 +506,8 @@ SPAN_PRODUCTS = {  # (a, b)
     "gru-torch-fast": (-3, 6),
     "torch-gru": (-3, 6),
     "none": (1, 0),
+    "ugrnn-x": (1, 0),
+    "ugrnn-x-scan": (1, 0),
 }
 
 
@@ -512,8 +536,12 @@ def span_flops(length: int, vocab: int, hidden: int, batch: int, cell: str) -> i
 #   c  nodes added once from T = 2 on (the AccumulateGrad of the cell's
 #      parameters, the Embedding and Unbind of x),
 #   p  nodes each step adds to the longest path, q once from T = 2 on,
-#   u, r  per-step control: the backward of step t >= 2 runs 17 + u + r·(t-1) nodes.
+#   u, r  per-step control: the backward of step t >= 2 runs 17 + u + r·(t-1) nodes
+#         (summed: 17·T + u·(T-1) + r·T(T-1)/2).
 # ``torch-gru`` has none: its graph is torch's internal decomposition of nn.GRU.
+# The scan's stacked gates make every step's backward (t >= 2) run all T-1 steps:
+# 17 + 12 + 30·(T-1) nodes, written here as u = 12 - 30, r = 2·30 (since
+# (T-1)·(T-1) = T(T-1) - (T-1)); its rounds are counted apart (SCAN_ROUNDS).
 GRAPH_SHAPE = {  # (s, c, p, q, u, r)
     "ugrnn": (72, 8, 14, 1, 8, 58),
     "ugrnn2": (103, 12, 17, 1, 12, 89),
@@ -521,32 +549,51 @@ GRAPH_SHAPE = {  # (s, c, p, q, u, r)
     "gru-torch": (101, 12, 16, 1, 12, 87),
     "gru-torch-fast": (29, 20, 11, 3, 20, 15),
     "none": (28, 4, 0, 11, 16, 0),
+    "ugrnn-x": (46, 6, 2, 12, 6, 32),
+    "ugrnn-x-scan": (44, 12, 0, 16, -18, 60),
 }
+# Per round of the scan (⌈log₂(T-1)⌉ of them from T = 3 on): (nodes, nodes on the longest
+# path). A round is two products, an add, two slices per operand and two cats: 12 nodes,
+# of which mul, add, cat and the slice before them (4) lie one after another; the
+# per-step control runs every round in each of its T-1 backward calls.
+SCAN_ROUNDS = {"ugrnn-x-scan": (12, 4)}
 _HEAD_NODES = 17  # one step's own backward at T = 1: the head, h0's Expand, 2 AccumulateGrad
+
+
+def scan_rounds(length: int) -> int:
+    """The scan's rounds over the T-1 cell steps: ⌈log₂(T-1)⌉, 0 for T <= 2."""
+    return max(length - 2, 0).bit_length()
 
 
 def graph_nodes(length: int, cell: str, per_step: bool = False) -> int:
     """Backward-graph nodes executed, in closed form (summed over calls for per-step).
 
-        full:      19 + s·(T-1) + c·[T >= 2]                          — O(T)
-        per-step:  17·T + u·(T-1) + r·T(T-1)/2                        — O(T²), O(T) for none
+        full:      19 + s·(T-1) + c·[T >= 2] + k·R                    — O(T)
+        per-step:  17·T + u·(T-1) + r·T(T-1)/2 + k·(T-1)·R            — O(T²), O(T) for none
+
+    with R = ⌈log₂(T-1)⌉ rounds and k nodes per round for the scan (R = 0 otherwise).
     """
     s, c, _, _, u, r = GRAPH_SHAPE[cell]
-    T = length
+    k, _ = SCAN_ROUNDS.get(cell, (0, 0))
+    T, R = length, scan_rounds(length)
     if per_step:
-        return _HEAD_NODES * T + u * (T - 1) + r * T * (T - 1) // 2
-    return _HEAD_NODES + 2 + s * (T - 1) + (c if T >= 2 else 0)
+        return _HEAD_NODES * T + u * (T - 1) + r * T * (T - 1) // 2 + k * (T - 1) * R
+    return _HEAD_NODES + 2 + s * (T - 1) + (c if T >= 2 else 0) + k * R
 
 
 def graph_depth(length: int, cell: str, per_step: bool = False) -> int:
     """Longest chain of dependent backward nodes (the critical path), in closed form.
 
-        full:      14 + p·(T-1) + q·[T >= 2]     — O(T) with a recurrence, O(1) for none
+        full:      14 + p·(T-1) + q·[T >= 2] + m·R    — O(T) with a recurrence, O(1) for
+                                                         none, O(log T) for the scan
         per-step:  the same, less the summation's two nodes
+
+    with R = ⌈log₂(T-1)⌉ rounds and m path nodes per round for the scan (R = 0 otherwise).
     """
     _, _, p, q, _, _ = GRAPH_SHAPE[cell]
+    _, m = SCAN_ROUNDS.get(cell, (0, 0))
     T = length
-    depth = 14 + p * (T - 1) + (q if T >= 2 else 0)
+    depth = 14 + p * (T - 1) + (q if T >= 2 else 0) + m * scan_rounds(T)
     return depth - 2 if per_step else depth
 
 
@@ -554,8 +601,9 @@ def memory_bytes(
     length: int, vocab: int, hidden: int, batch: int, cell: str, itemsize: int = 4
 ) -> int:
     """About the memory one forward+backward needs: parameters and their gradients, and
-    per step the saved softmax (B·V) and a generous 16·B·H for the cell, twice over."""
+    per step the saved softmax (B·V) and a generous 16·B·H for the cell (and 4·B·H per
+    round for the scan, which saves its pairs (a, v) in every round), twice over."""
     B, V, H, T = batch, vocab, hidden, length
     params = V * H + H + 2 * PRODUCTS_PER_STEP[cell] * H * H + 6 * H
-    per_step = B * V + 16 * B * H
+    per_step = B * V + 16 * B * H + (4 * B * H * scan_rounds(T) if cell in SCAN_ROUNDS else 0)
     return itemsize * (2 * params + 2 * T * per_step)
