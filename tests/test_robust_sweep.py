@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
+from fake_clock import FakeClock
 
 import trainbench.limits as limits
 import trainbench.runner as sweep
@@ -442,26 +443,6 @@ def test_max_memory_skips_the_sizes_predicted_not_to_fit(tmp_path: Path) -> None
     # by default: half the memory of the device, recorded
     default = run_sweep(EXP, _cfg(max_size=2, control=False))
     assert default.config["max_memory"] == available_bytes(CPU) // 2
-
-
-class FakeClock:
-    """The sweep's clock: it advances only when a point is counted or timed."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, count_s: float, time_s: float) -> None:
-        self.now = 0.0
-        real_count, real_time = sweep._count, sweep._time
-
-        def count(*args: Any) -> Any:
-            self.now += count_s
-            return real_count(*args)
-
-        def timed(*args: Any) -> Any:
-            self.now += time_s
-            return real_time(*args)
-
-        monkeypatch.setattr(sweep, "_now", lambda: self.now)
-        monkeypatch.setattr(sweep, "_count", count)
-        monkeypatch.setattr(sweep, "_time", timed)
 
 
 def test_the_time_budget_stops_the_growth(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import targets_for_tests as T
+from fake_clock import FakeClock
 
 import trainbench
 from trainbench.config import SweepError
@@ -51,10 +52,14 @@ def test_a_run_from_another_machine_is_not_resumed(
     assert {p.name: p.read_bytes() for p in (tmp_path / "chain").iterdir()} == before
 
 
-def test_a_resume_with_a_larger_budget_grows_the_run(tmp_path: Path) -> None:
+def test_a_resume_with_a_larger_budget_grows_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sizes = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-    first = trainbench.sweep(T.chain, sizes, out=tmp_path, time_budget=0.3,  # type: ignore[arg-type]
-                             **COMMON)  # fmt: skip
+    with monkeypatch.context() as m:  # a clock the machine's load cannot move
+        FakeClock(m, count_s=0.05, time_s=0.05)
+        first = trainbench.sweep(T.chain, sizes, out=tmp_path, time_budget=0.3,  # type: ignore[arg-type]
+                                 **COMMON)  # fmt: skip
     measured = set(first.points["size"])
     assert measured and max(measured) < 1024  # the budget stopped the growth
     grown = trainbench.sweep(T.chain, sizes, out=tmp_path, resume=True,  # type: ignore[arg-type]
