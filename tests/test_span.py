@@ -170,8 +170,10 @@ def test_rnn_span_flops_follow_the_closed_form_for_lengths_1_to_16(cell: str) ->
         c = count_point(exp.forward("full", T, options, CPU, torch.float32), CPU)
         assert c["span_flops"] == rnn_lm.span_flops(T, V, H, B, cell), T
         spans.append(c["span_bytes"])
-    # the bytes along the costliest path grow by the same amount every step from T = 4 on
-    assert len({b - a for a, b in zip(spans[3:], spans[4:], strict=False)}) == 1
+    if cell not in rnn_lm.SCAN_ROUNDS:
+        # a step's bytes along the costliest path are the same every step from T = 4 on
+        # (the scan's path changes shape with each added round: see test_ugrnn_x)
+        assert len({b - a for a, b in zip(spans[3:], spans[4:], strict=False)}) == 1
     for T in (1, 2, 5):  # the per-step control's costliest call is the last step's
         c = count_point(exp.forward("per-step", T, options, CPU, torch.float32), CPU)
         assert c["span_flops"] == rnn_lm.span_flops(T, V, H, B, cell), T

@@ -75,19 +75,24 @@ def _counts(cell: str, T: int, variant: str = "full") -> dict:
     return count_point(forward, CPU)
 
 
-def test_depth_and_span_follow_their_closed_forms_for_lengths_1_to_64() -> None:
+# the scan at every length 1..64 (its depth steps at each power of two); the loop, whose
+# closed form is a line, at the lengths that pin a line and its ends
+LENGTHS = {"ugrnn-x-scan": list(range(1, 65)), "ugrnn-x": [*range(1, 10), 16, 33, 64]}
+
+
+@pytest.mark.parametrize("cell", sorted(LENGTHS))
+def test_depth_and_span_follow_their_closed_forms_for_lengths_1_to_64(cell: str) -> None:
     """The scan's critical path: 30 + 4·⌈log₂(T-1)⌉ nodes from T = 2 on; the loop's
     26 + 2·(T-1). The FLOP span is the same for both (the recurrence weighs no FLOPs)."""
-    for T in range(1, 65):
-        for cell in ("ugrnn-x", "ugrnn-x-scan"):
-            c = _counts(cell, T)
-            assert c["graph_depth"] == rnn_lm.graph_depth(T, cell), (cell, T)
-            assert c["graph_nodes"] == rnn_lm.graph_nodes(T, cell), (cell, T)
-            assert c["span_flops"] == rnn_lm.span_flops(T, 5, H, B, cell), (cell, T)
+    for T in LENGTHS[cell]:
+        c = _counts(cell, T)
+        assert c["graph_depth"] == rnn_lm.graph_depth(T, cell), (cell, T)
+        assert c["graph_nodes"] == rnn_lm.graph_nodes(T, cell), (cell, T)
+        assert c["span_flops"] == rnn_lm.span_flops(T, 5, H, B, cell), (cell, T)
         if T >= 2:
             rounds = math.ceil(math.log2(T - 1)) if T > 2 else 0
-            assert rnn_lm.graph_depth(T, "ugrnn-x-scan") == 30 + 4 * rounds
-            assert rnn_lm.graph_depth(T, "ugrnn-x") == 26 + 2 * (T - 1)
+            expected = 30 + 4 * rounds if cell == "ugrnn-x-scan" else 26 + 2 * (T - 1)
+            assert rnn_lm.graph_depth(T, cell) == expected, (cell, T)
 
 
 @pytest.mark.parametrize("T", [1, 2, 3, 6, 9])
