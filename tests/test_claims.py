@@ -39,9 +39,13 @@ SHIPPED_IDS = [
     "P1b-control-flops",
     "P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory", "P4-control", "P4-control-flops",
     "P4-none", "P4-none-span", "P4-none-span-flops", "P4-none-per-step-flops",
+    "X-scan-span", "X-scan-work", "X-scan-work-superlinear", "X-scan-flops",
+    "X-scan-span-flops", "X-loop-span", "X-loop-not-log", "X-loop-memory", "X-loop-span-flops",
     "P2-backprop", "P2-flops", "P2-span", "P2-memory", "P2-control",
     "P1a", "P1a-top", "P1c", "P2",
 ]  # fmt: skip
+SCAN_IDS = [i for i in SHIPPED_IDS if i.startswith("X-scan")]
+LOOP_IDS = [i for i in SHIPPED_IDS if i.startswith("X-loop")]
 CONTROLS = {
     "P1b": "P1b-control",
     "P1b-flops": "P1b-control-flops",
@@ -49,7 +53,10 @@ CONTROLS = {
     "P4-flops": "P4-control-flops",
     "P2-backprop": "P2-control",
 }
-ORDER_EXPONENTS = {"O(1)": 0.0, "O(L)": 1.0, "O(T)": 1.0, "O(L^2)": 2.0, "O(T^2)": 2.0}
+ORDER_EXPONENTS = {
+    "O(1)": 0.0, "O(L)": 1.0, "O(T)": 1.0, "O(L^2)": 2.0, "O(T^2)": 2.0, "O(log T)": 0.0,
+    "O(T log T)": 1.0,
+}  # fmt: skip
 
 
 def raw_claims_file() -> dict[str, Any]:
@@ -79,7 +86,7 @@ def test_default_claims_ids_in_file_order() -> None:
 def test_growth_claims_expected_exponents() -> None:
     raw = {c["id"]: c for c in raw_claims_file()["claim"]}
     growth = [c for c in default_claims().claims if c.experiment != "trainability"]
-    assert len(growth) == 23
+    assert len(growth) == 32
     for c in growth:
         assert c.expected == ORDER_EXPONENTS[raw[c.id]["expected"]], c.id
         assert 0 < c.tolerance < 5, c.id
@@ -92,6 +99,9 @@ def test_growth_claims_expected_exponents() -> None:
     assert by_id["P1b"].tolerance == pytest.approx(0.15)
     assert by_id["P1b"].work_metric == "bwd_flops"
     assert by_id["P1b-graph"].work_metric is None
+    # the logarithmic orders name their class
+    assert (by_id["X-scan-span"].expected, by_id["X-scan-span"].order_class) == (0.0, "log n")
+    assert (by_id["X-scan-work"].expected, by_id["X-scan-work"].order_class) == (1.0, "n log n")
 
 
 def test_controls_exist_and_are_controls() -> None:
@@ -120,20 +130,28 @@ def test_trainability_claims() -> None:
     assert by_id["P2"].metrics == ("gradient_ratio",)
     for cid in ("P1a", "P1a-top", "P1c", "P2"):
         assert math.isnan(by_id[cid].expected)
-    # every other shipped claim expects to be confirmed
-    others = [c for c in default_claims().claims if c.id != "P1a-top"]
-    assert {c.expect for c in others} == {"confirmed"}
+    # every other shipped claim expects to be confirmed, but for the scan's work (which
+    # the fitter's two-term classes cannot confirm) and the negative checks of the x-only
+    # cells: a linear path and the scan's saved bytes must not pass for what they are not
+    expect = {c.id: c.expect for c in default_claims().claims if c.id != "P1a-top"}
+    assert expect.pop("X-scan-work") == "inconclusive"
+    assert expect.pop("X-scan-work-superlinear") == expect.pop("X-loop-not-log") == "refuted"
+    assert set(expect.values()) == {"confirmed"}
 
 
 def test_runs_tables() -> None:
     runs = default_claims().runs
-    assert set(runs) == {"mlp-heads", "rnn-lm", "rnn-lm-none", "ugcnn", "trainability"}
+    assert set(runs) == {
+        "mlp-heads", "rnn-lm", "rnn-lm-none", "rnn-lm-ugrnn-x", "rnn-lm-ugrnn-x-scan", "ugcnn",
+        "trainability",
+    }  # fmt: skip
     for name, modes in runs.items():
         assert set(modes) == {"thorough", "quick"}, name
     assert runs["rnn-lm"]["quick"]["max_size"] == 128
     assert runs["rnn-lm-none"]["quick"]["max_size"] == 512  # its fit window beyond its L2 crossing
     assert runs["trainability"]["quick"]["depths"] == [4, 32]
-    for name in ("mlp-heads", "rnn-lm", "rnn-lm-none", "ugcnn"):  # quick <= thorough
+    for name in ("mlp-heads", "rnn-lm", "rnn-lm-none", "rnn-lm-ugrnn-x", "ugcnn"):
+        # quick <= thorough
         assert runs[name]["quick"]["max_size"] <= runs[name]["thorough"]["max_size"]
 
 
@@ -145,7 +163,7 @@ def test_experiment_claims_come_from_the_file() -> None:
         "P2-backprop", "P2-flops", "P2-span", "P2-memory", "P2-control",
     ]  # fmt: skip
     rnn = EXPERIMENTS["rnn-lm"]
-    assert len(rnn.claims) == 11
+    assert len(rnn.claims) == 20
     gated = ["P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory", "P4-control",
              "P4-control-flops"]  # fmt: skip
     assert [c.id for c in rnn.claims_for({"cell": "gru"})] == gated
@@ -153,6 +171,9 @@ def test_experiment_claims_come_from_the_file() -> None:
     assert [c.id for c in rnn.claims_for({"cell": "none"})] == [
         "P4-none", "P4-none-span", "P4-none-span-flops", "P4-none-per-step-flops",
     ]  # fmt: skip
+    # the x-only cells have their own claims, not Problem 4's
+    assert [c.id for c in rnn.claims_for({"cell": "ugrnn-x-scan"})] == SCAN_IDS
+    assert [c.id for c in rnn.claims_for({"cell": "ugrnn-x"})] == LOOP_IDS
     # claims of another experiment are never a run's, whatever the pool
     assert EXPERIMENTS["ugcnn"].claims_for({}, default_claims().claims) == (
         EXPERIMENTS["ugcnn"].claims

@@ -290,6 +290,37 @@ def test_none_span_is_confirmed(none_summary: dict[str, Any]) -> None:
     assert span["fit_sizes"] == [2, NONE_MAX_LEN]
 
 
+# ------------------------------------------------------------ gates from x alone (beyond P4)
+
+
+@pytest.mark.parametrize(
+    ("cell", "verdicts"),
+    [
+        ("ugrnn-x-scan", {"X-scan-span": "confirmed", "X-scan-work-superlinear": "refuted",
+                          "X-scan-flops": "confirmed", "X-scan-span-flops": "confirmed"}),
+        ("ugrnn-x", {"X-loop-span": "confirmed", "X-loop-not-log": "refuted",
+                     "X-loop-memory": "confirmed", "X-loop-span-flops": "confirmed"}),
+    ],
+)  # fmt: skip
+def test_the_x_only_cells_judge_their_own_claims(
+    cell: str, verdicts: dict[str, str], tmp_path: Path
+) -> None:
+    """The scan's depth reads O(log T) and the loop's O(T), from the CLI, on exact counts;
+    Problem 4's claims (about a recurrence through a nonlinearity) are not theirs."""
+    result = invoke(
+        "rnn-lm", "--cell", cell, "--no-control", "--max-len", "32", *MODEL, *TIMING,
+        "--out", tmp_path, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    claims = {c["id"]: c for c in summary["claims"]}
+    assert not any(i.startswith("P4") for i in claims)
+    for cid, verdict in verdicts.items():
+        assert claims[cid]["verdict"] == verdict, (cid, claims[cid]["reason"])
+    for p in summary["points"]:
+        assert p["graph_depth"] == rnn_lm.graph_depth(p["size"], cell), p["size"]
+
+
 # --------------------------------------------------------------------- the other cells
 
 

@@ -372,7 +372,10 @@ def test_runs_setting_the_sweep_refuses(fake: Experiment, tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- plan_runs
 
 
-SHIPPED_FOLDERS = ["mlp-heads", "rnn-lm-ugrnn", "rnn-lm-none", "ugcnn", "trainability"]
+SHIPPED_FOLDERS = [
+    "mlp-heads", "rnn-lm-ugrnn", "rnn-lm-none", "rnn-lm-ugrnn-x-scan", "rnn-lm-ugrnn-x", "ugcnn",
+    "trainability",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("quick", [True, False], ids=["quick", "thorough"])
