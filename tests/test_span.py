@@ -313,3 +313,33 @@ def test_checkpointed_blocks_are_charged_to_the_node_that_recomputes_them(reentr
     # each block: its forward again (2·2·n·n) and its backward (2 · 2·2·n·n), in a chain
     assert total == k * 3 * 2 * 2 * n * n
     assert sum(dag.flops) == total and span.span(dag, dag.flops) == total
+
+
+# --------------------------------------------------------------------------- split schedule
+
+
+def test_levels_are_the_longest_path_from_a_root() -> None:
+    dag = Dag()
+    for kids in ([1, 2], [3], [3], [4], []):  # a diamond, then a tail: 0 -> {1, 2} -> 3 -> 4
+        dag.add(1, 0, kids)
+    assert span.levels(dag) == [0, 1, 1, 2, 3]
+    late = Dag()  # a node found early but reached by a longer path: its level is that path's
+    for kids in ([3, 1], [2], [3], []):
+        late.add(1, 0, kids)
+    assert span.levels(late) == [0, 1, 2, 3]
+
+
+def test_split_schedule_divides_each_level_over_the_processors() -> None:
+    dag = Dag()
+    for cost, kids in [(10, [1, 2]), (7, [3]), (5, [3]), (0, [4]), (3, [])]:
+        dag.add(0, cost, kids)
+    costs = dag.bytes
+    assert span.split_schedule(dag, costs, 1) == sum(costs)  # T_1 = W
+    assert span.split_schedule(dag, costs, 4) == 3 + 3 + 0 + 1  # ⌈10/4⌉ + ⌈12/4⌉ + 0 + ⌈3/4⌉
+    assert span.split_schedule(dag, costs, None) == 3  # the levels that cost anything
+    assert span.split_schedule(dag, costs, 10**9) == 3
+    for p in (1, 2, 3, 5, 8):  # Brent: W/P <= T_P <= W/P + levels
+        t = span.split_schedule(dag, costs, p)
+        assert sum(costs) / p <= t <= sum(costs) / p + 4
+    with pytest.raises(ValueError, match="at least one processor"):
+        span.split_schedule(dag, costs, 0)

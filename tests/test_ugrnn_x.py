@@ -1,7 +1,10 @@
 """The x-only UGRNN (beyond Problem 4): its equations, and the time loop and the prefix
 scan computing the same function with the counts of their closed forms."""
 
+import importlib.util
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -116,3 +119,29 @@ def test_the_memory_estimate_covers_what_the_scan_saves() -> None:
     for T in (2, 17, 64):
         saved = _counts("ugrnn-x-scan", T)["saved_bytes"]
         assert rnn_lm.memory_bytes(T, 5, H, B, "ugrnn-x-scan") > 2 * saved
+
+
+def _bench() -> Any:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scan_vs_loop.py"
+    spec = importlib.util.spec_from_file_location("scan_vs_loop", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_scan_against_loop_benchmark_reads_the_graph_it_records() -> None:
+    """Its depth is the closed form's, T_1 is the work, T_∞ at most the depth; and the scan
+    does more work but has fewer levels from T = 12 on."""
+    bench = _bench()
+    rows = [bench.record(cell, T) for cell in ("ugrnn-x", "ugrnn-x-scan") for T in (2, 12, 33)]
+    for r in rows:
+        assert r["graph_depth"] == rnn_lm.graph_depth(int(r["T"]), str(r["cell"])), r
+        assert r["split_p1"] == r["bwd_elements"]
+        assert r["split_pinf"] <= r["graph_depth"]
+    by = {(r["cell"], r["T"]): r for r in rows}
+    assert by["ugrnn-x-scan", 33]["bwd_elements"] > 2 * by["ugrnn-x", 33]["bwd_elements"]
+    assert by["ugrnn-x-scan", 33]["split_pinf"] < by["ugrnn-x", 33]["split_pinf"]
+    cross = {c["P"]: c for c in bench.crossovers(rows)}
+    assert cross["1"]["scan_faster_from_T"] == ""  # never, on one processor
+    assert cross["∞"]["scan_faster_from_T"] == 12 and cross["∞"]["scan_faster_up_to_T"] == 33

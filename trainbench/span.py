@@ -148,6 +148,44 @@ def schedule(dag: Dag, costs: Sequence[int], processors: int,
         done(i)
 
 
+def levels(dag: Dag) -> list[int]:
+    """Per node, its level: 0 for a node no other hands a gradient to, else one more than
+    the deepest of those that do (every path into it is shorter than its level + 1)."""
+    n = len(dag)
+    waiting = [0] * n
+    for kids in dag.children:
+        for k in kids:
+            waiting[k] += 1
+    level = [0] * n
+    todo = [i for i in range(n) if waiting[i] == 0]
+    while todo:
+        i = todo.pop()
+        for k in dag.children[i]:
+            level[k] = max(level[k], level[i] + 1)
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                todo.append(k)
+    return level
+
+
+def split_schedule(dag: Dag, costs: Sequence[int], processors: int | None) -> int:
+    """The finish time on ``processors`` processors (None: as many as any step can use)
+    when a node's work divides over them, as a vectorised op's elements do: the nodes run
+    level by level (:func:`levels`), each level once the one before has finished, a level
+    of cost c taking ⌈c / P⌉. A valid schedule, so an upper bound on the best one:
+    T_1 = W, and T_∞ is the number of levels that cost anything (at most the graph's
+    depth in nodes). Where :func:`schedule` keeps a node on one processor (a product's
+    FLOPs), this is the machine on which elementwise work, weighed in bytes, runs."""
+    if processors is not None and processors < 1:
+        raise ValueError("a machine needs at least one processor")
+    per_level: dict[int, int] = {}
+    for node, lv in enumerate(levels(dag)):
+        per_level[lv] = per_level.get(lv, 0) + costs[node]
+    if processors is None:
+        return sum(1 for c in per_level.values() if c)
+    return sum(-(-c // processors) for c in per_level.values())
+
+
 def summary(dag: Dag) -> dict[str, int]:
     """Work and span in bytes, span in FLOPs, and T_P in FLOPs for each of ``PROCESSORS``."""
     height = heights(dag, dag.flops)
