@@ -1,7 +1,7 @@
 """Beyond Problem 4: the x-only UGRNN as a time loop and as a prefix scan, side by side.
 
     python benchmarks/scan_vs_loop.py [--out results/beyond-p4] [--max-len 1024]
-                                      [--time-lens 16,64,256,1024] [--rounds 7]
+                                      [--time-lens 16,64,256,1024] [--rounds 15]
 
 For the RNN LM with each recurrence (``ugrnn``: Problem 4's, through a nonlinearity;
 ``ugrnn-x``: gates and update from x alone, a time loop; ``ugrnn-x-scan``: the same by a
@@ -19,8 +19,9 @@ writes, per cell and T (``schedule.csv``):
 From those it prints, per P, the lengths at which the scan finishes before the loop
 (``crossover.csv``), draws ``depth.png`` (T_∞ of every cell against T) and
 ``schedule.png`` (the scan's and the loop's T_P against T), and times one forward and
-backward of each x-only form at ``--time-lens`` in interleaved rounds on this CPU
-(``time.csv``: median ms, and the scan's time over the loop's).
+backward of each x-only form at ``--time-lens`` on one thread, alternating the two
+forms round by round (``time.csv``: median ms of each, and the median and range of the
+scan's time over the loop's within a round).
 """
 
 from __future__ import annotations
@@ -88,22 +89,41 @@ def crossovers(rows: list[dict[str, int | str]]) -> list[dict[str, int | str]]:
     return out
 
 
+def _block(timer: Timer, number: int) -> float:
+    timer.timeit(1)  # untimed: the other form's data has left the caches
+    return timer.timeit(number).median
+
+
 def time_forms(lens: list[int], rounds: int) -> list[dict[str, float | int]]:
+    """Per T, the two forms timed in alternation, a block of each per round (the block
+    sized to about 0.2 s of the loop, after one untimed run), and the scan's time over
+    the loop's taken within each round, so that what the machine's speed does to both
+    cancels: the medians over the rounds, and the ratios' range."""
     rows = []
     for length in lens:
-        steps = {}
+        timers = {}
         for cell in ("ugrnn-x", "ugrnn-x-scan"):
             fwd = EXPERIMENTS["rnn-lm"].forward("full", length, OPTIONS | {"cell": cell}, CPU,
                                                 torch.float32)  # fmt: skip
-            steps[cell] = Timer("torch.autograd.backward(f())", globals={"f": fwd, "torch": torch},
-                                num_threads=1)  # fmt: skip
-        times: dict[str, list[float]] = {c: [] for c in steps}
-        for _ in range(rounds):  # interleaved: the two forms share the machine's moods
-            for cell, timer in steps.items():
-                times[cell].append(timer.blocked_autorange(min_run_time=0.2).median)
-        loop, scan = (statistics.median(times[c]) * 1e3 for c in ("ugrnn-x", "ugrnn-x-scan"))
-        rows.append({"T": length, "loop_ms": round(loop, 3), "scan_ms": round(scan, 3),
-                     "scan_over_loop": round(scan / loop, 2)})  # fmt: skip
+            timers[cell] = Timer("torch.autograd.backward(f())", globals={"f": fwd, "torch": torch},
+                                 num_threads=1)  # fmt: skip
+        once = timers["ugrnn-x"].timeit(3).median  # warm-up, and the block's size
+        number = max(1, round(0.2 / once))
+        for t in timers.values():
+            t.timeit(number)
+        loop, scan, ratio = [], [], []
+        for _ in range(rounds):
+            a, b = (_block(timers[c], number) for c in ("ugrnn-x", "ugrnn-x-scan"))
+            loop.append(a)
+            scan.append(b)
+            ratio.append(b / a)
+        rows.append({
+            "T": length, "rounds": rounds, "runs_per_block": number,
+            "loop_ms": round(statistics.median(loop) * 1e3, 3),
+            "scan_ms": round(statistics.median(scan) * 1e3, 3),
+            "scan_over_loop": round(statistics.median(ratio), 3),
+            "ratio_min": round(min(ratio), 3), "ratio_max": round(max(ratio), 3),
+        })  # fmt: skip
     return rows
 
 
@@ -167,7 +187,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/beyond-p4"))
     parser.add_argument("--max-len", type=int, default=1024)
     parser.add_argument("--time-lens", default="16,64,256,1024")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)

@@ -319,6 +319,24 @@ def test_the_x_only_cells_judge_their_own_claims(
         assert claims[cid]["verdict"] == verdict, (cid, claims[cid]["reason"])
     for p in summary["points"]:
         assert p["graph_depth"] == rnn_lm.graph_depth(p["size"], cell), p["size"]
+    if cell == "ugrnn-x-scan":  # refuted as O(T) because it grows faster, not slower
+        assert claims["X-scan-work-superlinear"]["ci_low"] > 1.02
+    # a negative check says it came out as it must, and does not stand for its fit's row
+    negative = "X-scan-work-superlinear" if cell == "ugrnn-x-scan" else "X-loop-not-log"
+    assert "— refuted (as expected) (" in result_lines(cell, tmp_path / "text")
+    fit = {(f["variant"], f["metric"]): f for f in summary["fits"]}
+    main = {"ugrnn-x-scan": "X-scan-work", "ugrnn-x": "X-loop-span"}[cell]
+    row = fit["full", claims[negative]["metric"]]
+    assert row["verdict"] == claims[main]["verdict"] != claims[negative]["verdict"]
+
+
+def result_lines(cell: str, out: Path) -> str:
+    result = invoke(
+        "rnn-lm", "--cell", cell, "--no-control", "--max-len", "32", *MODEL, *TIMING,
+        "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return " ".join(result.stdout.split())
 
 
 # --------------------------------------------------------------------- the other cells

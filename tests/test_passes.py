@@ -113,3 +113,16 @@ def test_a_resumed_run_reads_back_the_efficiencies_it_wrote(
     monkeypatch.setattr(trainbench.runner, "matmul_rate", measured)
     trainbench.sweep(T.chain, SIZES, out=tmp_path, resume=True, **common)  # type: ignore[arg-type]
     assert (tmp_path / "chain" / "measurements.csv").read_text(encoding="utf-8") == table
+
+
+def test_max_passes_below_repeats_says_the_repeats_won() -> None:
+    result = trainbench.sweep(
+        T.chain, SIZES, repeats=3, max_passes=1, min_time=0.001, threads=1, reference="64"
+    )
+    assert result.summary["schedule"]["passes"] == 3
+    (note,) = [n for n in result.summary["notes"] if n.startswith("timed in ")]
+    assert "at least 3, so --max-passes 1 could not end them sooner" in note
+    again = trainbench.sweep(
+        T.chain, SIZES, repeats=1, max_passes=1, min_time=0.001, threads=1, reference="64"
+    )
+    assert "could not end them sooner" not in " ".join(again.summary["notes"])

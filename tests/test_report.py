@@ -334,6 +334,15 @@ def test_reproduce_commands() -> None:
         "--impl conv --no-control --repeats 3 --min-time 0.05 --threads 4 --device cuda "
         "--seed 0 --dtype float32"
     )
+    # what ends the passes, where it is not the default, so that the command makes the same run
+    limits = {**rnn, "max_passes": 6, "precision": 0.05, "time_budget": None}
+    assert reproduce_command({"experiment": "rnn-lm", "config": limits}).endswith(
+        "--repeats 3 --min-time 0.05 --max-passes 6 --seed 0 --dtype float32"
+    )
+    limits |= {"max_passes": 40, "precision": 0.02, "time_budget": 90.0}
+    assert "--precision 0.02 --time-budget 90.0 --seed" in reproduce_command(
+        {"experiment": "rnn-lm", "config": limits}
+    )
     train = {"depths": [2, 4, 8], "variants": ["plain", "heads"], "steps": 300, "lr_sgd": 0.1,
              "lr_adam": 0.001, "seed": 0, "threads": 0, "width": 64}  # fmt: skip
     assert reproduce_command({"experiment": "trainability", "config": train}) == (

@@ -327,6 +327,16 @@ def test_levels_are_the_longest_path_from_a_root() -> None:
     for kids in ([3, 1], [2], [3], []):
         late.add(1, 0, kids)
     assert span.levels(late) == [0, 1, 2, 3]
+    backwards = Dag()  # indices against the edges' order, and two roots (two backward calls)
+    for kids in ([], [0], [1], [0], [3, 2]):  # 4 -> {3, 2}; 2 -> 1 -> 0; 3 -> 0
+        backwards.add(1, 0, kids)
+    backwards.add(1, 0, [1])  # a second root, 5 -> 1
+    assert span.levels(backwards) == [3, 2, 1, 1, 0, 0]
+    cycle = Dag()
+    for kids in ([1], [0]):
+        cycle.add(1, 0, kids)
+    with pytest.raises(ValueError, match="cycle"):
+        span.levels(cycle)
 
 
 def test_split_schedule_divides_each_level_over_the_processors() -> None:

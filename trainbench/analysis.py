@@ -339,7 +339,11 @@ def finish(
         seed=seed,
         fit_notes=notes,
     )
-    verdict_of = {(c["variant"], c["metric"]): c["verdict"] for c in judged}
+    # A fit's verdict is that of the first claim on it expected to be confirmed (a
+    # negative check on the same metric, expected refuted, does not stand for the row)
+    verdict_of: dict[tuple[str, str], str] = {}
+    for c in sorted(judged, key=lambda c: c.get("expect", "confirmed") != "confirmed"):
+        verdict_of.setdefault((c["variant"], c["metric"]), c["verdict"])
     partial = not result.complete  # fitted over an interrupted run's points
     result.fits = [
         {

@@ -147,6 +147,9 @@ def verdict_lines(
         where = f"Problem {c['problem']}: " if c.get("problem") else ""
         text = Text(f"{where}{c['statement']} — ")
         text.append(c["verdict"], style=VERDICT_STYLE.get(c["verdict"], ""))
+        expect = c.get("expect") or "confirmed"
+        if expect != "confirmed":  # a negative check: say whether it came out as it must
+            text.append(" (as expected)" if c["verdict"] == expect else f" (expected {expect})")
         if c["verdict"] == "confirmed" and c.get("exponent") is not None:
             interval = f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
             text.append(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainbench.config import first_line
+from trainbench.config import SweepConfig, first_line
 from trainbench.plots import (
     CAPTION,
     DPI,
@@ -137,6 +137,18 @@ def _arg(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+_DEFAULTS = SweepConfig(min_size=1, max_size=1, options={})
+
+
+def _add_pass_limits(cfg: Mapping[str, Any], add: Any) -> None:
+    """What ends a run's passes, where it is not the default: its precision, its cap on
+    passes, its time budget."""
+    for key in ("precision", "max_passes", "time_budget"):
+        value = cfg.get(key)
+        if value is not None and value != getattr(_DEFAULTS, key):
+            add(key.replace("_", "-"), value)
+
+
 def reproduce_command(summary: dict[str, Any]) -> str:
     """The trainbench command line that makes a run like ``summary``'s, from its config."""
     exp, cfg = str(summary.get("experiment", "")), summary.get("config") or {}
@@ -162,6 +174,7 @@ def reproduce_command(summary: dict[str, Any]) -> str:
                 add("tolerance", c.get("tolerance"))
         add("repeats", cfg.get("repeats"))
         add("min-time", cfg.get("min_time"))
+        _add_pass_limits(cfg, add)
     else:
         unit = SIZE.get(exp, ("n", "size"))[1]
         listed = bool(cfg.get("size_list"))  # trainbench sweep EXPERIMENT --sizes ...
@@ -182,6 +195,7 @@ def reproduce_command(summary: dict[str, Any]) -> str:
             add(f"control-max-{unit}", cfg.get("control_max_size"))
         add("repeats", cfg.get("repeats"))
         add("min-time", cfg.get("min_time"))
+        _add_pass_limits(cfg, add)
         if cfg.get("until", "narrow") != "narrow":
             add("until", cfg.get("until"))
     add("threads", cfg.get("threads") or None)

@@ -1035,7 +1035,10 @@ class _Sweep:
         )  # fmt: skip
         note = (
             f"timed in {passes} passes (each visits every point once, in a shuffled order; "
-            f"at least {cfg.repeats}); stopped at {stopped}"
+            f"at least {cfg.repeats}"
+            + (f", so --max-passes {cfg.max_passes} could not end them sooner"
+               if cfg.max_passes < cfg.repeats else "")
+            + f"); stopped at {stopped}"
             + (f"; interval half-widths reached: {widths}" if widths else "")
             + (f"; the points below their variant's fit window were timed in the first "
                f"{self.window_passes} passes only (their times do not enter the fit)"

@@ -158,13 +158,17 @@ def levels(dag: Dag) -> list[int]:
             waiting[k] += 1
     level = [0] * n
     todo = [i for i in range(n) if waiting[i] == 0]
+    done = 0
     while todo:
         i = todo.pop()
+        done += 1
         for k in dag.children[i]:
             level[k] = max(level[k], level[i] + 1)
             waiting[k] -= 1
             if waiting[k] == 0:
                 todo.append(k)
+    if done != n:  # a backward graph has none; a hand-made one might
+        raise ValueError("the graph has a cycle: its nodes have no levels")
     return level
 
 
