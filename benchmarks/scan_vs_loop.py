@@ -30,6 +30,7 @@ import argparse
 import csv
 import statistics
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.benchmark import Timer
@@ -134,6 +135,21 @@ def write(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def _finish(fig: Any, ax: Any, path: Path, ylabel: str, title: str, y_base: int) -> None:
+    """Both figures' axes (log T against a log y), legend and file."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=y_base)
+    ax.set_xlabel("sentence length T")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot(rows: list[dict[str, int | str]], out: Path) -> None:
     import matplotlib
 
@@ -149,15 +165,8 @@ def plot(rows: list[dict[str, int | str]], out: Path) -> None:
         mine = [r for r in rows if r["cell"] == cell]
         ax.plot([r["T"] for r in mine], [r["graph_depth"] for r in mine], "o-", ms=3,
                 label=labels[cell])  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.set_xlabel("sentence length T")
-    ax.set_ylabel("critical path T_∞ (backward graph depth, nodes)")
-    ax.set_title("Parallel run time of the RNN LM's backward")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "depth.png", dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, out / "depth.png", "critical path T_∞ (backward graph depth, nodes)",
+            "Parallel run time of the RNN LM's backward", y_base=2)  # fmt: skip
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for p, colour in zip(PROCESSORS, plt.rcParams["axes.prop_cycle"].by_key()["color"],
@@ -167,15 +176,9 @@ def plot(rows: list[dict[str, int | str]], out: Path) -> None:
             mine = [r for r in rows if r["cell"] == cell]
             ax.plot([r["T"] for r in mine], [r[col] for r in mine], style, color=colour,
                     label=f"P = {_power(p)}" if cell == "ugrnn-x-scan" else None)  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("sentence length T")
-    ax.set_ylabel("T_P (elements moved per processor; ∞: levels)")
-    ax.set_title("x-only UGRNN backward on P processors: scan (solid), loop (dashed)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "schedule.png", dpi=120)
-    plt.close(fig)
+    _finish(fig, ax, out / "schedule.png", "T_P (elements moved per processor; ∞: levels)",
+            "x-only UGRNN backward on P processors: scan (solid), loop (dashed)",
+            y_base=10)  # fmt: skip
 
 
 def _power(p: int | None) -> str:
