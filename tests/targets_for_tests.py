@@ -238,3 +238,10 @@ def interrupts_from_8(n: int) -> Callable[[], Tensor]:
 def forward_interrupts(n: int) -> Callable[[], Tensor]:
     """Its forward raises KeyboardInterrupt itself from n = 8 on."""
     return _forward_raising_from_8(n, KeyboardInterrupt())
+
+
+def sdpa(n: int) -> Callable[[], Tensor]:
+    """Attention over n tokens through F.scaled_dot_product_attention (on CPU: the fused
+    flash kernel, for which torch's counter has no formula)."""
+    q = torch.randn(1, 2, n, 8, requires_grad=True)
+    return lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q).sum()

@@ -17,7 +17,7 @@ from trainbench import caches as hierarchy
 from trainbench.claims import Claim
 from trainbench.experiments import Experiment
 from trainbench.fit import MIN_SIZES, TOP_RANGE, OrderFit, fit_order, judge, order_label
-from trainbench.measure import NOISY_SPREAD
+from trainbench.measure import NOISY_SPREAD, undercounted_text
 from trainbench.results import FIT_METRICS, METRIC_LABELS, TIME_METRICS
 from trainbench.span import SPAN_METRICS
 
@@ -30,6 +30,13 @@ NOT_COUNTED_FLOPS = (
     "(and trainbench's for fused RNN kernels); elementwise work and other fused kernels "
     "count zero"
 )
+
+FLOP_METRICS = ("fwd_flops", "bwd_flops", "span_flops")
+# The time metric that a FLOP metric's work is done in, and back.
+TIME_OF = {"fwd_flops": "fwd_s", "bwd_flops": "bwd_s", "span_flops": "bwd_s"}
+FLOPS_OF = {"fwd_s": "fwd_flops", "bwd_s": "bwd_flops"}
+# Time growing this much faster than its counted FLOPs is said in the reasons.
+DISAGREEMENT = 0.5
 
 # The reason of a claim nothing measured could judge (too few sizes, no point timed).
 NOT_FITTED = "the metric could not be fitted"
@@ -162,6 +169,10 @@ def judge_claims(
         }
         if fit is None:
             record.update(verdict="inconclusive", reason=not_fitted_reason(c, fit_notes))
+            under = undercounted(points or (), c.variant) if c.metric in FLOP_METRICS else None
+            if under:
+                record.update(reason=f"undercounted: {under} ran with no FLOP formula (their "
+                              f"FLOPs count 0); {record['reason']}", undercounted=under)
             out.append(record)
             continue
         control_fit = None
@@ -199,6 +210,18 @@ def judge_claims(
             fit_sizes=[fit.fit_from, round(fit.fit_from * fit.size_range)],
             control_exponent=control_fit.exponent if control_fit else None,
         )
+        flops = c.metric in FLOP_METRICS
+        under = undercounted(points or (), c.variant, fit.fit_from) if flops else None
+        if under:
+            # A lower bound, not a count: it can neither confirm nor refute an order.
+            record.update(
+                verdict="inconclusive",
+                reason=f"undercounted: {under} ran with no FLOP formula (their FLOPs count "
+                f"0, so the counted FLOPs are a lower bound; {record['reason']})",
+                undercounted=under,
+                by_degree=False,
+            )
+        record["reason"] += _disagreement(c, fit, fits, under)
         if not c.check_class:
             record["reason"] += f" (band widened to ±{c.tolerance:g}, class not checked)"
         if hier is not None:
@@ -214,6 +237,44 @@ def judge_claims(
                 record["noisy_points"] = noisy
         out.append(record)
     return out
+
+
+def undercounted(
+    points: Sequence[Mapping[str, Any]], variant: str, from_size: float = 0
+) -> str | None:
+    """The ops that did arithmetic with no FLOP formula at the points of ``variant`` from
+    ``from_size`` on, with their calls summed ("aten._foo × 12"); None where there is none."""
+    calls: dict[str, int] = {}
+    for p in points:
+        if p.get("variant") != variant or p.get("size", 0) < from_size:
+            continue
+        text = p.get("undercounted")
+        for part in text.split(", ") if isinstance(text, str) and text else ():
+            name, _, n = part.rpartition(" × ")
+            calls[name] = calls.get(name, 0) + int(n)
+    return undercounted_text(calls)
+
+
+def _disagreement(
+    c: Claim, fit: OrderFit, fits: Mapping[tuple[str, str], OrderFit], under: str | None
+) -> str:
+    """Where the time of the claim's variant grows faster than its counted FLOPs by more
+    than DISAGREEMENT: the words that say so (for a time claim and a FLOP claim alike)."""
+    if c.metric in FLOPS_OF:
+        time_fit, flops_fit = fit, fits.get((c.variant, FLOPS_OF[c.metric]))
+    elif c.metric in TIME_OF:
+        time_fit, flops_fit = fits.get((c.variant, TIME_OF[c.metric])), fit
+    else:
+        return ""
+    if time_fit is None or flops_fit is None:
+        return ""
+    if time_fit.exponent - flops_fit.exponent <= DISAGREEMENT:
+        return ""
+    why = (f"the FLOPs miss {under}" if under else
+           "work the FLOP counter does not see (elementwise work, memory traffic) or the "
+           "memory hierarchy")  # fmt: skip
+    return (f"; time and work disagree: the time grows as k = {time_fit.exponent:.2f}, the "
+            f"counted FLOPs as k = {flops_fit.exponent:.2f} ({why})")
 
 
 @dataclass(frozen=True)
@@ -353,7 +414,16 @@ def finish(
             "verdict": verdict_of.get((v, m)),
             "partial": partial,
         }
+        | ({"undercounted": under} if m in FLOP_METRICS
+           and (under := undercounted(result.points, v, f.fit_from)) else {})
         for (v, m), f in fits.items()
     ]
+    for v in sorted({p["variant"] for p in result.points}):
+        under = undercounted(result.points, v)
+        note = (f"{v}: FLOPs undercounted: {under} ran with no FLOP formula in this torch "
+                "(their FLOPs count 0): its FLOP counts are lower bounds and no FLOP claim "
+                "on it is judged") if under else None  # fmt: skip
+        if note and note not in notes:
+            notes.append(note)
     result.claims = [c | {"partial": partial} for c in judged]
     result.notes.extend(n for n in notes if n not in result.notes)  # a resumed run has them

@@ -54,6 +54,43 @@ class _GlobalOnly:
 
 _decomposes: dict[Any, bool] = {}
 
+# Tokens of an aten op's name (split at "_") that mark real arithmetic: a product, a
+# convolution, attention, a recurrent kernel, a factorisation. Such an op without a FLOP
+# formula leaves the count short; elementwise work counts zero by the counter's convention.
+_ARITHMETIC_TOKENS = frozenset({
+    "mm", "bmm", "addmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "vdot", "matmul",
+    "linear", "bilinear", "einsum", "tensordot", "addr", "ger", "outer", "attention", "rnn",
+    "lstm", "gru", "cholesky", "svd", "qr", "lu", "solve", "inverse", "det", "eig", "eigh",
+    "fft", "ifft", "rfft", "irfft", "c2c", "r2c", "c2r", "cdist",
+})  # fmt: skip
+# Fused cells that do only a cell's elementwise part: their products run as separate
+# mm/addmm calls, which are counted (see trainbench.flops).
+_ELEMENTWISE_CELLS = frozenset({
+    "_thnn_fused_lstm_cell", "_thnn_fused_lstm_cell_backward",
+    "_thnn_fused_lstm_cell_backward_impl", "_thnn_fused_gru_cell",
+    "_thnn_fused_gru_cell_backward",
+})  # fmt: skip
+_arithmetic: dict[Any, bool] = {}
+
+
+def does_arithmetic(packet: Any) -> bool:
+    """Whether the aten op (its overload packet) computes products, convolutions or the
+    like: what a FLOP count must not miss (cached per op)."""
+    known = _arithmetic.get(packet)
+    if known is None:
+        name = str(getattr(packet, "__name__", packet)).split(".")[-1]
+        tokens = {t for t in name.split("_") if t}
+        known = name not in _ELEMENTWISE_CELLS and bool(
+            tokens & _ARITHMETIC_TOKENS or any(t.startswith("conv") for t in tokens)
+        )
+        _arithmetic[packet] = known
+    return known
+
+
+def op_name(packet: Any) -> str:
+    """``aten.mm``: an op's name as the census shows it."""
+    return f"aten.{getattr(packet, '__name__', packet)}"
+
 
 def _bytes(*values: Any) -> int:
     """The bytes of every tensor in ``values`` (nested in lists, tuples and dicts)."""
@@ -106,6 +143,13 @@ if _Base is not None and hasattr(_Base, "_handle_higher_order_ops"):
                         return r
             out = func(*args, **kwargs)
             packet, recorder = func._overloadpacket, counter.recorder
+            if packet not in counter.flop_registry:  # the census of the ops with no formula
+                entry = counter.census.get(packet)
+                if entry is None:
+                    entry = counter.census[packet] = [0, 0]
+                entry[0] += 1
+                if does_arithmetic(packet):
+                    entry[1] += _bytes(args, kwargs, out)
             if recorder is None:
                 return counter._count_flops(packet, out, args, kwargs)
             totals = counter.flop_counts["Global"]
@@ -139,6 +183,13 @@ class _TotalsCounter(FlopCounterMode):
         # where set (trainbench.span.record_backward), every call's FLOPs and bytes are
         # also charged to it, with the backward node running the call
         self.recorder: Any = None
+        # per op the counter has no formula for: [calls, bytes in and out] (bytes of the
+        # ops that do arithmetic only; trainbench.counting.does_arithmetic)
+        self.census: dict[Any, list[int]] = {}
+
+    def uncounted(self) -> dict[str, int]:
+        """The ops that do arithmetic but ran with no FLOP formula: name -> calls."""
+        return {op_name(p): c for p, (c, _) in self.census.items() if does_arithmetic(p)}
 
     def __enter__(self) -> _TotalsCounter:
         if _Dispatch is None:  # pragma: no cover

@@ -35,7 +35,7 @@ naive "one backward per loss term" procedure.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trainbench import span
 from trainbench.config import first_line
-from trainbench.counting import CHARGES_NODES, totals_counter
+from trainbench.counting import CHARGES_NODES, does_arithmetic, op_name, totals_counter
 
 Forward = Callable[[], Sequence[Tensor]]
 NOISY_SPREAD = 0.10  # IQR/median above this marks a point as noisy
@@ -103,6 +103,10 @@ class PointMetrics:
     span_flops: int | None = None
     span_bytes: int | None = None
     schedule: dict[str, int] | None = None  # T_P in FLOPs, by span.SCHEDULE_COLUMNS
+    # the ops that did arithmetic with no FLOP formula ("aten._foo × 4"; None: none), and
+    # the census of every op with no formula: name -> [calls, bytes in and out]
+    undercounted: str | None = None
+    census: dict[str, list[int]] | None = None
 
     @property
     def working_set_bytes(self) -> int:
@@ -252,6 +256,7 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, Any]:
         with flop_counter() as counter:
             roots = list(forward())
     fwd_flops = counter.get_total_flops()
+    census = dict(getattr(counter, "census", {}))
     stats = graph_stats(roots)
     param_storages = {p.untyped_storage().data_ptr() for p in stats.leaves}
     saved_bytes = sum(n for ptr, n in saved.items() if ptr not in param_storages)
@@ -263,6 +268,9 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, Any]:
         if dag is None:  # pragma: no cover - a torch without the private dispatch class
             _backward(roots, retain_graph=True)
     bwd_flops = counter.get_total_flops()
+    for op, (calls, nbytes) in getattr(counter, "census", {}).items():
+        entry = census.get(op, [0, 0])
+        census[op] = [entry[0] + calls, entry[1] + nbytes]
     # (the nodes' FLOPs add up to the counter's total, unless a call escaped the charge)
     spans = span.summary(dag) if dag is not None and sum(dag.flops) == bwd_flops else {}
     peak = None
@@ -281,8 +289,21 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, Any]:
     }
     counts |= {m: spans.get(m) for m in span.SPAN_METRICS}
     counts["schedule"] = {c: spans[c] for c in span.SCHEDULE_COLUMNS} if spans else None
+    counts["census"] = {op_name(op): [calls, nbytes] for op, (calls, nbytes) in census.items()}
+    counts["undercounted"] = undercounted_text(
+        {op_name(op): calls for op, (calls, _) in census.items() if does_arithmetic(op)}
+    )
     _clear(stats.leaves)
     return counts
+
+
+def undercounted_text(ops: Mapping[str, int]) -> str | None:
+    """``aten._foo × 4, aten.bar × 2``: the ops that did arithmetic with no FLOP formula and
+    how often they ran (most first); None where there is none."""
+    if not ops:
+        return None
+    ranked = sorted(ops.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{name} × {calls}" for name, calls in ranked)
 
 
 # --------------------------------------------------------------------------- time

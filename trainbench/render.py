@@ -56,8 +56,8 @@ def points_table(
             p["variant"] + (" (noisy)" if p.get("noisy") else ""),
             _ms(p["fwd_s"], p["fwd_iqr_s"]),
             _ms(p["bwd_s"], p["bwd_iqr_s"]),
-            _si(p["fwd_flops"]) if p["fwd_flops"] else "not counted",
-            _si(p["bwd_flops"]) if p["bwd_flops"] else "not counted",
+            _flops_cell(p, "fwd_flops"),
+            _flops_cell(p, "bwd_flops"),
             str(p["graph_nodes"]),
             str(p["graph_depth"]),
             *((_si(p["span_flops"]) if p.get("span_flops") else "—",) if spans else ()),
@@ -96,6 +96,14 @@ def points_table(
     return table
 
 
+def _flops_cell(p: Mapping[str, Any], metric: str) -> str:
+    """A point's FLOPs; marked "≥" (a lower bound) where ops that do arithmetic ran with no
+    FLOP formula (the run's notes name them)."""
+    if p.get("undercounted"):
+        return f"≥ {_si(p[metric])}" if p[metric] else "≥ 0 (undercounted)"
+    return _si(p[metric]) if p[metric] else "not counted"
+
+
 def _compile_cells(p: Mapping[str, Any]) -> tuple[str, str]:
     """--compile: the compile time and the speed-up over eager (or that it ran eagerly)."""
     if not p.get("compiled"):
@@ -116,7 +124,8 @@ def fits_table(summary: Mapping[str, Any]) -> Table:
             f["variant"],
             METRIC_LABELS.get(f["metric"], f["metric"]),
             f"{f['exponent']:.3f}",
-            "exact" if f.get("exact") else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
+            ("exact" if f.get("exact") else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]")
+            + (" (undercounted: a lower bound)" if f.get("undercounted") else ""),
             f["best_class"],
             Text(verdict, style=VERDICT_STYLE.get(verdict, "")) if verdict else "",
         )

@@ -143,6 +143,7 @@ def write_run(
     """Write the three files of a run (each atomically), summary.json last with the
     digests of the two tables (see :mod:`trainbench.fileset`); return that manifest."""
     extra = [c for c in COMPILE_COLUMNS if any(c in p for p in points)]
+    extra += [c for c in COUNT_NOTES if any(p.get(c) for p in points)]
     table = pd.DataFrame(list(points), columns=[*POINT_COLUMNS, *extra])
     raw = pd.DataFrame(
         list(samples), columns=["variant", "size", "phase", "round", "sample_s", "format_version"]
@@ -249,6 +250,9 @@ class ResultsError(ValueError):
 
 # --compile runs add these (after the others): whether the point compiled, its compile
 # time (first forward and backward), its eager forward+backward time and the speed-up.
+# A column written only where some point has it: the ops that did arithmetic with no FLOP
+# formula ("aten._foo × 4"), which leave that point's FLOPs a lower bound.
+COUNT_NOTES = ("undercounted",)
 COMPILE_COLUMNS = ("compiled", "compile_s", "eager_s", "speedup", "compile_note")
 SAMPLE_COLUMNS = ("variant", "size", "phase", "round", "sample_s")
 # columns that must hold a number >= 0 in every row ...

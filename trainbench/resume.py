@@ -208,6 +208,11 @@ def _read_earlier(
     wanted = set(todo)
     points = []
     mismatched: list[str] = []
+    census_of = {
+        (str(p.get("variant")), int(p.get("size", 0))): p.get("census")
+        for p in summary.get("points") or []
+        if isinstance(p, dict) and isinstance(p.get("census"), dict)
+    }
     for row in table.to_dict("records"):
         key = (str(row["variant"]), int(row["size"]))
         if key not in wanted:
@@ -217,6 +222,9 @@ def _read_earlier(
         counts |= {m: _count_value(row.get(m)) for m in SPAN_METRICS}
         schedule = {c: _count_value(row.get(c)) for c in SCHEDULE_COLUMNS}
         counts["schedule"] = schedule if None not in schedule.values() else None
+        under = row.get("undercounted")
+        counts["undercounted"] = str(under) if isinstance(under, str) and under else None
+        counts["census"] = census_of.get(key)
         p = _Point(*key, counts)
         fwd, bwd = timings.get((*key, "fwd"), {}), timings.get((*key, "bwd"), {})
         # the passes it was timed in (after its first --repeats, where no claim is on the

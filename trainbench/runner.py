@@ -304,6 +304,8 @@ def _point_record(
         "working_set_bytes": m.working_set_bytes,
         "peak_bytes": m.peak_bytes,
         **span_columns(m),
+        "undercounted": m.undercounted,
+        "census": m.census,
         "gflops": rate / 1e9 if rate is not None else None,
         "efficiency": rate / baseline_rate if rate is not None and baseline_rate > 0 else None,
         "noisy": bool(spread > NOISY_SPREAD),
@@ -346,6 +348,7 @@ def _counted_record(variant: str, size: int, counts: Mapping[str, Any]) -> dict[
             "efficiency", "fwd_runs_per_sample", "bwd_runs_per_sample")  # fmt: skip
     return ({"variant": variant, "size": size} | {k: counts.get(k) for k in keys}
             | _schedule_columns(counts.get("schedule")) | dict.fromkeys(none)
+            | {"undercounted": counts.get("undercounted"), "census": counts.get("census")}
             | {"noisy": False, "rounds": 0, "format_version": FORMAT_VERSION})  # fmt: skip
 
 
