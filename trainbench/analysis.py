@@ -206,6 +206,7 @@ def judge_claims(
             ci_high=fit.ci_high,
             best_class=fit.best_class,
             poly_degree=fit.poly_degree,
+            poly_coefficients=fit.poly_coefficients,
             by_degree=v.by_degree,
             fit_sizes=[fit.fit_from, round(fit.fit_from * fit.size_range)],
             control_exponent=control_fit.exponent if control_fit else None,

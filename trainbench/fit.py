@@ -84,6 +84,8 @@ class OrderFit:
     # values follow exactly over the fitted sizes (None: no polynomial of degree
     # <= 3 does, or the data are noisy).
     poly_degree: int | None = None
+    # ... and that polynomial's coefficients in n, the lowest power first
+    poly_coefficients: tuple[float, ...] | None = None
     # BIC of each growth class a + b·g(n) and of the power a + b·n^k over the fitted sizes
     # (lower is better): whether a logarithmic class explains the data as well as a power.
     class_bic: dict[str, float] | None = None
@@ -203,29 +205,87 @@ def _fit_block(n: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return k, a_best, b_best
 
 
-def exact_polynomial_degree(
+def exact_polynomial(
     sizes: Sequence[float], values: Sequence[float], max_degree: int = 3
-) -> int | None:
+) -> tuple[int, tuple[float, ...]] | None:
     """The smallest degree d <= max_degree of a polynomial in n with a positive leading
     coefficient that passes through every (size, value) to 1e-9 relative, with at least
-    one point more than it needs; None if there is none.
+    one point more than it needs, and its coefficients in n (lowest power first; whole
+    numbers where they are within 1e-6 of one); None if there is none.
 
     A pure power a + b·n^k cannot describe a count such as αn + βn² over a short
     range (its fitted k lies between 1 and 2); the polynomial's degree is its order.
     """
     n = np.asarray(sizes, dtype=float)
     y = np.asarray(values, dtype=float)
-    if not (np.all(np.isfinite(y)) and np.all(y > 0)):
+    if not (len(n) and np.all(np.isfinite(y)) and np.all(y > 0)):
         return None
-    x = n / n.max()  # scaled for conditioning
+    scale = n.max()
+    x = n / scale  # scaled for conditioning
     for degree in range(max_degree + 1):
         if len(n) < degree + 2:
             return None
         coef = np.polynomial.polynomial.polyfit(x, y, degree)
         resid = np.polynomial.polynomial.polyval(x, coef) - y
         if np.max(np.abs(resid) / y) < 1e-9:
-            return degree if degree == 0 or coef[-1] > 0 else None
+            if degree and coef[-1] <= 0:
+                return None
+            terms = []
+            for j, c in enumerate(coef):
+                c = float(c) / scale**j
+                if np.max(np.abs(c) * n**j / y) < 1e-9:  # what rounding leaves of a zero term
+                    c = 0.0
+                whole = round(c)
+                near = abs(c - whole) <= 1e-6 * max(abs(c), 1.0)
+                terms.append(float(whole) if near else float(f"{c:.9g}"))
+            return degree, tuple(terms)
     return None
+
+
+def exact_polynomial_degree(
+    sizes: Sequence[float], values: Sequence[float], max_degree: int = 3
+) -> int | None:
+    """The degree of :func:`exact_polynomial` (None where there is none)."""
+    found = exact_polynomial(sizes, values, max_degree)
+    return None if found is None else found[0]
+
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _coefficient(c: float) -> str:
+    return f"{c:,.0f}" if float(c).is_integer() else f"{c:,.6g}"
+
+
+def _term(c: float, power: int, symbol: str) -> str:
+    if power == 0:
+        return _coefficient(c)
+    base = symbol if power == 1 else f"{symbol}{str(power).translate(_SUPERSCRIPTS)}"
+    return base if c == 1 else f"{_coefficient(c)}·{base}"
+
+
+def polynomial_text(coefficients: Sequence[float], symbol: str = "n") -> str:
+    """``2,048·n² + 1,298,432·n``: a polynomial's nonzero terms, the highest power first."""
+    terms = [(c, j) for j, c in enumerate(coefficients) if c][::-1]
+    text = ""
+    for i, (c, j) in enumerate(terms):
+        sign = ("-" if c < 0 else "") if i == 0 else (" - " if c < 0 else " + ")
+        text += sign + _term(abs(c), j, symbol)
+    return text or "0"
+
+
+def crossover_text(coefficients: Sequence[float], symbol: str = "n") -> str | None:
+    """Where the top term of a polynomial overtakes the next one down ("2,048·n² overtakes
+    1,298,432·n at n ≈ 634"); None for a single term or a negative next term."""
+    terms = [(c, j) for j, c in enumerate(coefficients) if c]
+    if len(terms) < 2:
+        return None
+    (c_next, j_next), (c_top, j_top) = terms[-2], terms[-1]
+    if c_next <= 0 or c_top <= 0:
+        return None
+    at = (c_next / c_top) ** (1.0 / (j_top - j_next))
+    return (f"{_term(c_top, j_top, symbol)} overtakes {_term(c_next, j_next, symbol)} at "
+            f"{symbol} ≈ {at:,.3g}")  # fmt: skip
 
 
 def top_slopes(sizes: Sequence[float], values: np.ndarray) -> np.ndarray:
@@ -373,7 +433,11 @@ def fit_order(
     # Point estimates always lie inside their intervals.
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
     lo, hi = min(float(lo), k), max(float(hi), k)
-    poly = exact_polynomial_degree(n, y) if repeats_identical else None
+    found = exact_polynomial(n, y) if repeats_identical else None
+    poly, coefficients = found if found is not None else (None, None)
+    if poly is not None:
+        # an exact polynomial's class is its degree's, whatever BIC makes of a short range
+        best_class = CLASS_FOR_EXPONENT.get(float(poly), best_class)
     top = float(top_slopes(n, y)[0])
     top_lo, top_hi = np.quantile(top_slopes(n, y_star), [alpha, 1.0 - alpha])
     top_lo, top_hi = min(float(top_lo), top), max(float(top_hi), top)
@@ -401,6 +465,7 @@ def fit_order(
         top_ci_low=round(top_lo, 4),
         top_ci_high=round(top_hi, 4),
         poly_degree=poly,
+        poly_coefficients=coefficients,
         class_bic={name: round(v, 3) for name, v in class_bic.items()},
         power_bic=round(power_bic, 3),
     )
@@ -482,7 +547,7 @@ def judge(
     short = fit.n_sizes < MIN_SIZES or fit.size_range < min_range
     # An exact count that follows a polynomial in n: its degree is its order,
     # whatever a pure power fitted over a short range reads.
-    by_degree = fit.poly_degree is not None and float(expected).is_integer() and not short
+    by_degree = fit.poly_degree is not None and not short
     if order_class is not None and by_degree:
         return Verdict(
             REFUTED,
@@ -506,7 +571,11 @@ def judge(
     degree_text = (
         f"an exact count, a polynomial of degree {fit.poly_degree} in n ({ci} over the range)"
     )
-    if by_degree and fit.poly_degree != int(expected):
+    if by_degree and fit.poly_coefficients is not None:
+        degree_text += f": {polynomial_text(fit.poly_coefficients)}"
+        cross = crossover_text(fit.poly_coefficients)
+        degree_text += f"; {cross}" if cross else ""
+    if by_degree and fit.poly_degree != expected:
         return Verdict(REFUTED, degree_text, by_degree=True)
     work_grows_as_claimed = work is not None and (
         work.poly_degree == expected or (band_lo <= work.ci_low and work.ci_high <= band_hi)

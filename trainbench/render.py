@@ -9,6 +9,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from trainbench.fit import crossover_text, polynomial_text
 from trainbench.results import METRIC_LABELS
 
 VERDICT_STYLE = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}
@@ -124,7 +125,8 @@ def fits_table(summary: Mapping[str, Any]) -> Table:
             f["variant"],
             METRIC_LABELS.get(f["metric"], f["metric"]),
             f"{f['exponent']:.3f}",
-            ("exact" if f.get("exact") else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]")
+            (f"exact (degree {f['poly_degree']})" if f.get("poly_degree") is not None
+             else "exact" if f.get("exact") else f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]")
             + (" (undercounted: a lower bound)" if f.get("undercounted") else ""),
             f["best_class"],
             Text(verdict, style=VERDICT_STYLE.get(verdict, "")) if verdict else "",
@@ -141,7 +143,12 @@ def _degree(claim: Mapping[str, Any], size_name: str) -> str:
     """The words "exactly a polynomial of degree d in n; " for a count judged on its degree."""
     if not claim.get("by_degree"):
         return ""
-    return f"exactly a polynomial of degree {claim['poly_degree']} in {size_name}; "
+    terms = claim.get("poly_coefficients")
+    if not terms:
+        return f"exactly a polynomial of degree {claim['poly_degree']} in {size_name}; "
+    cross = crossover_text(terms, size_name)
+    return (f"exactly {polynomial_text(terms, size_name)} (degree {claim['poly_degree']}"
+            + (f"; {cross}" if cross else "") + "); ")
 
 
 def verdict_lines(
