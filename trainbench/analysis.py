@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from trainbench import caches as hierarchy
 from trainbench.claims import Claim
 from trainbench.experiments import Experiment
-from trainbench.fit import MIN_SIZES, TOP_RANGE, OrderFit, fit_order, judge, order_label
+from trainbench.fit import MIN_RANGE, MIN_SIZES, TOP_RANGE, OrderFit, fit_order, judge, order_label
 from trainbench.measure import NOISY_SPREAD, undercounted_text
 from trainbench.results import FIT_METRICS, METRIC_LABELS, TIME_METRICS
 from trainbench.span import SPAN_METRICS
@@ -269,7 +269,10 @@ def _disagreement(
         return ""
     if time_fit is None or flops_fit is None:
         return ""
-    if time_fit.exponent - flops_fit.exponent <= DISAGREEMENT:
+    ranged = all(f.n_sizes >= MIN_SIZES and f.size_range >= MIN_RANGE and not f.pinned
+                 for f in (time_fit, flops_fit))  # fmt: skip
+    # beyond both intervals: a gap the noise of a short timing cannot make
+    if not ranged or time_fit.ci_low - flops_fit.ci_high <= DISAGREEMENT:
         return ""
     why = (f"the FLOPs miss {under}" if under else
            "work the FLOP counter does not see (elementwise work, memory traffic) or the "

@@ -86,13 +86,19 @@ class OrderFit:
     poly_degree: int | None = None
     # ... and that polynomial's coefficients in n, the lowest power first
     poly_coefficients: tuple[float, ...] | None = None
+    # The power's k reached the fitter's bound K_MAX: ``exponent`` and its interval are then
+    # the log-log slope over the top of the range, not the power's k.
+    pinned: bool = False
     # BIC of each growth class a + b·g(n) and of the power a + b·n^k over the fitted sizes
     # (lower is better): whether a logarithmic class explains the data as well as a power.
     class_bic: dict[str, float] | None = None
     power_bic: float | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        if self.poly_coefficients is not None:  # as JSON keeps it
+            out["poly_coefficients"] = list(self.poly_coefficients)
+        return out
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,15 @@ def fit_exponents(sizes: Sequence[float], values: np.ndarray) -> np.ndarray:
 
 
 def _fit_block(n: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Each row divided by its largest value: the fit weighs relative errors, so this changes
+    # nothing but the range of the numbers (values near 1e-300 or 1e300 stay finite).
+    unit = np.max(np.abs(Y), axis=-1, keepdims=True)
+    unit = np.where(np.isfinite(unit) & (unit > 0), unit, 1.0)
+    k, a, b = _fit_unit_block(n, Y / unit)
+    return k, a * unit[:, 0], b * unit[:, 0]
+
+
+def _fit_unit_block(n: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     W = 1.0 / np.maximum(np.abs(Y), 1e-300) ** 2
     ln = np.log(n)
     scale = (W * Y * Y).sum(axis=-1)  # about len(n): rss is compared relative to it
@@ -319,6 +334,8 @@ def choose_class(sizes: Sequence[float], values: Sequence[float]) -> tuple[str, 
     """Rank the growth classes by BIC; return the simplest within BIC_MARGIN of the best."""
     n = np.asarray(sizes, dtype=float)
     y = np.asarray(values, dtype=float)
+    top = float(np.max(np.abs(y))) if len(y) else 1.0
+    y = y / top if math.isfinite(top) and top > 0 else y  # relative errors: scale-free
     w = 1.0 / np.maximum(np.abs(y), 1e-300) ** 2
     m = len(n)
     scores: dict[str, float] = {}
@@ -355,6 +372,24 @@ def window_start(sizes: Sequence[float], window: float = WINDOW) -> int:
 
 
 def fit_order(
+    sizes: Sequence[float],
+    values: Sequence[float] | Sequence[Sequence[float]],
+    *,
+    n_boot: int = 1000,
+    level: float = LEVEL,
+    seed: int = 0,
+    window: float | None = WINDOW,
+    rounds: Sequence[Sequence[int]] | None = None,
+) -> OrderFit:
+    """:func:`_fit_order` with numpy's floating-point warnings kept inside: a zero or a
+    non-finite value in the data is handled there (dropped, or read as no growth), and a
+    warning about it would only reach the user as noise."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        return _fit_order(sizes, values, n_boot=n_boot, level=level, seed=seed, window=window,
+                          rounds=rounds)  # fmt: skip
+
+
+def _fit_order(
     sizes: Sequence[float],
     values: Sequence[float] | Sequence[Sequence[float]],
     *,
@@ -433,6 +468,7 @@ def fit_order(
     # Point estimates always lie inside their intervals.
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
     lo, hi = min(float(lo), k), max(float(hi), k)
+    pinned = False  # the power's k reached K_MAX (reported: the slope at the top instead)
     found = exact_polynomial(n, y) if repeats_identical else None
     poly, coefficients = found if found is not None else (None, None)
     if poly is not None:
@@ -442,14 +478,19 @@ def fit_order(
     top_lo, top_hi = np.quantile(top_slopes(n, y_star), [alpha, 1.0 - alpha])
     top_lo, top_hi = min(float(top_lo), top), max(float(top_hi), top)
     if not exact and poly is None:
-        if best_class == "1":
+        if best_class == "1" and top_lo <= 1.0:
             # A constant explains the data best: a + b·n^k would reach for any k (up to
             # K_MAX) that bends through the noise of the top point. The growth is at most
             # what the top of the range shows.
             k, lo, hi = 0.0, 0.0, max(top_hi, 0.0)
-        elif k >= K_MAX - 1e-9 and best_class != "n^3":
+        elif k >= K_MAX - 1e-9 or best_class == "1":
             # Pinned at the bound: the power only bends through the top point (a flat
-            # curve with one high point); its growth is the log-log slope at the top.
+            # curve with one high point), or the growth is steeper than any power the
+            # fitter tries; either way K_MAX is a bound, not a slope. What is measured is
+            # the log-log slope at the top of the range.
+            # (Or a constant "explains" it best while the top clearly grows: a growth
+            # steeper than every class, n^6 say, which no class fits either.)
+            pinned = k >= K_MAX - 1e-9
             k, lo, hi = max(top, 0.0), max(top_lo, 0.0), max(top_hi, 0.0)
     return OrderFit(
         exponent=round(k, 4),
@@ -466,12 +507,33 @@ def fit_order(
         top_ci_high=round(top_hi, 4),
         poly_degree=poly,
         poly_coefficients=coefficients,
+        pinned=pinned,
         class_bic={name: round(v, 3) for name, v in class_bic.items()},
         power_bic=round(power_bic, 3),
     )
 
 
 # --------------------------------------------------------------------------- verdicts
+
+
+def _sizes_that_would_do(fit: OrderFit, min_range: float) -> str:
+    """Sizes that would span ``min_range`` with the same largest or smallest size."""
+    top = fit.fit_from * fit.size_range
+    low = max(1, math.floor(top / min_range))
+    return (f"for example {MIN_SIZES}+ sizes from {low:g} to {top:g}, or from "
+            f"{fit.fit_from:g} to {math.ceil(fit.fit_from * min_range):g}")  # fmt: skip
+
+
+def exponent_text(fit: OrderFit) -> str:
+    """``k = 1.02 [0.97, 1.08]``; an end of the interval at the fitter's bound reads "≥ 4.5"
+    (a bound, not a measurement), and a power pinned there gives its slope at the top."""
+    bound = not fit.pinned and fit.ci_high >= K_MAX - 1e-9  # (a top slope has no bound)
+    hi = f"≥ {K_MAX:g}" if bound else f"{fit.ci_high:.2f}"
+    text = f"k = {fit.exponent:.2f} [{fit.ci_low:.2f}, {hi}]"
+    if fit.pinned:
+        text += (f" (the log-log slope over the top {TOP_RANGE:g}x: a + b·n^k reached the "
+                 f"fitter's bound k = {K_MAX:g})")  # fmt: skip
+    return text
 
 
 def order_label(exponent: float, symbol: str = "n", order_class: str | None = None) -> str:
@@ -543,7 +605,7 @@ def judge(
     band_lo, band_hi = expected - tolerance, expected + tolerance
     if order_class is not None:
         band_hi = expected + max(tolerance, LOG_BAND)
-    ci = f"k = {fit.exponent:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
+    ci = exponent_text(fit)
     short = fit.n_sizes < MIN_SIZES or fit.size_range < min_range
     # An exact count that follows a polynomial in n: its degree is its order,
     # whatever a pure power fitted over a short range reads.
@@ -585,7 +647,8 @@ def judge(
         return Verdict(
             INCONCLUSIVE,
             f"range too short ({ci} from {fit.n_sizes} sizes spanning {fit.size_range:g}x; "
-            f"need {MIN_SIZES} sizes spanning {min_range:g}x)",
+            f"need {MIN_SIZES} sizes spanning {min_range:g}x: "
+            f"{_sizes_that_would_do(fit, min_range)})",
         )
     if beyond is not None:
 

@@ -24,9 +24,11 @@ def _si(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def _ms(median: float | None, iqr: float | None) -> str:
+def _ms(median: float | None, iqr: float | None, rounds: int | None = None) -> str:
     if median is None:
         return "—"
+    if rounds is not None and rounds <= 1:  # one pass: its spread is not measured
+        return f"{median * 1e3:.3g} (1 pass: no spread measured)"
     return f"{median * 1e3:.3g} ±{(iqr or 0) * 1e3:.2g}"
 
 
@@ -55,8 +57,8 @@ def points_table(
         rows.append([
             str(p["size"]),
             p["variant"] + (" (noisy)" if p.get("noisy") else ""),
-            _ms(p["fwd_s"], p["fwd_iqr_s"]),
-            _ms(p["bwd_s"], p["bwd_iqr_s"]),
+            _ms(p["fwd_s"], p["fwd_iqr_s"], p.get("rounds")),
+            _ms(p["bwd_s"], p["bwd_iqr_s"], p.get("rounds")),
             _flops_cell(p, "fwd_flops"),
             _flops_cell(p, "bwd_flops"),
             str(p["graph_nodes"]),
