@@ -16,6 +16,8 @@ Public Python API (imported lazily, so ``trainbench --help`` does not load torch
 
     trainbench.sweep("mlp-heads", "1:64")       # a built-in experiment, the same path
     trainbench.fit_order([16, 32, 64, 128], [1.0, 4.1, 15.9, 64.3])   # plain arrays
+    trainbench.assert_order(make, "16:256", "O(n^2)")   # in a test: raises unless confirmed
+    trainbench.load("results/make")             # a saved run, judged again without measuring
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ _EXPORTS = {
     "sweep": "trainbench.api",
     "SweepResult": "trainbench.api",
     "ClaimVerdict": "trainbench.api",
+    "assert_order": "trainbench.api",
+    "load": "trainbench.api",
+    "OrderAssertionError": "trainbench.api",
     "TargetError": "trainbench.target",
 }
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from torch import Tensor
 
 from trainbench.caches import work_metric_for
 from trainbench.claims import Claim, parse_order_class
@@ -387,3 +388,80 @@ def _size_list(sizes: Sequence[int]) -> list[int]:
 
 
 __all__ = ["ClaimVerdict", "SweepResult", "sweep", "user_claim"]
+
+
+class OrderAssertionError(AssertionError):
+    """:func:`assert_order`'s failure: the claim was not confirmed; the message is the
+    verdict and its reason."""
+
+    def __init__(self, verdict: ClaimVerdict) -> None:
+        super().__init__(
+            f"{METRIC_LABELS.get(verdict.metric, verdict.metric)} is not shown to grow as "
+            f"{verdict.claim}: {verdict.verdict} ({verdict.reason})"
+        )
+        self.verdict = verdict
+
+
+def assert_order(
+    target: Factory | Experiment | str,
+    sizes: Sequence[int] | str,
+    claim: str,
+    *,
+    metric: str = "bwd_flops",
+    tolerance: float = DEFAULT_TOLERANCE,
+    time: bool = False,
+    **sweep_options: Any,
+) -> ClaimVerdict:
+    """Assert, in a test suite, that ``metric`` of ``target`` grows as ``claim`` over
+    ``sizes``: the verdict when it is confirmed; else :class:`OrderAssertionError` (an
+    AssertionError) with the verdict's reason. Counts are exact, so a count claim times
+    each point once only (one pass, the shortest blocks) unless ``sweep_options`` say
+    otherwise; a time claim needs ``time=True`` and runs the sweep's full schedule (``until
+    = "confirmed"``), so that a suite does not time by accident."""
+    if metric in TIME_METRICS and not time:
+        raise ValueError(
+            f"assert_order: {metric} is a time; pass time=True to time it (counts such as "
+            "bwd_flops are exact and fast)"
+        )
+    quick = {} if time else {"repeats": 1, "max_passes": 1, "min_time": 0.0}
+    settings = (quick | {"until": "confirmed"} if time else quick) | dict(sweep_options)
+    result = sweep(target, sizes, claim=claim, metric=metric, tolerance=tolerance, **settings)
+    judged = result.verdict(claim, metric, tolerance=tolerance)
+    if judged.verdict != "confirmed":
+        raise OrderAssertionError(judged)
+    return judged
+
+
+def load(folder: str | Path) -> SweepResult:
+    """A saved sweep (a folder ``trainbench sweep`` or :meth:`SweepResult.save` wrote) read
+    back as the :class:`SweepResult` it was: its points, samples, fits and verdicts as they
+    were measured and judged, to judge other claims (:meth:`SweepResult.verdict`) or plot,
+    without measuring. A run of a user's target does not import the target: the loaded
+    result cannot measure. ResultsError (one line) for a folder that is not a sweep run."""
+    from trainbench.results import read_run
+    from trainbench.runner import RunResult
+
+    path = Path(folder)
+    summary, _, samples = read_run(path)
+    name = str(summary["experiment"])
+    config = summary.get("config") or {}
+    exp = EXPERIMENTS.get(name)
+    if exp is None:
+        spec = config.get("target")
+
+        def not_here(n: int) -> Callable[[], Tensor]:
+            raise TargetError(f"{name}: a run loaded from {path} cannot measure its target")
+
+        exp = target_experiment(not_here, name, spec=str(spec) if spec else None,
+                                reference=str((config.get("options") or {}).get(
+                                    "reference", DEFAULT_REFERENCE)))  # fmt: skip
+    run = RunResult(
+        experiment=name, config=config, environment=summary.get("environment") or {},
+        baseline=summary.get("baseline") or {}, points=list(summary.get("points") or []),
+        samples=samples.to_dict("records"), fits=list(summary.get("fits") or []),
+        claims=list(summary.get("claims") or []), complete=bool(summary.get("complete")),
+        notes=list(summary.get("notes") or []), run=str(summary.get("run") or name),
+        failed=list(summary.get("failed_points") or []),
+        schedule=dict(summary.get("schedule") or {}),
+    )  # fmt: skip
+    return SweepResult(run, exp, path)
