@@ -1030,6 +1030,52 @@ def _write_report(
     return out / "report.md"
 
 
+@app.command("compare")
+def compare_runs(
+    old: Annotated[Path, typer.Argument(help="The earlier run's folder (OUT/<name>/).",
+                                        show_default=False)],
+    new: Annotated[Path, typer.Argument(help="The later run's folder, of the same sweep.",
+                                        show_default=False)],
+    json_out: Json = False,
+) -> None:
+    """Which metrics moved between two saved runs of one sweep, beyond what was measured.
+
+    A regression: an exponent whose 95% interval now lies wholly above the old one (an
+    exact count: its degree or exponent rose), or a count that rose. Times' values are
+    said (slower, faster) but are not regressions by themselves. Exit 1 on a regression."""
+    from trainbench.compare import as_records, compare, regressions
+    from trainbench.results import ResultsError, read_summary
+
+    try:
+        summaries = [read_summary(Path(folder)) for folder in (old, new)]
+    except ResultsError as err:
+        raise fail(str(err)) from None
+    if summaries[0]["experiment"] != summaries[1]["experiment"]:
+        raise fail(f"{old} is a run of {summaries[0]['experiment']}, {new} of "
+                   f"{summaries[1]['experiment']}: compare two runs of one sweep")  # fmt: skip
+    from trainbench.experiments import EXPERIMENTS
+
+    exp = EXPERIMENTS.get(summaries[0]["experiment"])
+    changes = compare(*summaries, size_name=exp.size_name if exp else "n")
+    if not changes:
+        raise fail(f"{old} and {new} have no metric in common to compare")
+    bad = regressions(changes)
+    if json_out:
+        import json
+
+        sys.stdout.write(json.dumps({"changes": as_records(changes),
+                                     "regressions": len(bad)}, indent=1) + "\n")  # fmt: skip
+    else:
+        from trainbench.render import compare_table
+
+        console = Console(width=None if sys.stdout.isatty() else 160)
+        console.print(compare_table(changes, f"{old} → {new}"))
+        console.print(f"{len(bad)} regression{'s' * (len(bad) != 1)}" + (
+            ": " + ", ".join(f"{c.variant} {c.metric} ({c.what})" for c in bad) if bad else ""))
+    if bad:
+        raise typer.Exit(1)
+
+
 @app.command("report")
 def report(
     run_dirs: Annotated[

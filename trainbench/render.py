@@ -260,3 +260,18 @@ def verdict_table(rows: Sequence[Mapping[str, Any]], title: str = "verdicts") ->
             r["id"], r["problem"], r["expected"], r["measured"], r["class"], verdict, r["control"]
         )
     return table
+
+
+COMPARE_STYLE = {"regression": "bold red", "improvement": "green", "slower": "yellow",
+                 "faster": "cyan"}  # fmt: skip
+
+
+def compare_table(changes: Sequence[Any], title: str) -> Table:
+    """``trainbench compare``: one row per variant, metric and what was compared."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("variant", "metric", "compared", "old", "new", "change"):
+        table.add_column(name, no_wrap=True)
+    for c in changes:
+        table.add_row(c.variant, METRIC_LABELS.get(c.metric, c.metric), c.what, c.old, c.new,
+                      Text(c.status, style=COMPARE_STYLE.get(c.status, "")))  # fmt: skip
+    return table
