@@ -429,5 +429,71 @@ def finish(
                 "on it is judged") if under else None  # fmt: skip
         if note and note not in notes:
             notes.append(note)
+    result.modules = module_fits(result.points, exp.min_fit_size, exp.size_name)
     result.claims = [c | {"partial": partial} for c in judged]
     result.notes.extend(n for n in notes if n not in result.notes)  # a resumed run has them
+
+
+MODULE_METRICS = ("bwd_flops", "fwd_flops", "saved_bytes")  # in trainbench.modules' order
+_MODULE_INDEX = {"fwd_flops": 0, "bwd_flops": 1, "saved_bytes": 2}
+
+
+def module_fits(
+    points: Sequence[Mapping[str, Any]], min_fit_size: int = 1, size_name: str = "n"
+) -> list[dict[str, Any]]:
+    """Per variant, module and metric (--by-module): the growth order of the module's
+    counts over the sizes it was counted at, and its share of the point's total at the
+    largest. Empty where no point was counted per module."""
+    out: list[dict[str, Any]] = []
+    for v in sorted({p["variant"] for p in points}):
+        rows = sorted(
+            (p for p in points if p["variant"] == v and p["size"] >= min_fit_size
+             and isinstance(p.get("modules"), dict)),
+            key=lambda p: p["size"],
+        )  # fmt: skip
+        if len(rows) < 3:
+            continue
+        names = sorted({n for p in rows for n in p["modules"]})
+        top = rows[-1]
+        for name in names:
+            for metric in MODULE_METRICS:
+                i = _MODULE_INDEX[metric]
+                values = [float((p["modules"].get(name) or [0, 0, 0])[i]) for p in rows]
+                if not any(values):
+                    continue
+                total = top.get(metric) or 0
+                record: dict[str, Any] = {
+                    "variant": v, "module": name, "metric": metric, "at_size": top["size"],
+                    "value": int(values[-1]),
+                    "share": values[-1] / total if total else None,
+                }  # fmt: skip
+                try:
+                    fit = fit_order([p["size"] for p in rows], values, n_boot=0)
+                except ValueError as err:  # zero at some sizes: not a growth to fit
+                    record.update(order=None, note=str(err))
+                else:
+                    record.update(exponent=fit.exponent, poly_degree=fit.poly_degree,
+                                  best_class=fit.best_class,
+                                  order=module_order(fit, size_name))  # fmt: skip
+                out.append(record)
+    return out
+
+
+def module_order(fit: OrderFit, size_name: str = "n") -> str:
+    """``n²`` (an exact polynomial's degree), else ``k = 1.52``."""
+    if fit.poly_degree is not None:
+        return {0: "1", 1: size_name}.get(fit.poly_degree, f"{size_name}^{fit.poly_degree}")
+    return f"k = {fit.exponent:.2f}"
+
+
+def fastest_module(modules: Sequence[Mapping[str, Any]], variant: str,
+                   metric: str = "bwd_flops") -> Mapping[str, Any] | None:  # fmt: skip
+    """The module whose ``metric`` grows fastest (the deepest of equals: the most precise
+    place), None where none was fitted."""
+    mine = [m for m in modules if m["variant"] == variant and m["metric"] == metric
+            and m.get("exponent") is not None]  # fmt: skip
+    if not mine:
+        return None
+    order = lambda m: (m.get("poly_degree") if m.get("poly_degree") is not None  # noqa: E731
+                       else m["exponent"], m["module"].count("."))  # fmt: skip
+    return max(mine, key=order)

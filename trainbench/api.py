@@ -145,6 +145,12 @@ class SweepResult:
         return pd.DataFrame(self.run.fits)
 
     @property
+    def modules(self) -> pd.DataFrame:
+        """--by-module: one row per (variant, module, metric): its order and its share of
+        the total at the largest size."""
+        return pd.DataFrame(self.run.modules)
+
+    @property
     def claims(self) -> pd.DataFrame:
         """One row per claim judged in the run."""
         return pd.DataFrame(self.run.claims)
@@ -308,6 +314,7 @@ def sweep(
     control_max_size: int = 256,
     reference: str = DEFAULT_REFERENCE,
     point_timeout: float | None = DEFAULT_POINT_TIMEOUT,
+    by_module: int | None = None,
     on_progress: Callable[[Any], None] | None = None,
 ) -> SweepResult:
     """Sweep ``target`` over ``sizes`` and fit how every metric grows.
@@ -321,6 +328,8 @@ def sweep(
     to ``out/<name>/`` as it is measured (else keep it in memory; :meth:`SweepResult.save`).
     ``point_timeout``: seconds one count or one timed visit of a point may take before the
     point fails and the sweep goes on without it (None: no limit; see trainbench.watchdog).
+    ``by_module``: also count FLOPs and saved bytes per module of the model, to this depth
+    of its module tree (:mod:`trainbench.modules`; ``SweepResult.modules``).
     """
     from trainbench.config import bytes_of
     from trainbench.runner import run_sweep
@@ -333,7 +342,7 @@ def sweep(
         device=device, dtype=dtype, seed=seed, time_budget=time_budget,
         max_memory=max_memory, compile=compile, control=control,
         control_max_size=control_max_size, precision=precision, max_passes=max_passes,
-        until=until, point_timeout=point_timeout,
+        until=until, point_timeout=point_timeout, by_module=by_module,
     )  # fmt: skip
     claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
     if exp.name not in EXPERIMENTS:
@@ -463,5 +472,6 @@ def load(folder: str | Path) -> SweepResult:
         notes=list(summary.get("notes") or []), run=str(summary.get("run") or name),
         failed=list(summary.get("failed_points") or []),
         schedule=dict(summary.get("schedule") or {}),
+        modules=list(summary.get("modules") or []),
     )  # fmt: skip
     return SweepResult(run, exp, path)

@@ -440,6 +440,12 @@ def _measure_and_render(
             console.print(f"note: {note}", soft_wrap=True)
         console.print()
         console.print(fits_table(summary))
+        if summary.get("modules"):
+            from trainbench.render import modules_lines, modules_table
+
+            console.print(modules_table(summary, exp.size_name))
+            for line in modules_lines(summary, exp.size_name):
+                console.print(line, soft_wrap=True)
     descriptions = {v.name: v.description for v in exp.variants}
     for line in verdict_lines(summary, descriptions, exp.size_name):
         console.print(line, soft_wrap=True)
@@ -781,6 +787,14 @@ def sweep_command(
             "takes longer fails and the sweep goes on without it (0: no limit).",
         ),
     ] = 300.0,
+    by_module: Annotated[
+        int | None,
+        typer.Option(
+            "--by-module", metavar="DEPTH", show_default=False,
+            help="Also count FLOPs and saved bytes per module of the model, to DEPTH levels "
+            "of its module tree (1: the model itself), each with its order and share.",
+        ),
+    ] = None,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -814,8 +828,11 @@ def sweep_command(
             threads=threads, device=device.value, dtype=dtype.value, seed=seed,
             time_budget=time_budget, max_memory=memory, compile=compile_,
             precision=precision, max_passes=max_passes, until=until.value,
-            point_timeout=point_timeout if point_timeout != 0 else None,
+            point_timeout=point_timeout if point_timeout != 0 else None, by_module=by_module,
         )  # fmt: skip
+        if by_module is not None and by_module < 1:
+            raise SweepError(f"--by-module: the depth is at least 1 (the model itself), "
+                             f"got {by_module}")  # fmt: skip
         if cfg.max_size > MAX_SIZE and exp.name in EXPERIMENTS:
             raise SweepError(f"--sizes: {cfg.max_size} is too large (at most {MAX_SIZE})")
         claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)

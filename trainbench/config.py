@@ -75,6 +75,9 @@ class SweepConfig:
     # Seconds one count or one timed visit of a point may take before the point fails
     # (trainbench.watchdog); None: no limit.
     point_timeout: float | None = 300.0
+    # Count FLOPs and saved bytes per module, to this depth of the model's module tree
+    # (trainbench.modules); None: not.
+    by_module: int | None = None
 
 
 UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,

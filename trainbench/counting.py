@@ -150,13 +150,18 @@ if _Base is not None and hasattr(_Base, "_handle_higher_order_ops"):
                 entry[0] += 1
                 if does_arithmetic(packet):
                     entry[1] += _bytes(args, kwargs, out)
-            if recorder is None:
+            modules = counter.modules
+            if recorder is None and modules is None:
                 return counter._count_flops(packet, out, args, kwargs)
             totals = counter.flop_counts["Global"]
             before = totals.get(packet, 0)
             out = counter._count_flops(packet, out, args, kwargs)
+            flops = int(totals.get(packet, 0) - before)
+            if recorder is None:  # a forward, its calls charged to the modules running
+                modules.forward_call(flops, out)
+                return out
             nbytes = 0 if func.is_view else _bytes(args, kwargs, out)
-            recorder.charge(_current_node(), int(totals.get(packet, 0) - before), nbytes)
+            recorder.charge(_current_node(), flops, nbytes)
             return out
 
     class _PlainDispatch(_Dispatch):
@@ -186,6 +191,9 @@ class _TotalsCounter(FlopCounterMode):
         # per op the counter has no formula for: [calls, bytes in and out] (bytes of the
         # ops that do arithmetic only; trainbench.counting.does_arithmetic)
         self.census: dict[Any, list[int]] = {}
+        # where set (a forward of trainbench.modules' per-module count), every call's FLOPs
+        # are also charged to the modules running it
+        self.modules: Any = None
 
     def uncounted(self) -> dict[str, int]:
         """The ops that do arithmetic but ran with no FLOP formula: name -> calls."""

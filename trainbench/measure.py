@@ -107,6 +107,8 @@ class PointMetrics:
     # the census of every op with no formula: name -> [calls, bytes in and out]
     undercounted: str | None = None
     census: dict[str, list[int]] | None = None
+    # --by-module: per module, [forward FLOPs, backward FLOPs, saved bytes]
+    modules: dict[str, list[int]] | None = None
 
     @property
     def working_set_bytes(self) -> int:

@@ -275,3 +275,44 @@ def compare_table(changes: Sequence[Any], title: str) -> Table:
         table.add_row(c.variant, METRIC_LABELS.get(c.metric, c.metric), c.what, c.old, c.new,
                       Text(c.status, style=COMPARE_STYLE.get(c.status, "")))  # fmt: skip
     return table
+
+
+def _share(m: Mapping[str, Any]) -> str:
+    return f"{m['share']:.0%}" if m.get("share") is not None else "—"
+
+
+def modules_table(summary: Mapping[str, Any], size_name: str = "n") -> Table:
+    """--by-module: per variant and module, its backward FLOPs, forward FLOPs and saved
+    bytes at the largest size, each with its share of the total and its order."""
+    mods = summary.get("modules") or []
+    top = max((m["at_size"] for m in mods), default=0)
+    table = Table(title=f"per module ({size_name} = {top}: value, share of the total, order)",
+                  title_justify="left", box=box.SIMPLE_HEAD)  # fmt: skip
+    for name in ("variant", "module", "bwd FLOPs", "fwd FLOPs", "saved MB"):
+        table.add_column(name, no_wrap=True)
+    by = {(m["variant"], m["module"], m["metric"]): m for m in mods}
+    for variant, module in sorted({(m["variant"], m["module"]) for m in mods}):
+        cells = []
+        for metric in ("bwd_flops", "fwd_flops", "saved_bytes"):
+            m = by.get((variant, module, metric))
+            if m is None:
+                cells.append("—")
+                continue
+            value = f"{m['value'] / 1e6:.3g}" if metric == "saved_bytes" else _si(m["value"])
+            cells.append(f"{value} ({_share(m)}) {m.get('order') or '—'}")
+        table.add_row(variant, "  " * module.count(".") + module, *cells)
+    return table
+
+
+def modules_lines(summary: Mapping[str, Any], size_name: str = "n") -> list[str]:
+    """Per variant, the module whose backward FLOPs grow fastest, with its share."""
+    from trainbench.analysis import fastest_module
+
+    mods = summary.get("modules") or []
+    lines = []
+    for variant in sorted({m["variant"] for m in mods}):
+        m = fastest_module(mods, variant)
+        if m is not None:
+            lines.append(f"{variant}: backward FLOPs grow fastest in {m['module']}: "
+                         f"{m['order']} ({_share(m)} of them at {size_name} = {m['at_size']})")
+    return lines

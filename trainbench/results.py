@@ -306,7 +306,7 @@ FIELDS: dict[str, dict[str, str]] = {
     "top": {"experiment": _STR, "run": _STR + "?", "complete": _BOOL + "?", "notes": _LIST + "?",
             "failed_points": _LIST + "?", "schedule": _OBJ + "?", "baseline": _OBJ + "?",
             "points": _LIST + "?", "gradient_signal": _LIST + "?", "training": _LIST + "?",
-            "files": _OBJ + "?"},
+            "files": _OBJ + "?", "modules": _LIST + "?"},
     "claims": {"id": _STR, "problem": _STR + "?", "statement": _STR + "?", "variant": _STR + "?",
                "metric": _STR + "?", "metrics": _LIST + "?", "expected": _STR + "?",
                "expected_exponent": _NUM + "?", "expected_class": _STR + "?",

@@ -208,6 +208,11 @@ def _read_earlier(
     wanted = set(todo)
     points = []
     mismatched: list[str] = []
+    modules_of = {
+        (str(p.get("variant")), int(p.get("size", 0))): p.get("modules")
+        for p in summary.get("points") or []
+        if isinstance(p, dict) and isinstance(p.get("modules"), dict)
+    }
     census_of = {
         (str(p.get("variant")), int(p.get("size", 0))): p.get("census")
         for p in summary.get("points") or []
@@ -225,6 +230,7 @@ def _read_earlier(
         under = row.get("undercounted")
         counts["undercounted"] = str(under) if isinstance(under, str) and under else None
         counts["census"] = census_of.get(key)
+        counts["modules"] = modules_of.get(key)
         p = _Point(*key, counts)
         fwd, bwd = timings.get((*key, "fwd"), {}), timings.get((*key, "bwd"), {})
         # the passes it was timed in (after its first --repeats, where no claim is on the

@@ -64,6 +64,7 @@ from trainbench.measure import (
     matmul_rate,
     time_round,
 )
+from trainbench.modules import count_modules
 from trainbench.results import (
     FORMAT_VERSION,
     TIME_METRICS,
@@ -107,6 +108,8 @@ class RunResult:
     failed: list[dict[str, Any]] = field(default_factory=list)
     # how the timing passes went: how many, why they stopped, the interval widths reached
     schedule: dict[str, Any] = field(default_factory=dict)
+    # --by-module: per variant, module and metric, its order and share (analysis.module_fits)
+    modules: list[dict[str, Any]] = field(default_factory=list)
     # where an earlier run in the same folder was moved to (not part of the summary)
     kept_earlier: Path | None = None
     # the digests of the tables last written with the summary (trainbench.fileset)
@@ -127,7 +130,8 @@ class RunResult:
             "points": self.points,
             "fits": self.fits,
             "claims": self.claims,
-        } | ({"files": self.files} if self.files else {})
+        } | ({"modules": self.modules} if self.modules else {}) | (
+            {"files": self.files} if self.files else {})
 
 
 def size_grid(min_size: int, max_size: int, ratio: float = math.sqrt(2.0)) -> list[int]:
@@ -226,6 +230,10 @@ def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dty
     cfg = with_defaults(exp, cfg)
     if cfg.dtype not in DTYPES:
         raise SweepError(f"--dtype: unknown dtype {cfg.dtype!r} (choose float32 or float64)")
+    if cfg.by_module is not None and (isinstance(cfg.by_module, bool)
+                                      or not isinstance(cfg.by_module, int) or cfg.by_module < 1):
+        raise SweepError(f"--by-module: the depth is a whole number of at least 1 (the model "
+                         f"itself), got {cfg.by_module!r}")  # fmt: skip
     if cfg.repeats < 1:
         raise SweepError(f"--repeats must be at least 1, got {cfg.repeats}")
     if cfg.max_passes < 1:
@@ -306,6 +314,7 @@ def _point_record(
         **span_columns(m),
         "undercounted": m.undercounted,
         "census": m.census,
+        "modules": m.modules,
         "gflops": rate / 1e9 if rate is not None else None,
         "efficiency": rate / baseline_rate if rate is not None and baseline_rate > 0 else None,
         "noisy": bool(spread > NOISY_SPREAD),
@@ -348,7 +357,8 @@ def _counted_record(variant: str, size: int, counts: Mapping[str, Any]) -> dict[
             "efficiency", "fwd_runs_per_sample", "bwd_runs_per_sample")  # fmt: skip
     return ({"variant": variant, "size": size} | {k: counts.get(k) for k in keys}
             | _schedule_columns(counts.get("schedule")) | dict.fromkeys(none)
-            | {"undercounted": counts.get("undercounted"), "census": counts.get("census")}
+            | {"undercounted": counts.get("undercounted"), "census": counts.get("census"),
+               "modules": counts.get("modules")}
             | {"noisy": False, "rounds": 0, "format_version": FORMAT_VERSION})  # fmt: skip
 
 
@@ -455,9 +465,14 @@ def _count(
     options: Mapping[str, Any],
     device: torch.device,
     dtype: torch.dtype,
+    by_module: int | None = None,
 ) -> dict[str, Any]:
     # (a function of its own, so that the point's model is freed when it returns or raises)
-    return count_point(exp.forward(variant, size, options, device, dtype), device)
+    counts = count_point(exp.forward(variant, size, options, device, dtype), device)
+    if by_module is not None:  # counted once more, a newly built model, per module
+        counts["modules"] = count_modules(exp.forward(variant, size, options, device, dtype),
+                                          by_module)  # fmt: skip
+    return counts
 
 
 def _probe(
@@ -733,7 +748,7 @@ class _Sweep:
                     start = _now()
                     with deadline(cfg.point_timeout, self.stuck(variant, size, "count")):
                         counts = _count(self.exp, variant, size, self.options, self.device,
-                                        self.dtype)  # fmt: skip
+                                        self.dtype, cfg.by_module)  # fmt: skip
                 except (RuntimeError, MemoryError) as err:
                     if not _is_out_of_memory(err) and not self.exp.foreign:
                         raise

@@ -38,7 +38,7 @@ counted products take time, at one FLOP per unit. No torch in the arithmetic bel
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,10 +248,14 @@ class Recorder:
         cost[1] += nbytes
 
 
-def record_backward(roots: Sequence[Any], counter: Any, *, retain_graph: bool = True) -> Dag:
+def record_backward(
+    roots: Sequence[Any], counter: Any, *, retain_graph: bool = True,
+    on_costs: Callable[[dict[Any, list[int]]], None] | None = None,
+) -> Dag:  # fmt: skip
     """Run one backward call per root inside ``counter`` (an entered
     :func:`trainbench.counting.totals_counter`, which charges every aten call to
-    ``counter.recorder``) and return the nodes each call executed, with their costs."""
+    ``counter.recorder``) and return the nodes each call executed, with their costs.
+    ``on_costs``: given each call's costs by backward node ([FLOPs, bytes])."""
     dag = Dag()
     for root in roots:
         nodes, kids = _reached(root.grad_fn)
@@ -262,6 +266,8 @@ def record_backward(roots: Sequence[Any], counter: Any, *, retain_graph: bool = 
         finally:
             counter.recorder = None
         before = recorder.costs.pop(None, [0, 0])  # the root's seed gradient
+        if on_costs is not None:
+            on_costs(recorder.costs)
         offset = len(dag)
         dag.roots.append(offset)
         for i, node in enumerate(nodes):
