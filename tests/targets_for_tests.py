@@ -245,3 +245,9 @@ def sdpa(n: int) -> Callable[[], Tensor]:
     flash kernel, for which torch's counter has no formula)."""
     q = torch.randn(1, 2, n, 8, requires_grad=True)
     return lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q).sum()
+
+
+def eager_attention(n: int) -> Callable[[], Tensor]:
+    """The same attention as :func:`sdpa`, written out: softmax(q·kᵀ/√d)·v."""
+    q = torch.randn(1, 2, n, 8, requires_grad=True)
+    return lambda: (torch.softmax(q @ q.transpose(-2, -1) / 8**0.5, -1) @ q).sum()

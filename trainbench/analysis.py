@@ -430,6 +430,9 @@ def finish(
         if note and note not in notes:
             notes.append(note)
     result.modules = module_fits(result.points, exp.min_fit_size, exp.size_name)
+    if exp.foreign and len(exp.variants) > 1:  # several targets: each against the first
+        ratio_notes = ratio_lines(result.points, [v.name for v in exp.variants], exp.size_name)
+        notes.extend(n for n in ratio_notes if n not in notes)
     result.claims = [c | {"partial": partial} for c in judged]
     result.notes.extend(n for n in notes if n not in result.notes)  # a resumed run has them
 
@@ -497,3 +500,48 @@ def fastest_module(modules: Sequence[Mapping[str, Any]], variant: str,
     order = lambda m: (m.get("poly_degree") if m.get("poly_degree") is not None  # noqa: E731
                        else m["exponent"], m["module"].count("."))  # fmt: skip
     return max(mine, key=order)
+
+
+RATIO_METRICS = ("bwd_s", "fwd_s", "bwd_flops", "saved_bytes")
+
+
+def ratios(points: Sequence[Mapping[str, Any]], variants: Sequence[str]) -> list[dict[str, Any]]:
+    """Several targets in one sweep: at every size both measured, each target's value of
+    each metric over the first target's (``variants[0]``)."""
+    if len(variants) < 2:
+        return []
+    by = {(p["variant"], p["size"]): p for p in points}
+    first, out = variants[0], []
+    for v in variants[1:]:
+        for size in sorted(s for (w, s) in by if w == v and (first, s) in by):
+            a, b = by[(first, size)], by[(v, size)]
+            for metric in RATIO_METRICS:
+                x, y = a.get(metric), b.get(metric)
+                timed = metric not in TIME_METRICS or (a.get("rounds") and b.get("rounds"))
+                if timed and isinstance(x, (int, float)) and isinstance(y, (int, float)) and x:
+                    if not (math.isnan(x) or math.isnan(y)):
+                        out.append({"variant": v, "over": first, "metric": metric,
+                                    "size": size, "ratio": y / x})  # fmt: skip
+    return out
+
+
+RATIO_LABELS = {"bwd_s": "backward time", "fwd_s": "forward time", "bwd_flops": "backward FLOPs",
+                "saved_bytes": "saved bytes"}  # fmt: skip
+
+
+def ratio_lines(
+    points: Sequence[Mapping[str, Any]], variants: Sequence[str], size_name: str = "n"
+) -> list[str]:
+    """Several targets: each one's metrics over the first's at the largest size both have
+    ("sdpa / eager at n = 1024: backward time 0.31×, ...")."""
+    rows = ratios(points, variants)
+    lines = []
+    for v in variants[1:]:
+        mine = [r for r in rows if r["variant"] == v]
+        if not mine:
+            continue
+        top = max(r["size"] for r in mine)
+        parts = [f"{RATIO_LABELS[r['metric']]} {r['ratio']:.3g}×" for r in mine
+                 if r["size"] == top]  # fmt: skip
+        lines.append(f"{v} / {variants[0]} at {size_name} = {top}: {', '.join(parts)}")
+    return lines

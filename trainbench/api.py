@@ -23,7 +23,7 @@ The built-in experiments run through the same function (``trainbench.sweep("mlp-
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from trainbench.target import (
     load_target,
     parse_sizes,
     target_experiment,
+    targets_experiment,
 )
 from trainbench.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
 
@@ -145,6 +146,13 @@ class SweepResult:
         return pd.DataFrame(self.run.fits)
 
     @property
+    def ratios(self) -> pd.DataFrame:
+        """Several targets: per target, metric and size, its value over the first target's."""
+        from trainbench.analysis import ratios
+
+        return pd.DataFrame(ratios(self.run.points, [v.name for v in self.experiment.variants]))
+
+    @property
     def modules(self) -> pd.DataFrame:
         """--by-module: one row per (variant, module, metric): its order and its share of
         the total at the largest size."""
@@ -216,14 +224,20 @@ class SweepResult:
 
 
 def resolve(
-    target: Factory | Experiment | str,
+    target: Factory | Experiment | str | Mapping[str, Factory | str] | Sequence[str],
     *,
     name: str | None = None,
     reference: str = DEFAULT_REFERENCE,
 ) -> Experiment:
-    """The experiment for a built-in name, an Experiment, a TARGET text or a factory."""
+    """The experiment for a built-in name, an Experiment, a TARGET text or a factory; for
+    several targets (a dict of name -> factory or TARGET text, or a list of TARGET texts),
+    one experiment with a variant each, measured in the same passes."""
     if isinstance(target, Experiment):
         return target
+    if isinstance(target, Mapping) or (isinstance(target, (list, tuple)) and len(target) > 1):
+        return _several(target, name=name, reference=reference)
+    if isinstance(target, (list, tuple)):
+        target = target[0]
     if isinstance(target, str):
         if target in EXPERIMENTS:
             return EXPERIMENTS[target]
@@ -241,6 +255,38 @@ def resolve(
         target, check_name(name or default_name(target)), spec=_spec_of(target),
         reference=reference,
     )  # fmt: skip
+
+
+def _several(
+    targets: Mapping[str, Factory | str] | Sequence[str], *, name: str | None, reference: str
+) -> Experiment:
+    """Several targets as one experiment (:func:`trainbench.target.targets_experiment`)."""
+    pairs = list(targets.items()) if isinstance(targets, Mapping) else [(None, t) for t in targets]
+    factories: dict[str, Factory] = {}
+    specs: dict[str, str | None] = {}
+    for key, target in pairs:
+        if isinstance(target, str):
+            if target in EXPERIMENTS:
+                raise TargetError(f"{target}: a built-in experiment cannot be swept beside "
+                                  "other targets")  # fmt: skip
+            factory, spec = load_target(target), target
+        elif callable(target):
+            factory, spec = target, _spec_of(target)
+        else:
+            raise TargetError(f"target: a {type(target).__name__} is not a function of the "
+                              "size n")  # fmt: skip
+        label = check_name(str(key) if key is not None else default_name(factory, spec))
+        if label in factories:
+            raise TargetError(f"two targets are both named {label!r}: name them (a dict in "
+                              "Python) or rename one")  # fmt: skip
+        factories[label], specs[label] = factory, spec
+    run_name = check_name(name or "-vs-".join(factories))
+    return targets_experiment(factories, run_name, specs=specs, reference=reference)
+
+
+def several_targets(exp: Experiment) -> bool:
+    """Whether ``exp`` is several targets swept together (a variant each)."""
+    return exp.foreign and len(exp.variants) > 1
 
 
 def _spec_of(factory: Factory) -> str | None:
@@ -273,22 +319,24 @@ def _first_backward(exp: Experiment, cfg: SweepConfig, label: str) -> None:
     from trainbench.runner import DTYPES, resolve_device
 
     device = resolve_device(cfg.device)
-    forward = exp.forward(exp.variants[0].name, cfg.min_size, cfg.options | {"seed": cfg.seed},
-                          device, DTYPES[cfg.dtype])  # fmt: skip
-    for root in forward():
-        try:
-            root.backward()
-        except Exception as err:
-            if _is_out_of_memory(err):
-                raise
-            raise TargetError(
-                f"backward of {label}({cfg.min_size})() raised {type(err).__name__}: "
-                f"{first_line(err)}"
-            ) from None
+    for variant in exp.variants if several_targets(exp) else exp.variants[:1]:
+        name = variant.name if several_targets(exp) else label
+        forward = exp.forward(variant.name, cfg.min_size, cfg.options | {"seed": cfg.seed},
+                              device, DTYPES[cfg.dtype])  # fmt: skip
+        for root in forward():
+            try:
+                root.backward()
+            except Exception as err:
+                if _is_out_of_memory(err):
+                    raise
+                raise TargetError(
+                    f"backward of {name}({cfg.min_size})() raised {type(err).__name__}: "
+                    f"{first_line(err)}"
+                ) from None
 
 
 def sweep(
-    target: Factory | Experiment | str,
+    target: Factory | Experiment | str | Mapping[str, Factory | str] | Sequence[str],
     sizes: Sequence[int] | str,
     *,
     claim: str | None = None,
@@ -376,6 +424,10 @@ def claims_for(
     if claim is None:
         user_claim("O(n)", exp.name, metric=metric, tolerance=tolerance)  # the settings' checks
         return None
+    if several_targets(exp):  # the claim judged for every target
+        return [replace(user_claim(claim, exp.name, metric=metric, variant=v.name,
+                                   tolerance=tolerance), id=f"claim:{v.name}")
+                for v in exp.variants]  # fmt: skip
     own = user_claim(claim, exp.name, metric=metric, variant=exp.variants[0].name,
                      tolerance=tolerance)  # fmt: skip
     return [own, *exp.claims] if exp.name in EXPERIMENTS else [own]

@@ -426,7 +426,9 @@ def _measure_and_render(
         typer.echo(f"trainbench: the earlier run in {folder} was kept as {result.kept_earlier}",
                    err=True)  # fmt: skip
     summary = result.summary()
-    own = next((c["verdict"] for c in summary["claims"] if c.get("id") == "claim"), None)
+    mine = [c["verdict"] for c in summary["claims"]
+            if c.get("id") == "claim" or str(c.get("id")).startswith("claim:")]  # fmt: skip
+    own = next((v for v in mine if v != "confirmed"), mine[0] if mine else None)
     if json_out:
         sys.stdout.write(to_json(summary))
         _no_false_green(summary, claims, folder)
@@ -449,6 +451,7 @@ def _measure_and_render(
     descriptions = {v.name: v.description for v in exp.variants}
     for line in verdict_lines(summary, descriptions, exp.size_name):
         console.print(line, soft_wrap=True)
+
     if not quiet:
         console.print(f"results: {folder}{os.sep}")
     _no_false_green(summary, claims, folder)
@@ -703,11 +706,13 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
 @app.command("sweep")
 def sweep_command(
     target: Annotated[
-        str,
+        list[str],
         typer.Argument(
             help="package.module:function or path/to/file.py:function (the function takes "
             "the size n and returns a zero-argument function that runs the forward pass and "
-            "returns a scalar loss), or a built-in experiment (mlp-heads, rnn-lm, ugcnn).",
+            "returns a scalar loss), or a built-in experiment (mlp-heads, rnn-lm, ugcnn). "
+            "Several TARGETs are measured together, interleaved in the same passes, each "
+            "judged on its own and compared with the first.",
             show_default=False,
         ),
     ],
@@ -817,7 +822,8 @@ def sweep_command(
     muted = stdout_to_stderr if json_out else contextlib.nullcontext
     try:
         with muted():
-            exp = resolve(target, name=name, reference=reference)
+            exp = resolve(target if len(target) > 1 else target[0], name=name,
+                          reference=reference)  # fmt: skip
         if exp.name in EXPERIMENTS and name is not None:
             raise SweepError("--name: a built-in experiment's run is named by the experiment")
         if exp.name not in EXPERIMENTS and option:

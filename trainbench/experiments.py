@@ -41,6 +41,8 @@ class Variant:
     # Sum the terms before the one backward (stack, then one sum). False: the terms are
     # the roots as they come (a model that returns its one loss: nothing is added).
     stack: bool = True
+    # Its own model (several TARGETs in one sweep: one variant each); None: the experiment's.
+    build: Any = field(default=None, compare=False, repr=False)
 
     def roots(self, terms: Sequence[Tensor]) -> list[Tensor]:
         if self.split or not self.stack:
@@ -109,8 +111,8 @@ class Experiment:
         dtype: torch.dtype,
     ) -> Callable[[], list[Tensor]]:
         """The harness's contract for one point: forward() -> roots to back-propagate."""
-        terms = self.build(size, options, device, dtype)
         v = self.variant(variant)
+        terms = (v.build or self.build)(size, options, device, dtype)
         return lambda: v.roots(terms())
 
 

@@ -316,3 +316,4 @@ def modules_lines(summary: Mapping[str, Any], size_name: str = "n") -> list[str]
             lines.append(f"{variant}: backward FLOPs grow fastest in {m['module']}: "
                          f"{m['order']} ({_share(m)} of them at {size_name} = {m['at_size']})")
     return lines
+

@@ -162,16 +162,18 @@ def reproduce_command(summary: dict[str, Any]) -> str:
     if exp == "trainability":
         for key in ("depths", "variants", "trained", "optimizers", "steps", "lr_sgd", "lr_adam"):
             add(key.replace("_", "-"), cfg.get(key))
-    elif exp not in SIZE and "target" in options:  # trainbench sweep TARGET
-        parts[1:] = ["sweep", str(options["target"])]
+    elif exp not in SIZE and ("target" in options or "targets" in options):  # sweep TARGET
+        targets = options.get("targets") or [options["target"]]
+        parts[1:] = ["sweep", *(str(t) for t in targets)]
         add("sizes", cfg.get("sizes"))
         add("name", summary.get("run") or exp)
         add("reference", options.get("reference"))
         for c in summary.get("claims") or []:
-            if c.get("id") == "claim":
+            if c.get("id") == "claim" or str(c.get("id")).startswith("claim:"):
                 add("claim", c.get("expected"))
                 add("metric", c.get("metric"))
                 add("tolerance", c.get("tolerance"))
+                break
         add("repeats", cfg.get("repeats"))
         add("min-time", cfg.get("min_time"))
         _add_pass_limits(cfg, add)

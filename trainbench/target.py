@@ -28,6 +28,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -335,4 +336,39 @@ def _argument_notes(with_device: bool, with_dtype: bool) -> tuple[str, ...]:
         f"the target takes no {' or '.join(missing)} argument: it runs where and in the "
         "precision it makes its tensors (--device and --dtype still set the efficiency "
         "reference)",
+    )
+
+
+def targets_experiment(
+    factories: Mapping[str, Factory],
+    name: str,
+    *,
+    specs: Mapping[str, str | None] | None = None,
+    reference: str = DEFAULT_REFERENCE,
+) -> Experiment:
+    """Several targets in one sweep: one variant each (named by its key, in their order),
+    timed interleaved in the same passes, fitted and judged each on its own."""
+    if len(factories) < 2:
+        raise TargetError("several targets: give at least two")
+    specs = dict(specs or {})
+    variants, notes = [], []
+    for key, factory in factories.items():
+        one = target_experiment(factory, key, spec=specs.get(key), reference=reference)
+        variants.append(replace(MODEL, name=key, build=one.build,
+                                description=f"{specs.get(key) or key}: one backward of its loss"))
+        notes += [f"{key}: {n}" for n in one.notes]
+    first = variants[0]
+    labels = [specs.get(k) or k for k in factories]
+    return Experiment(
+        name=name,
+        title=f"{' against '.join(labels)}: backprop cost against n",
+        size_name="n",
+        size_option="size",
+        variants=tuple(variants),
+        build=first.build,
+        defaults={"targets": labels, "reference": reference},
+        reference_matmul=lambda o: parse_reference(reference),
+        estimate_bytes=lambda size, o, itemsize: 0,
+        notes=tuple(notes),
+        foreign=True,
     )
