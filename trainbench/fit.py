@@ -89,6 +89,9 @@ class OrderFit:
     # The power's k reached the fitter's bound K_MAX: ``exponent`` and its interval are then
     # the log-log slope over the top of the range, not the power's k.
     pinned: bool = False
+    # The class BIC chose over the window (``best_class`` unless an exact polynomial's
+    # degree set it): what a time that tracks this count is compared with.
+    bic_class: str | None = None
     # BIC of each growth class a + b·g(n) and of the power a + b·n^k over the fitted sizes
     # (lower is better): whether a logarithmic class explains the data as well as a power.
     class_bic: dict[str, float] | None = None
@@ -471,6 +474,7 @@ def _fit_order(
     pinned = False  # the power's k reached K_MAX (reported: the slope at the top instead)
     found = exact_polynomial(n, y) if repeats_identical else None
     poly, coefficients = found if found is not None else (None, None)
+    bic_class = best_class
     if poly is not None:
         # an exact polynomial's class is its degree's, whatever BIC makes of a short range
         best_class = CLASS_FOR_EXPONENT.get(float(poly), best_class)
@@ -508,6 +512,7 @@ def _fit_order(
         poly_degree=poly,
         poly_coefficients=coefficients,
         pinned=pinned,
+        bic_class=bic_class,
         class_bic={name: round(v, 3) for name, v in class_bic.items()},
         power_bic=round(power_bic, 3),
     )
@@ -774,7 +779,8 @@ def judge(
         and not by_degree
         and want_class is not None
         and fit.best_class != want_class
-        and not (tracks and work is not None and fit.best_class == work.best_class)
+        and not (tracks and work is not None
+                 and fit.best_class in (work.best_class, work.bic_class))
     ):
         problems.append(f"best class is {fit.best_class}, not {want_class}")
     if needs_control:

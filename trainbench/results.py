@@ -327,7 +327,7 @@ FIELDS: dict[str, dict[str, str]] = {
              "top_ci_high": _NUM + "?", "poly_degree": _NUM + "?", "class_bic": _OBJ + "?",
              "poly_coefficients": _LIST + "?",
              "power_bic": _NUM + "?", "verdict": _STR + "?", "partial": _BOOL + "?",
-             "pinned": _BOOL + "?"},
+             "pinned": _BOOL + "?", "bic_class": _STR + "?"},
     "config": {"sizes": _LIST + "?", "variants": _LIST + "?", "min_size": _NUM + "?",
                "max_size": _NUM + "?", "repeats": _NUM + "?", "min_time": _NUM + "?",
                "seed": _NUM + "?", "steps": _NUM + "?", "depths": _LIST + "?",
