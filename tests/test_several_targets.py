@@ -53,8 +53,10 @@ def test_the_command_line_takes_several_targets(tmp_path: Path) -> None:
     out = " ".join(result.stdout.split())
     assert "note: sdpa / eager_attention at n = 128:" in out
     assert out.count("— refuted") == 2
-    summary = trainbench.load(tmp_path / "eager_attention-vs-sdpa").summary
-    command = reproduce_command(summary)
+    loaded = trainbench.load(tmp_path / "eager_attention-vs-sdpa")
+    assert [v.name for v in loaded.experiment.variants] == ["eager_attention", "sdpa"]
+    assert loaded.verdict("O(n^2)", "bwd_flops", variant="sdpa").verdict == "confirmed"
+    command = reproduce_command(loaded.summary)
     assert command.startswith(f"trainbench sweep {T.spec('eager_attention')} {T.spec('sdpa')} ")
 
 

@@ -513,9 +513,16 @@ def load(folder: str | Path) -> SweepResult:
         def not_here(n: int) -> Callable[[], Tensor]:
             raise TargetError(f"{name}: a run loaded from {path} cannot measure its target")
 
-        exp = target_experiment(not_here, name, spec=str(spec) if spec else None,
-                                reference=str((config.get("options") or {}).get(
-                                    "reference", DEFAULT_REFERENCE)))  # fmt: skip
+        reference = str((config.get("options") or {}).get("reference", DEFAULT_REFERENCE))
+        names = [str(v) for v in config.get("variants") or []]
+        if len(names) > 1:  # several targets swept together
+            targets = (config.get("options") or {}).get("targets") or names
+            specs = {v: str(t) for v, t in zip(names, targets, strict=False)}
+            exp = targets_experiment(dict.fromkeys(names, not_here), name, specs=specs,
+                                     reference=reference)  # fmt: skip
+        else:
+            exp = target_experiment(not_here, name, spec=str(spec) if spec else None,
+                                    reference=reference)  # fmt: skip
     run = RunResult(
         experiment=name, config=config, environment=summary.get("environment") or {},
         baseline=summary.get("baseline") or {}, points=list(summary.get("points") or []),
