@@ -72,3 +72,17 @@ def test_a_one_pass_point_says_it_has_no_spread() -> None:
     cells = [list(c._cells) for c in table.columns]
     assert cells[2][0] == "15.8 (1 pass: no spread measured)"
     assert cells[2][1] == "15.8 ±0"  # six passes that agree: a measured zero spread
+
+
+def test_peak_bytes_on_a_cpu_are_judged_on_the_working_set() -> None:
+    import targets_for_tests as T
+
+    import trainbench
+
+    result = trainbench.sweep(T.linear, [2, 4, 8, 16, 32], claim="O(n)", metric="peak_bytes",
+                              repeats=1, max_passes=1, min_time=0.002)  # fmt: skip
+    claim = result.run.claims[0]
+    assert claim["verdict"] == "confirmed" and claim["judged_on"] == "working_set_bytes"
+    assert claim["reason"].startswith("judged on the working set (parameters, their gradients")
+    fit = result.fits[result.fits.metric == "working_set_bytes"].iloc[0]
+    assert fit["poly_degree"] == 1  # 2 × the weights (and their gradient) + n rows saved

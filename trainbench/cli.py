@@ -735,8 +735,9 @@ def sweep_command(
         str,
         typer.Option(
             help="What --claim is about: bwd_s, fwd_s, bwd_flops, fwd_flops, graph_nodes, "
-            "graph_depth, saved_bytes, peak_bytes, bwd_bytes, span_flops (the backward's "
-            "critical path weighted by FLOPs), span_bytes."
+            "graph_depth, saved_bytes, peak_bytes (CUDA; on a CPU judged on the working "
+            "set), working_set_bytes, bwd_bytes, span_flops (the backward's critical path "
+            "weighted by FLOPs), span_bytes."
         ),
     ] = "bwd_s",
     tolerance: Annotated[

@@ -40,7 +40,7 @@ TIME_METRICS = ("fwd_s", "bwd_s")
 COUNT_METRICS = ("fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes")
 # the backward weighted by what each node computes (trainbench.span): bwd_bytes, span_flops,
 # span_bytes; and T_P, its simulated P-processor schedule, in FLOPs
-FIT_METRICS = TIME_METRICS + COUNT_METRICS + ("peak_bytes", *SPAN_METRICS)
+FIT_METRICS = TIME_METRICS + COUNT_METRICS + ("peak_bytes", "working_set_bytes", *SPAN_METRICS)
 METRIC_LABELS = {
     "fwd_s": "forward time",
     "bwd_s": "backward time",
@@ -50,6 +50,7 @@ METRIC_LABELS = {
     "graph_depth": "graph depth",
     "saved_bytes": "saved bytes",
     "peak_bytes": "peak bytes",
+    "working_set_bytes": "working set (parameters, gradients, saved activations)",
     "bwd_bytes": "backward bytes moved",
     "span_flops": "span FLOPs",
     "span_bytes": "span bytes",
@@ -319,7 +320,7 @@ FIELDS: dict[str, dict[str, str]] = {
                "crossings": _LIST + "?", "fit_sizes": _LIST + "?", "noisy_points": _NUM + "?",
                "baseline": _STR + "?", "ratio": _NUM + "?", "baseline_ratio": _NUM + "?",
                "final_loss": _NUM + "?", "baseline_final_loss": _NUM + "?",
-               "loss_metric": _STR + "?", "depth": _NUM + "?"},
+               "loss_metric": _STR + "?", "depth": _NUM + "?", "judged_on": _STR + "?"},
     "fits": {"variant": _STR, "metric": _STR, "exponent": _NUM + "?", "ci_low": _NUM + "?",
              "ci_high": _NUM + "?", "best_class": _STR + "?", "n_sizes": _NUM + "?",
              "size_range": _NUM + "?", "fit_from": _NUM + "?", "exact": _BOOL + "?",

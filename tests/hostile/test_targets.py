@@ -81,7 +81,7 @@ def test_a_claim_that_could_not_be_judged_exits_1(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("sizes", "metric", "why"), [
     ("4", "bwd_s", "(measured at 1 size; a fit needs 3)"),
-    ("1:16", "peak_bytes", "(peak bytes are measured on CUDA only)"),
+    ("2,4", "bwd_flops", "(measured at 2 sizes; a fit needs 3)"),
 ])  # fmt: skip
 def test_a_claim_that_could_not_be_judged_says_why(
     sizes: str, metric: str, why: str, tmp_path: Path
