@@ -27,9 +27,11 @@ synthetic data of known order.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -58,6 +60,9 @@ CLASSES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 CLASS_FOR_EXPONENT = {0.0: "1", 1.0: "n", 2.0: "n^2", 3.0: "n^3"}
 # How far above its power a claimed logarithmic class (log n, n log n) may read.
 LOG_BAND = 0.5
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
 
@@ -374,25 +379,21 @@ def window_start(sizes: Sequence[float], window: float = WINDOW) -> int:
     return min(first, max(len(n) - WINDOW_MIN_SIZES, 0))
 
 
+def _quiet_numpy(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` with numpy's floating-point warnings kept inside: a zero or a non-finite value
+    in the data is handled there (dropped, or read as no growth), and a warning about it
+    would only reach the user as noise."""
+
+    @functools.wraps(fn)
+    def quiet(*args: P.args, **kwargs: P.kwargs) -> R:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            return fn(*args, **kwargs)
+
+    return quiet
+
+
+@_quiet_numpy
 def fit_order(
-    sizes: Sequence[float],
-    values: Sequence[float] | Sequence[Sequence[float]],
-    *,
-    n_boot: int = 1000,
-    level: float = LEVEL,
-    seed: int = 0,
-    window: float | None = WINDOW,
-    rounds: Sequence[Sequence[int]] | None = None,
-) -> OrderFit:
-    """:func:`_fit_order` with numpy's floating-point warnings kept inside: a zero or a
-    non-finite value in the data is handled there (dropped, or read as no growth), and a
-    warning about it would only reach the user as noise."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        return _fit_order(sizes, values, n_boot=n_boot, level=level, seed=seed, window=window,
-                          rounds=rounds)  # fmt: skip
-
-
-def _fit_order(
     sizes: Sequence[float],
     values: Sequence[float] | Sequence[Sequence[float]],
     *,
