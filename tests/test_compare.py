@@ -62,12 +62,21 @@ def _fit(k: float, lo: float, hi: float, **extra: object) -> dict:
 def test_exponents_move_only_beyond_both_intervals() -> None:
     assert exponent_status(_fit(1.0, 0.9, 1.1), _fit(1.08, 1.0, 1.2)) == SAME
     assert exponent_status(_fit(1.0, 0.9, 1.1), _fit(1.3, 1.15, 1.4)) == SAME  # within 0.15
-    assert exponent_status(_fit(1.0, 0.9, 1.1), _fit(1.5, 1.3, 1.7)) == REGRESSION
+    slopes = {"top_ci_low": 0.9, "top_ci_high": 1.1}
+    steeper = {"top_ci_low": 1.4, "top_ci_high": 1.6}
+    assert exponent_status(_fit(1.0, 0.9, 1.1, **slopes), _fit(1.5, 1.3, 1.7, **steeper)) == (
+        REGRESSION
+    )
+    # a flat, noisy time: a + b·n^k reads any k, its slope at the top stays near 0
+    flat = {"top_ci_low": -0.1, "top_ci_high": 0.2}
+    assert exponent_status(_fit(0.0, 0.0, 0.0, **flat), _fit(1.7, 1.33, 1.96, **flat)) == SAME
     counts = {"metric": "bwd_flops"}
     assert exponent_status(_fit(1.0, 0.9, 1.1, **counts), _fit(1.3, 1.15, 1.4, **counts)) == (
         REGRESSION
     )
-    assert exponent_status(_fit(2.0, 1.9, 2.1), _fit(1.0, 0.9, 1.1)) == IMPROVEMENT
+    assert exponent_status(_fit(2.0, 1.9, 2.1, **steeper), _fit(1.0, 0.9, 1.1, **slopes)) == (
+        IMPROVEMENT
+    )
     exact1 = _fit(1.0, 1.0, 1.0, exact=True, poly_degree=1)
     exact2 = _fit(1.9, 1.9, 1.9, poly_degree=2)
     assert exponent_status(exact1, exact2) == REGRESSION

@@ -104,3 +104,29 @@ def test_a_depth_below_one_is_one_line_error(tmp_path: Path) -> None:
     spec = f"{Path(__file__).resolve()}:encoder"
     result = invoke("sweep", spec, "--sizes", "8:64", "--by-module", "0", "--out", tmp_path)
     assert_one_line_error(result.exit_code, result.stdout, result.stderr, ("--by-module",))
+
+
+class _Convs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.r = nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()
+        self.b = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.r(self.a(x)))
+
+
+def test_each_convolution_carries_its_own_backward() -> None:
+    """A convolution's backward node is made before its kernel runs: it is charged to its
+    own module, not to the module that ran before it (here the ReLU)."""
+    torch.manual_seed(0)
+    model, x = _Convs(), torch.randn(2, 3, 16, 16)
+    forward = lambda: [model(x).pow(2).mean()]  # noqa: E731
+    whole = count_point(forward, torch.device("cpu"))
+    mods = count_modules(forward, depth=2)
+    pixels = 2 * 16 * 16
+    # a: its weight's gradient only (the input needs none); b: its input's and its weight's
+    assert mods["_Convs.a"][1] == 2 * pixels * 8 * 3 * 9
+    assert mods["_Convs.b"][1] == 2 * (2 * pixels * 8 * 8 * 9)
+    assert mods["_Convs.r"][1] == 0
+    assert mods["_Convs"][1] == whole["bwd_flops"] == mods["_Convs.a"][1] + mods["_Convs.b"][1]

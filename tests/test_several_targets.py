@@ -60,6 +60,15 @@ def test_the_command_line_takes_several_targets(tmp_path: Path) -> None:
     assert command.startswith(f"trainbench sweep {T.spec('eager_attention')} {T.spec('sdpa')} ")
 
 
+def test_a_loaded_run_keeps_its_targets_order(tmp_path: Path) -> None:
+    """The first target is the one the others are divided by, also when its name sorts last."""
+    run = trainbench.sweep({"zz": T.eager_attention, "aa": T.sdpa}, SIZES, out=tmp_path, **FAST)
+    loaded = trainbench.load(run.folder)
+    assert [v.name for v in loaded.experiment.variants] == ["zz", "aa"]
+    assert loaded.ratios.to_dict("records") == run.ratios.to_dict("records")
+    assert set(loaded.ratios["over"]) == {"zz"}
+
+
 def test_two_targets_of_one_name_or_a_builtin_among_them_are_one_line_errors(
     tmp_path: Path,
 ) -> None:

@@ -277,8 +277,8 @@ def _several(
                               "size n")  # fmt: skip
         label = check_name(str(key) if key is not None else default_name(factory, spec))
         if label in factories:
-            raise TargetError(f"two targets are both named {label!r}: name them (a dict in "
-                              "Python) or rename one")  # fmt: skip
+            raise TargetError(f"two targets are both named {label!r}: give one function "
+                              "another name (in Python: name them, a dict)")  # fmt: skip
         factories[label], specs[label] = factory, spec
     run_name = check_name(name or "-vs-".join(factories))
     return targets_experiment(factories, run_name, specs=specs, reference=reference)
@@ -514,7 +514,9 @@ def load(folder: str | Path) -> SweepResult:
             raise TargetError(f"{name}: a run loaded from {path} cannot measure its target")
 
         reference = str((config.get("options") or {}).get("reference", DEFAULT_REFERENCE))
-        names = [str(v) for v in config.get("variants") or []]
+        names = list(dict.fromkeys(  # in their run's order: as its points list them
+            [str(p.get("variant")) for p in summary.get("points") or []]
+            + [str(v) for v in config.get("variants") or []]))
         if len(names) > 1:  # several targets swept together
             targets = (config.get("options") or {}).get("targets") or names
             specs = {v: str(t) for v, t in zip(names, targets, strict=False)}

@@ -6,7 +6,9 @@
   (an exact count: its degree rose, or its exponent did), an improvement where wholly below;
   overlapping intervals are the same order. A time's exponent must clear OLD's interval by
   ``TIME_MARGIN`` (0.15, a claim's band) too: a rerun of the same code on a shared machine
-  moved a small target's backward-time exponent from 0.77 [0.68, 1.00] to 1.19 [1.02, 1.62];
+  moved a small target's backward-time exponent from 0.77 [0.68, 1.00] to 1.19 [1.02, 1.62],
+  and a flat forward time (18 to 21 µs over n = 8..128) from k = 0.00 to 1.70 [1.33, 1.96]:
+  so its log-log slope over the top of the range must move beyond both intervals as well;
 * a count's value at the largest size both runs measured (counts are exact): any rise is a
   regression, any fall an improvement;
 * a time's value at that size (the drift-cancelled median and its IQR): slower or faster
@@ -71,12 +73,24 @@ def exponent_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         return REGRESSION if new["exponent"] > old["exponent"] else IMPROVEMENT
     # A time's exponent must clear both intervals by a margin as well: between runs it
     # moves more than one run's interval says (a machine's mood; short runs, small sizes).
-    margin = TIME_MARGIN if old.get("metric") in TIME_METRICS else 0.0
-    if new["ci_low"] > old["ci_high"] + margin:
-        return REGRESSION
-    if new["ci_high"] < old["ci_low"] - margin:
-        return IMPROVEMENT
-    return SAME
+    timed = old.get("metric") in TIME_METRICS
+    margin = TIME_MARGIN if timed else 0.0
+    up = new["ci_low"] > old["ci_high"] + margin
+    down = new["ci_high"] < old["ci_low"] - margin
+    if timed and (up or down):
+        # and the log-log slope over the top of the range moved the same way: a flat, noisy
+        # time (dispatch overheads) gives a + b·n^k any k, its top slope stays near 0
+        up, down = up and _top(new, old) > margin, down and _top(old, new) > margin
+    return REGRESSION if up else IMPROVEMENT if down else SAME
+
+
+def _top(high: Mapping[str, Any], low: Mapping[str, Any]) -> float:
+    """How far ``high``'s top-slope interval lies above ``low``'s (negative: they overlap or
+    lie the other way; -inf where either is missing)."""
+    lo, hi = high.get("top_ci_low"), low.get("top_ci_high")
+    if lo is None or hi is None or _nan(lo) or _nan(hi):
+        return -math.inf
+    return float(lo) - float(hi)
 
 
 def _value(metric: str, p: Mapping[str, Any]) -> str:

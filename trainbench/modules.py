@@ -6,7 +6,7 @@ tracker torch's FLOP counter uses), to DEPTH levels below the root ("Global"):
 
 * a forward call's FLOPs go to every module running when it is made;
 * a backward node's FLOPs go to the modules whose forward made the node: each forward call
-  names the owners of the node autograd makes for it (by the node's sequence number), and
+  names the owners of the node autograd made for it (by the node's sequence number), and
   the backward's recording
   (:func:`trainbench.span.record_backward`) charges each node's FLOPs to them. (torch's
   counter attributes the backward by the module hooks that fire during it; a module that
@@ -15,7 +15,11 @@ tracker torch's FLOP counter uses), to DEPTH levels below the root ("Global"):
 * a tensor saved for the backward goes to the modules running when it is saved (each
   storage once per module).
 
-Nested modules are each charged in full: a parent's numbers include its children's.
+Nested modules are each charged in full: a parent's FLOPs are its children's and its own.
+A tensor that two modules save (a ReLU's output, saved by the ReLU and by the Linear after
+it) counts in each of them, once in their parent. A container that does not run itself
+(``nn.ModuleList``) is not tracked: its children are named one level deeper
+(``Net.blocks.0``).
 Work outside every module (the loss, say) is the difference between the total and the
 top-level modules. Time per module is not measured: the autograd profiler's per-op
 records cost more than the backward they time at these sizes, and would be charged to
@@ -65,12 +69,13 @@ class ModuleCharges:
 
     def forward_call(self, flops: int, out: Any) -> None:
         """One forward call (inside the dispatch, below autograd): its FLOPs, and the owners
-        of the node autograd makes for it once it returns, by that node's sequence number
-        (the next one to be handed out; a call that makes no node leaves it to the next)."""
+        of its backward node. Autograd makes an op's node before it hands the call down, so
+        the node is the last one made (the sequence number before the next); the first call
+        to see it is its own op's (later calls that make no node see it too, and leave it)."""
         owners = self.current()
         for name in owners:
             self.fwd[name] = self.fwd.get(name, 0) + flops
-        self._owners[next_sequence_nr()] = owners
+        self._owners.setdefault(next_sequence_nr() - 1, owners)
 
     def saved_tensor(self, storage: int, nbytes: int, owners: tuple[str, ...]) -> None:
         """A tensor saved for the backward while ``owners`` ran (each storage once)."""

@@ -183,6 +183,9 @@ def verdict_lines(
                 f"{_degree(control, size_name)}k = {control['exponent']:.2f}"
                 f"{_over(control, size_name)} ({control['verdict']})"
             )
+        if c.get("judged_on") and c["verdict"] == "confirmed":
+            text.append(f" [judged on {METRIC_LABELS.get(c['judged_on'], c['judged_on'])}: "
+                        "no allocator peak on a CPU]")  # fmt: skip
         if c.get("partial"):
             text.append(" [partial run]")
         lines.append(text)
