@@ -195,10 +195,6 @@ class _TotalsCounter(FlopCounterMode):
         # are also charged to the modules running it
         self.modules: Any = None
 
-    def uncounted(self) -> dict[str, int]:
-        """The ops that do arithmetic but ran with no FLOP formula: name -> calls."""
-        return {op_name(p): c for p, (c, _) in self.census.items() if does_arithmetic(p)}
-
     def __enter__(self) -> _TotalsCounter:
         if _Dispatch is None:  # pragma: no cover
             super().__enter__()

@@ -167,6 +167,15 @@ def _count_value(value: Any) -> int | None:
     return int(value)
 
 
+def _point_field(summary: dict[str, Any], field: str) -> dict[tuple[str, int], Any]:
+    """A per-point dict field of summary.json ("modules", "census"): (variant, size) -> it."""
+    return {
+        (str(p.get("variant")), int(p.get("size", 0))): p.get(field)
+        for p in summary.get("points") or []
+        if isinstance(p, dict) and isinstance(p.get(field), dict)
+    }
+
+
 def _read_earlier(
     exp: Experiment,
     cfg: SweepConfig,
@@ -208,16 +217,7 @@ def _read_earlier(
     wanted = set(todo)
     points = []
     mismatched: list[str] = []
-    modules_of = {
-        (str(p.get("variant")), int(p.get("size", 0))): p.get("modules")
-        for p in summary.get("points") or []
-        if isinstance(p, dict) and isinstance(p.get("modules"), dict)
-    }
-    census_of = {
-        (str(p.get("variant")), int(p.get("size", 0))): p.get("census")
-        for p in summary.get("points") or []
-        if isinstance(p, dict) and isinstance(p.get("census"), dict)
-    }
+    saved = {key: _point_field(summary, key) for key in ("modules", "census")}
     for row in table.to_dict("records"):
         key = (str(row["variant"]), int(row["size"]))
         if key not in wanted:
@@ -229,8 +229,8 @@ def _read_earlier(
         counts["schedule"] = schedule if None not in schedule.values() else None
         under = row.get("undercounted")
         counts["undercounted"] = str(under) if isinstance(under, str) and under else None
-        counts["census"] = census_of.get(key)
-        counts["modules"] = modules_of.get(key)
+        counts["census"] = saved["census"].get(key)
+        counts["modules"] = saved["modules"].get(key)
         p = _Point(*key, counts)
         fwd, bwd = timings.get((*key, "fwd"), {}), timings.get((*key, "bwd"), {})
         # the passes it was timed in (after its first --repeats, where no claim is on the
