@@ -636,7 +636,7 @@ def _keep_torch_threads() -> Any:
 @pytest.mark.parametrize(
     "args",
     [["mlp-heads", *["--max-depth", "2", "--width", "4", "--batch", "2", "--in-dim", "2"]],
-     ["trainability", *["--depths", "2", "--variants", "plain", "--steps", "0"]]],
+     ["trainability", *["--depths", "2", "--variants", "plain", "--steps", "0", "--jobs", "1"]]],
     ids=["sweep", "trainability"],
 )  # fmt: skip
 def test_the_guard_stops_a_measurement(

@@ -42,7 +42,8 @@ SHIPPED_IDS = [
     "X-scan-span", "X-scan-work", "X-scan-work-superlinear", "X-scan-flops",
     "X-scan-span-flops", "X-loop-span", "X-loop-not-log", "X-loop-memory", "X-loop-span-flops",
     "P2-backprop", "P2-flops", "P2-span", "P2-memory", "P2-control",
-    "P1a", "P1a-top", "P1c", "P2",
+    "P1a", "P1a-deep", "P1c", "P1a-glorot", "P1c-glorot", "P1a-tanh", "P1c-tanh", "P1a-relu",
+    "P1c-relu", "P2",
 ]  # fmt: skip
 SCAN_IDS = [i for i in SHIPPED_IDS if i.startswith("X-scan")]
 LOOP_IDS = [i for i in SHIPPED_IDS if i.startswith("X-loop")]
@@ -121,19 +122,28 @@ def test_controls_exist_and_are_controls() -> None:
 
 def test_trainability_claims() -> None:
     by_id = default_claims().by_id()
-    assert by_id["P1a"].metrics == ("gradient_ratio", "best_head_loss")
+    assert by_id["P1a"].metrics == ("gradient_ratio", "final_loss")  # ŷ_L, Problem 1a's words
+    assert by_id["P1a-deep"].metrics == ("gradient_ratio", "deep_head_loss")
     assert by_id["P1a"].metric == "gradient_ratio"
     assert (by_id["P1a"].variant, by_id["P1a"].baseline) == ("heads", "plain")
-    assert by_id["P1a-top"].expect == "refuted"
     assert (by_id["P1c"].variant, by_id["P1c"].baseline) == ("residual", "plain")
     assert (by_id["P2"].variant, by_id["P2"].baseline) == ("ugcnn", "cnn")
-    assert by_id["P2"].metrics == ("gradient_ratio",)
-    for cid in ("P1a", "P1a-top", "P1c", "P2"):
-        assert math.isnan(by_id[cid].expected)
+    assert by_id["P2"].metrics == ("gradient_ratio", "final_loss")
+    train = [c for c in default_claims().claims if c.experiment == "trainability"]
+    for c in train:
+        assert math.isnan(c.expected)
+    assert {c.options.get("activation", "sigmoid") for c in train} == {
+        "sigmoid", "sigmoid-glorot", "tanh", "relu"
+    }  # fmt: skip
+    # set from the committed run: under tanh and ReLU the plain net trains at L = 16 too,
+    # and the tanh CNN keeps its signal and trains (docs/trainability.md)
+    inconclusive = {"P1a-tanh", "P1c-tanh", "P1a-relu", "P1c-relu", "P2"}
+    assert {c.id for c in train if c.expect == "inconclusive"} == inconclusive
+    assert {c.expect for c in train if c.id not in inconclusive} == {"confirmed"}
     # every other shipped claim expects to be confirmed, but for the scan's work (which
     # the fitter's two-term classes cannot confirm) and the negative checks of the x-only
     # cells: a linear path and the scan's saved bytes must not pass for what they are not
-    expect = {c.id: c.expect for c in default_claims().claims if c.id != "P1a-top"}
+    expect = {c.id: c.expect for c in default_claims().claims if c.experiment != "trainability"}
     assert expect.pop("X-scan-work") == "inconclusive"
     assert expect.pop("X-scan-work-superlinear") == expect.pop("X-loop-not-log") == "refuted"
     assert set(expect.values()) == {"confirmed"}
@@ -149,7 +159,8 @@ def test_runs_tables() -> None:
         assert set(modes) == {"thorough", "quick"}, name
     assert runs["rnn-lm"]["quick"]["max_size"] == 128
     assert runs["rnn-lm-none"]["quick"]["max_size"] == 512  # its fit window beyond its L2 crossing
-    assert runs["trainability"]["quick"]["depths"] == [4, 32]
+    assert runs["trainability"]["quick"]["depths"] == [2, 8, 16]
+    assert runs["trainability"]["thorough"]["steps"] == 3000  # ten times the earlier 300
     for name in ("mlp-heads", "rnn-lm", "rnn-lm-none", "rnn-lm-ugrnn-x", "ugcnn"):
         # quick <= thorough
         assert runs[name]["quick"]["max_size"] <= runs[name]["thorough"]["max_size"]

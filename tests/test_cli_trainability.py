@@ -26,25 +26,29 @@ import trainbench.trainability_report
 from trainbench.models import ugcnn
 from trainbench.trainability import TrainabilityConfig
 
-VARIANTS = ["plain", "heads", "residual", "cnn", "ugcnn"]
+VARIANTS = ["plain", "heads", "residual", "cnn", "rescnn", "ugcnn"]
 DEPTHS = [2, 4]
 STEPS = 5
 TINY = [
     "--depths", ",".join(map(str, DEPTHS)),
+    "--train-depths", ",".join(map(str, DEPTHS)),
     "--steps", str(STEPS),
     "--variants", ",".join(VARIANTS),
+    "--activations", "sigmoid",
+    "--seeds", "1",
+    "--finetune-steps", "2",
     "--threads", "1",
+    "--jobs", "1",
 ]  # fmt: skip
 VERDICTS = {"confirmed", "refuted", "inconclusive"}
-CLAIM_IDS = ["P1a", "P1a-top", "P1c", "P2"]
-SIGNAL_KEYS = ("variant", "depth", "first_layer_grad_norm", "last_layer_grad_norm", "ratio")
-TRAINING_KEYS = ("variant", "depth", "optimizer", "final_loss", "steps_to_threshold")
+CLAIM_IDS = ["P1a", "P1a-deep", "P1c", "P2"]
+SIGNAL_KEYS = ("variant", "activation", "depth", "seed", "first_layer_grad_norm",
+               "last_layer_grad_norm", "ratio", "top_only_ratio")  # fmt: skip
+TRAINING_KEYS = ("variant", "activation", "depth", "optimizer", "lr", "final_loss",
+                 "steps_to_threshold", "deep_head_loss", "deepest_head")  # fmt: skip
 ENV_KEYS = ("torch_version", "device", "threads", "dtype", "seed", "trainbench_version",
             "timestamp")  # fmt: skip
-FILES = (
-    "summary.json", "gradient_signal.csv", "training.csv",
-    "grad_norms.png", "grad_ratio.png", "loss_curves.png", "final_loss.png",
-)  # fmt: skip
+FILES = trainbench.trainability_report.FILES
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 UG_C, UG_SIZE, UG_BATCH, UG_MAX_DEPTH = 2, 4, 2, 4
@@ -105,6 +109,7 @@ def test_json_top_level(summary: dict[str, Any]) -> None:
     for key in ("format_version", "experiment", "complete", "config", "environment",
                 "gradient_signal", "training", "claims"):  # fmt: skip
         assert key in summary, key
+    assert summary["gates"] and all(g["passed"] in (True, False) for g in summary["gates"])
     assert summary["format_version"] == 1
     assert summary["experiment"] == "trainability"
     assert summary["complete"] is True
@@ -115,8 +120,10 @@ def test_json_config_and_environment(summary: dict[str, Any]) -> None:
     assert config["depths"] == DEPTHS
     assert config["variants"] == VARIANTS
     assert config["steps"] == STEPS
-    assert config["optimizers"] == ["sgd", "adam"]
-    assert (config["lr_sgd"], config["lr_adam"], config["seed"]) == (0.1, 1e-3, 0)
+    assert config["optimizers"] == ["sgd"]
+    assert config["lr_sgd"] == [0.01, 0.03, 0.1, 0.3] and config["lr_adam"] == [3e-4, 1e-3, 3e-3]
+    assert (config["seeds"], config["activations"], config["seed"]) == (1, ["sigmoid"], 0)
+    assert (config["train_depths"], config["finetune_steps"], config["jobs"]) == (DEPTHS, 2, 1)
     env = summary["environment"]
     for key in ENV_KEYS:
         assert key in env, key
@@ -140,16 +147,18 @@ def test_json_gradient_signal(summary: dict[str, Any]) -> None:
 def test_json_training(summary: dict[str, Any]) -> None:
     records = summary["training"]
     assert sorted((r["variant"], r["depth"], r["optimizer"]) for r in records) == sorted(
-        (v, d, o) for v in VARIANTS for d in DEPTHS for o in ("sgd", "adam")
+        (v, d, "sgd") for v in VARIANTS for d in DEPTHS
     )
     for r in records:
         for key in TRAINING_KEYS:
             assert key in r, (key, r)
         steps = [c["step"] for c in r["curve"]]
-        assert steps == [0, STEPS] or r["diverged"]
-        if r["final_loss"] is not None:
-            assert r["final_loss"] == r["curve"][-1]["loss"]
-        assert r["steps_to_threshold"] is None or r["steps_to_threshold"] in steps
+        assert steps == [0, STEPS]
+        assert r["final_loss"] == r["curve"][-1]["loss"]
+        assert r["lr"] in r["lr_grid"]
+        assert all(s is None or s in steps for s in r["steps_to_threshold"])
+        deepest = r["variant"] in ("plain", "heads") and r["depth"] == max(DEPTHS)
+        assert (r["finetune"] is not None) == deepest
 
 
 def test_json_claims(summary: dict[str, Any]) -> None:
@@ -173,7 +182,7 @@ def test_result_files(json_run: tuple[Result, Path], summary: dict[str, Any]) ->
     signal_rows = (folder / "gradient_signal.csv").read_text(encoding="utf-8").splitlines()
     assert len(signal_rows) == 1 + len(VARIANTS) * len(DEPTHS)
     training_rows = (folder / "training.csv").read_text(encoding="utf-8").splitlines()
-    assert len(training_rows) == 1 + len(VARIANTS) * len(DEPTHS) * 2
+    assert len(training_rows) == 1 + len(VARIANTS) * len(DEPTHS)  # one seed
     assert [p for p in out.iterdir()] == [folder]  # nothing outside OUT/trainability/
 
 
@@ -192,7 +201,7 @@ def test_table_output(tmp_path: Path) -> None:
 
 def test_quiet_output(tmp_path: Path) -> None:
     result = invoke("trainability", "--depths", "2", "--steps", "0", "--variants", "cnn,ugcnn",
-                    "--threads", "1", "--quiet", "--out", tmp_path)  # fmt: skip
+                    "--seeds", "1", "--threads", "1", "--quiet", "--out", tmp_path)  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["Problem 2"]
@@ -236,33 +245,48 @@ def fake_core(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeCore:
 
 def test_options_reach_the_config(fake_core: FakeCore, tmp_path: Path) -> None:
     result = invoke("trainability", "--depths", "8, 2,2,4", "--variants", " residual , plain",
-                    "--steps", "7", "--lr-sgd", "0.5", "--lr-adam", "0.01", "--seed", "3",
-                    "--threads", "1", "--json", "--out", tmp_path / "res")  # fmt: skip
+                    "--steps", "7", "--lr-sgd", "0.5, 0.2,0.5", "--lr-adam", "0.01", "--seed", "3",
+                    "--threads", "1", "--json", "--out", tmp_path / "res", "--seeds", "2",
+                    "--activations", "tanh,relu", "--train-depths", "4", "--finetune-steps", "9",
+                    "--jobs", "3", "--optimizers", "adam,sgd")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["experiment"] == "trainability"
     (cfg,) = fake_core.configs
-    assert cfg == TrainabilityConfig(depths=(2, 4, 8), variants=("residual", "plain"), steps=7,
-                                     lr_sgd=0.5, lr_adam=0.01, seed=3, threads=1)  # fmt: skip
+    assert cfg == TrainabilityConfig(
+        depths=(2, 4, 8), variants=("residual", "plain"), steps=7, lr_sgd=(0.5, 0.2),
+        lr_adam=(0.01,), seed=3, threads=1, seeds=2, activations=("tanh", "relu"),
+        train_depths=(4,), finetune_steps=9, jobs=3, optimizers=("adam", "sgd"),
+    )  # fmt: skip
     assert fake_core.written == [tmp_path / "res" / "trainability"]
 
 
+ALL_ACTS = ("sigmoid", "sigmoid-glorot", "tanh", "relu")
+
+
 @pytest.mark.parametrize(
-    ("args", "depths", "steps"),
+    ("args", "depths", "trained", "steps", "seeds", "acts", "finetune"),
     [
-        ([], (2, 4, 8, 16, 32, 64), 300),
-        (["--quick"], (2, 8, 32), 100),
-        (["--quick", "--steps", "0"], (2, 8, 32), 0),
-        (["--quick", "--depths", "3"], (3,), 100),
+        ([], (2, 4, 8, 16, 32, 64), (2, 16), 3000, 3, ALL_ACTS, 500),
+        (["--quick"], (2, 8, 16), (2, 8), 2000, 1, ("sigmoid",), 0),
+        (["--quick", "--steps", "0"], (2, 8, 16), (2, 8), 0, 1, ("sigmoid",), 0),
+        (["--quick", "--depths", "3"], (3,), None, 2000, 1, ("sigmoid",), 0),
+        (["--depths", "2,8", "--seeds", "5"], (2, 8), None, 3000, 5, ALL_ACTS, 500),
+        (["--depths", "2,16,32", "--train-depths", "32,2"], (2, 16, 32), (2, 32), 3000, 3,
+         ALL_ACTS, 500),
     ],
 )
 def test_defaults_and_quick(
-    fake_core: FakeCore, args: list[str], depths: tuple[int, ...], steps: int
-) -> None:
+    fake_core: FakeCore, args: list[str], depths: tuple[int, ...],
+    trained: tuple[int, ...] | None, steps: int, seeds: int, acts: tuple[str, ...],
+    finetune: int,
+) -> None:  # fmt: skip
     result = invoke("trainability", *args, "--quiet")
     assert result.exit_code == 0, result.output
     (cfg,) = fake_core.configs
-    assert (cfg.depths, cfg.steps) == (depths, steps)
-    assert cfg.variants == tuple(VARIANTS)
+    assert (cfg.depths, cfg.train_depths, cfg.steps) == (depths, trained, steps)
+    assert (cfg.seeds, cfg.activations, cfg.finetune_steps) == (seeds, acts, finetune)
+    assert cfg.variants == tuple(VARIANTS) and cfg.optimizers == ("sgd",)
+    assert 1 <= cfg.jobs <= 4
     assert fake_core.written == [Path("results") / "trainability"]
 
 
@@ -283,6 +307,14 @@ BAD_TRAINABILITY = [
     pytest.param(["--lr-sgd", "-1"], ("--lr-sgd",), id="lr-sgd-negative"),
     pytest.param(["--lr-sgd", "inf"], ("--lr-sgd",), id="lr-sgd-inf"),
     pytest.param(["--lr-adam", "nan"], ("--lr-adam",), id="lr-adam-nan"),
+    pytest.param(["--lr-sgd", "0.1,x"], ("--lr-sgd",), id="lr-sgd-text"),
+    pytest.param(["--lr-sgd", ","], ("--lr-sgd",), id="lr-sgd-empty"),
+    pytest.param(["--activations", "swish"], ("--activations", "swish"), id="activations-swish"),
+    pytest.param(["--train-depths", "5"], ("--train-depths", "5"), id="train-depths-outside"),
+    pytest.param(["--train-depths", "x"], ("--train-depths",), id="train-depths-text"),
+    pytest.param(["--seeds", "0"], ("--seeds",), id="seeds-0"),
+    pytest.param(["--jobs", "0"], ("--jobs",), id="jobs-0"),
+    pytest.param(["--finetune-steps", "-1"], ("--finetune-steps",), id="finetune-negative"),
     pytest.param(["--threads", "-1"], ("--threads",), id="threads-negative"),
     pytest.param(["--out", "{file}/sub"], ("--out",), id="out-under-file"),
     pytest.param(["--frobnicate"], ("--frobnicate",), id="unknown-option"),
@@ -412,7 +444,7 @@ def test_sigint_keeps_what_was_measured(tmp_path: Path) -> None:
 
     cmd = [sys.executable, "-m", "trainbench", "trainability", "--depths", "2,4",
            "--steps", "100000", "--variants", "plain,heads", "--threads", "1",
-           "--out", str(tmp_path)]  # fmt: skip
+           "--activations", "sigmoid", "--jobs", "2", "--out", str(tmp_path)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_heard)  # fmt: skip
     summary_file = tmp_path / "trainability" / "summary.json"
@@ -430,6 +462,6 @@ def test_sigint_keeps_what_was_measured(tmp_path: Path) -> None:
     assert "interrupted" in err and str(tmp_path / "trainability") in err
     assert summary["complete"] is False
     assert summary["gradient_signal"]  # measured before the interrupt, kept
-    assert [c["id"] for c in summary["claims"]] == ["P1a", "P1a-top"]
+    assert [c["id"] for c in summary["claims"]] == ["P1a", "P1a-deep"]
     assert all(c["partial"] is True for c in summary["claims"])
     assert (tmp_path / "trainability" / "gradient_signal.csv").exists()

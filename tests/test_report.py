@@ -115,26 +115,35 @@ def make_run(folder: Path, summary: dict[str, Any] | None = None) -> Path:
 
 def trainability_summary() -> dict[str, Any]:
     signal = [
-        {"variant": v, "depth": d, "first_layer_grad_norm": g**d, "last_layer_grad_norm": 1.0,
-         "ratio": g**d, "layer_grad_norms": [g ** (d - i) for i in range(d)]}
-        for v, g in (("plain", 0.1), ("heads", 0.9)) for d in (2, 4)
+        {"variant": v, "activation": "sigmoid", "depth": d, "seed": s,
+         "first_layer_grad_norm": g**d, "last_layer_grad_norm": 1.0, "ratio": g**d,
+         "top_only_ratio": g**d, "layer_grad_norms": [g ** (d - i) for i in range(d)]}
+        for v, g in (("plain", 0.1), ("heads", 0.9)) for d in (2, 4) for s in (0, 1)
     ]  # fmt: skip
     training = [
-        {"variant": v, "depth": d, "optimizer": opt, "final_loss": 0.1 * d, "initial_loss": 1.0,
-         "best_head_loss": None, "steps_to_threshold": None, "threshold": 0.5,
-         "target_variance": 1.0, "diverged": False,
-         "curve": [{"step": 0, "loss": 1.0}, {"step": 10, "loss": 0.1 * d}]}
-        for v in ("plain", "heads") for d in (2, 4) for opt in ("sgd", "adam")
+        {"variant": v, "activation": "sigmoid", "depth": d, "optimizer": "sgd", "steps": 10,
+         "seeds": [0, 1], "lr_grid": [0.1, 0.3], "lr": 0.1, "lr_scores": [0.1, 0.2],
+         "lr_at_edge": True, "target_variance": 1.0, "threshold": 0.5,
+         "initial_loss": [1.0, 1.0], "final_loss": [0.1 * d, 0.2 * d],
+         "head_losses": [[0.1 * d] * (d if v == "heads" else 1)] * 2,
+         "deepest_head": [d, d], "deep_head_loss": [0.1 * d, 0.2 * d],
+         "steps_to_threshold": [10, None], "diverged": [False, False],
+         "trained_ratio": [0.5, 0.4],
+         "curve": [{"step": 0, "loss": [1.0, 1.0]}, {"step": 10, "loss": [0.1 * d, 0.2 * d]}],
+         "profile": [{"step": 0, "deepest_head": [0, 0]}, {"step": 10, "deepest_head": [d, 0]}],
+         "finetune": None}
+        for v in ("plain", "heads") for d in (2, 4)
     ]  # fmt: skip
     claim = {"id": "P1a", "problem": "1a", "variant": "heads", "baseline": "plain",
              "statement": "heads keep the gradient", "is_control": False, "depth": 4,
              "ratio": 0.6, "baseline_ratio": 1e-4, "verdict": "confirmed"}  # fmt: skip
-    config = {"depths": [2, 4], "variants": ["plain", "heads"], "optimizers": ["sgd", "adam"],
-              "steps": 10, "lr_sgd": 0.1, "lr_adam": 0.001, "seed": 0, "threads": 0}  # fmt: skip
+    config = {"depths": [2, 4], "variants": ["plain", "heads"], "optimizers": ["sgd"],
+              "steps": 10, "lr_sgd": [0.1, 0.3], "lr_adam": [0.001], "seed": 0, "threads": 0,
+              "seeds": 2, "activations": ["sigmoid"]}  # fmt: skip
     return {
         "format_version": FORMAT_VERSION, "experiment": "trainability", "complete": True,
         "config": config, "environment": mlp_summary()["environment"],
-        "gradient_signal": signal, "training": training, "claims": [claim],
+        "gradient_signal": signal, "training": training, "gates": [], "claims": [claim],
     }  # fmt: skip
 
 

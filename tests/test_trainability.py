@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +31,33 @@ from trainbench.models.residual_mlp import PlainMLP, ResidualMLP
 from trainbench.models.ugcnn import CNNStack, convolve, make_images
 from trainbench.results import to_json
 from trainbench.trainability import (
-    KEPT,
-    LOST,
-    MARGIN,
+    ACTIVATIONS,
     VARIANTS,
     TrainabilityConfig,
     TrainabilityError,
     build,
-    claim_records,
     gradient_signal,
-    judge,
     layer_grad_norms,
     run_trainability,
     train,
     training_loss,
+    units,
 )
-from trainbench.trainability_report import write_files
+from trainbench.trainability_judge import (
+    GATE,
+    KEPT,
+    LOST,
+    MARGIN,
+    claim_records,
+    gates,
+    judge,
+)
+from trainbench.trainability_report import FILES, activation_rows, training_rows, write_files
 
 F64 = torch.float64
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("grad_norms.png", "grad_ratio.png", "loss_curves.png", "final_loss.png")
-TABLES = ("summary.json", "gradient_signal.csv", "training.csv")
+PLOTS = tuple(f for f in FILES if f.endswith(".png"))
+TABLES = tuple(f for f in FILES if not f.endswith(".png"))
 CLAIMS = claim_records()
 CLAIM_BY_ID = {c["id"]: c for c in CLAIMS}
 
@@ -360,7 +367,7 @@ def hand_grads_plain2(model: PlainMLP, x: Tensor, y: Tensor) -> tuple[Tensor, Te
 def test_layer_grad_norms_by_hand() -> None:
     cfg = TrainabilityConfig(width=3, in_dim=2)
     task = build("plain", 2, cfg, F64)
-    model = task.model
+    model = task.make(cfg.seed)
     assert isinstance(model, PlainMLP)
     x, y = task.held_out
     assert x.dtype == F64 and x.shape == (512, 2)
@@ -371,12 +378,20 @@ def test_layer_grad_norms_by_hand() -> None:
     assert got == pytest.approx(want, rel=1e-10, abs=1e-10)
 
     signal = gradient_signal("plain", 2, cfg)  # builds the same seeded model
-    assert signal["variant"] == "plain" and signal["depth"] == 2
+    assert (signal["variant"], signal["depth"], signal["activation"]) == ("plain", 2, "sigmoid")
     assert signal["layer_grad_norms"] == pytest.approx(want, rel=1e-10, abs=1e-10)
     assert signal["first_layer_grad_norm"] == signal["layer_grad_norms"][0]
     assert signal["last_layer_grad_norm"] == signal["layer_grad_norms"][-1]
-    assert signal["ratio"] == signal["first_layer_grad_norm"] / signal["last_layer_grad_norm"]
     assert signal["ratio"] == pytest.approx(want[0] / want[1], rel=1e-10)
+    # one head: the top head's loss alone is the loss
+    assert signal["top_only_ratio"] == pytest.approx(signal["ratio"], rel=1e-10)
+
+
+def test_held_out_batches_are_apart() -> None:
+    for variant in ("plain", "cnn"):
+        task = build(variant, 2, TrainabilityConfig(), torch.float32)
+        assert not torch.equal(task.held_out[0], task.validation[0]), variant
+        assert task.held_out[0].shape == task.validation[0].shape
 
 
 def test_training_loss_is_the_batch_mean_summed_over_heads() -> None:
@@ -404,92 +419,167 @@ def test_ugcnn_layer_norm_joins_both_filters() -> None:
     assert layer_grad_norms(model, loss) == pytest.approx(want, rel=1e-12)
 
 
+def test_residual_cnn_layer_by_hand() -> None:
+    torch.manual_seed(0)
+    model = CNNStack(2, 2, 3, gated=False, heads="top", impl="einsum", activation="tanh",
+                     residual=True).to(F64)  # fmt: skip
+    with torch.no_grad():
+        model.B[0].uniform_(-1, 1)
+    x, _ = images()
+    want = x + torch.tanh(F.conv2d(x.permute(0, 3, 1, 2), model.W[0].permute(2, 3, 0, 1),
+                                   padding=1).permute(0, 2, 3, 1) - model.B[0])  # fmt: skip
+    assert torch.allclose(model.layer(0, x), want, atol=1e-12)
+    with pytest.raises(ValueError):
+        CNNStack(2, gated=True, residual=True)
+
+
+def test_gain_scales_the_weights() -> None:
+    torch.manual_seed(3)
+    unit = PlainMLP(3, 8, 4, "sigmoid", 1.0)
+    torch.manual_seed(3)
+    four = PlainMLP(3, 8, 4, "sigmoid", 4.0)
+    for a, b in zip(unit.W_hh, four.W_hh, strict=True):
+        assert torch.allclose(4 * a, b)
+    assert torch.equal(unit.W_hp, four.W_hp)  # the heads keep unit gain
+    assert ACTIVATIONS["sigmoid-glorot"] == ("sigmoid", 4.0)
+    assert ACTIVATIONS["relu"][1] == pytest.approx(math.sqrt(2))
+
+
 # --------------------------------------------------------------- signal against depth
 
 
 @pytest.fixture(scope="module")
-def signals() -> dict[tuple[str, int], dict[str, Any]]:
+def signals() -> dict[tuple[str, str, int], dict[str, Any]]:
     cfg = TrainabilityConfig()
-    return {(v, d): gradient_signal(v, d, cfg) for v in VARIANTS for d in (2, 32)}
+    out = {}
+    for act in ("sigmoid", "tanh"):
+        for v in VARIANTS:
+            for d in (2, 32):
+                out[(v, act, d)] = gradient_signal(v, d, cfg, act)
+    return out
 
 
-def test_signal_records(signals: dict[tuple[str, int], dict[str, Any]]) -> None:
-    for (variant, depth), r in signals.items():
-        assert (r["variant"], r["depth"]) == (variant, depth)
+def test_signal_records(signals: dict[tuple[str, str, int], dict[str, Any]]) -> None:
+    for (variant, act, depth), r in signals.items():
+        assert (r["variant"], r["activation"], r["depth"]) == (variant, act, depth)
         assert len(r["layer_grad_norms"]) == depth
         assert all(n >= 0 and math.isfinite(n) for n in r["layer_grad_norms"])
         assert r["ratio"] == r["first_layer_grad_norm"] / r["last_layer_grad_norm"]
 
 
-def test_signal_is_kept_at_depth_2(signals: dict[tuple[str, int], dict[str, Any]]) -> None:
-    for v in VARIANTS:
-        assert signals[(v, 2)]["ratio"] > KEPT, v
+def test_signal_is_kept_at_depth_2(signals: dict[tuple[str, str, int], dict[str, Any]]) -> None:
+    for (v, act, d), r in signals.items():
+        if d == 2:
+            assert r["ratio"] > KEPT, (v, act)
 
 
-def test_signal_at_depth_32(signals: dict[tuple[str, int], dict[str, Any]]) -> None:
-    ratio = {v: signals[(v, 32)]["ratio"] for v in VARIANTS}
+def test_sigmoid_signal_at_depth_32(signals: dict[tuple[str, str, int], dict[str, Any]]) -> None:
+    ratio = {v: signals[(v, "sigmoid", 32)]["ratio"] for v in VARIANTS}
     assert ratio["plain"] < LOST, ratio
-    assert ratio["cnn"] < LOST, ratio
-    for v in ("heads", "residual", "ugcnn"):
+    for v in ("heads", "residual"):
         assert ratio[v] > KEPT, (v, ratio)
     # the vanishing signal is a small number, not an underflow to zero (float64)
-    assert signals[("plain", 32)]["first_layer_grad_norm"] > 0
-    assert signals[("cnn", 32)]["first_layer_grad_norm"] > 0
+    assert signals[("plain", "sigmoid", 32)]["first_layer_grad_norm"] > 0
+    # the heads net's top head alone loses the signal as the plain net does
+    assert signals[("heads", "sigmoid", 32)]["top_only_ratio"] < LOST
 
 
-def test_p2_is_confirmed_on_the_signal(signals: dict[tuple[str, int], dict[str, Any]]) -> None:
-    verdict = judge(CLAIM_BY_ID["P2"], list(signals.values()), [])
-    assert verdict["verdict"] == "confirmed", verdict
-    assert verdict["depth"] == 32
+def test_tanh_keeps_the_signal_without_help(
+    signals: dict[tuple[str, str, int], dict[str, Any]],
+) -> None:
+    """The vanishing gradient is sigmoid's at unit gain: a tanh plain MLP and a tanh plain
+    CNN keep theirs at L = 32, so a CNN baseline with the UGCNN's nonlinearity is fair."""
+    for v in ("plain", "cnn", "rescnn", "ugcnn"):
+        assert signals[(v, "tanh", 32)]["ratio"] > KEPT, v
 
 
 # --------------------------------------------------------------------------- train()
 
 
-@pytest.mark.parametrize("variant", ["plain", "heads", "ugcnn"])
-def test_train_curve(variant: str) -> None:
-    cfg = TrainabilityConfig(steps=20, eval_every=10)
-    r = train(variant, 3, "sgd", cfg)
-    assert (r["variant"], r["depth"], r["optimizer"]) == (variant, 3, "sgd")
-    assert [c["step"] for c in r["curve"]] == [0, 10, 20]
-    assert r["diverged"] is False
-    assert r["final_loss"] == r["curve"][-1]["loss"]
-    assert r["initial_loss"] == r["curve"][0]["loss"]
-    assert r["threshold"] == cfg.threshold * r["target_variance"]
-    reached = r["steps_to_threshold"]
-    losses = {c["step"]: c["loss"] for c in r["curve"]}
-    if reached is None:
-        assert all(v > r["threshold"] for v in losses.values())
-    else:
-        assert reached in losses and losses[reached] <= r["threshold"]
-        assert all(losses[s] > r["threshold"] for s in losses if s < reached)
-    if variant == "plain":
-        assert r["best_head_loss"] is None
-    else:
-        assert r["best_head_loss"] is not None and math.isfinite(r["best_head_loss"])
+TINY = TrainabilityConfig(depths=(3,), train_depths=(3,), steps=20, eval_every=10, seeds=2,
+                          width=8, finetune_steps=10)  # fmt: skip
 
 
-def test_train_last_step_is_evaluated() -> None:
-    r = train("plain", 2, "adam", TrainabilityConfig(steps=7, eval_every=3))
-    assert [c["step"] for c in r["curve"]] == [0, 3, 6, 7]
-    assert r["final_loss"] == r["curve"][-1]["loss"]
+@pytest.fixture(scope="module")
+def trained() -> dict[str, dict[str, Any]]:
+    return {v: train(v, 3, "sgd", TINY, finetune=v == "heads") for v in ("plain", "heads", "ugcnn")}
 
 
-def test_train_no_steps() -> None:
-    r = train("residual", 2, "sgd", TrainabilityConfig(steps=0))
-    assert [c["step"] for c in r["curve"]] == [0]
-    assert r["final_loss"] == r["initial_loss"]
+def test_train_record(trained: dict[str, dict[str, Any]]) -> None:
+    for variant, r in trained.items():
+        assert (r["variant"], r["depth"], r["optimizer"], r["activation"]) == (
+            variant, 3, "sgd", "sigmoid" if variant != "ugcnn" else "sigmoid")  # fmt: skip
+        assert r["seeds"] == [0, 1] and r["lr_grid"] == list(TINY.lr_sgd)
+        assert [c["step"] for c in r["curve"]] == [0, 10, 20]
+        for key in ("final_loss", "head_losses", "deepest_head", "deep_head_loss",
+                    "steps_to_threshold", "diverged", "trained_ratio", "initial_loss"):  # fmt: skip
+            assert len(r[key]) == 2, (variant, key)
+        assert r["final_loss"] == r["curve"][-1]["loss"]
+        assert r["final_loss"] == [h[-1] for h in r["head_losses"]]
+        assert r["threshold"] == TINY.threshold * r["target_variance"]
 
 
-@pytest.mark.parametrize("variant", ["plain", "cnn"])
-def test_train_absurd_lr_diverges(variant: str) -> None:
-    r = train(variant, 3, "sgd", TrainabilityConfig(steps=20, eval_every=10, lr_sgd=1e6, clip=0))
-    assert r["diverged"] is True
-    assert r["final_loss"] is None  # a diverged run reports no final loss
-    assert r["best_head_loss"] is None
-    steps = [c["step"] for c in r["curve"]]
-    assert steps[0] == 0 and set(steps) <= {0, 10, 20}
-    assert r["steps_to_threshold"] is None  # never "reached" by a run that diverged
+def test_the_rate_is_the_first_seeds_best_validation_loss(
+    trained: dict[str, dict[str, Any]],
+) -> None:
+    for r in trained.values():
+        scores = [math.inf if s is None else s for s in r["lr_scores"]]
+        assert len(scores) == len(TINY.lr_sgd)
+        assert r["lr"] == r["lr_grid"][scores.index(min(scores))]
+        assert r["lr_at_edge"] == (r["lr"] in (min(TINY.lr_sgd), max(TINY.lr_sgd)))
+
+
+def test_the_other_seeds_are_the_rate_trained_alone() -> None:
+    """Seed 1 at the chosen rate: the same numbers as an ensemble of that one member."""
+    from trainbench import ensemble
+
+    r = train("plain", 3, "sgd", TINY)
+    task = build("plain", 3, TINY, torch.float32)
+    alone = ensemble.members(task.make, (1,), (r["lr"],))
+    curve = ensemble.train(alone, task.batch, TINY.steps, "sgd", "sum",
+                           {"test": task.held_out}, TINY.eval_every)  # fmt: skip
+    assert r["final_loss"][1] == curve[-1]["test"][0][-1]  # type: ignore[index]
+
+
+def test_deepest_and_deep_heads_by_hand(trained: dict[str, dict[str, Any]]) -> None:
+    r = trained["heads"]
+    for losses, deepest, deep in zip(r["head_losses"], r["deepest_head"], r["deep_head_loss"],
+                                     strict=True):  # fmt: skip
+        assert len(losses) == 3
+        below = [i + 1 for i, v in enumerate(losses) if v <= r["threshold"]]
+        assert deepest == (max(below) if below else 0)
+        assert deep == min(losses[1:])  # heads at depth ≥ ⌈3/2⌉ = 2
+    plain = trained["plain"]
+    for losses, deepest, deep in zip(plain["head_losses"], plain["deepest_head"],
+                                     plain["deep_head_loss"], strict=True):  # fmt: skip
+        assert len(losses) == 1 and deep == losses[0]  # one head, at the top: depth 3
+        assert deepest == (3 if losses[0] <= plain["threshold"] else 0)
+
+
+def test_steps_to_threshold_follows_the_curve(trained: dict[str, dict[str, Any]]) -> None:
+    for r in trained.values():
+        for i, reached in enumerate(r["steps_to_threshold"]):
+            losses = {c["step"]: c["loss"][i] for c in r["curve"]}
+            if reached is None:
+                assert all(v > r["threshold"] for v in losses.values())
+            else:
+                assert losses[reached] <= r["threshold"]
+                assert all(losses[s] > r["threshold"] for s in losses if s < reached)
+
+
+def test_finetune_only_where_asked(trained: dict[str, dict[str, Any]]) -> None:
+    assert trained["plain"]["finetune"] is None
+    ft = trained["heads"]["finetune"]
+    assert ft["steps"] == 10 and len(ft["final_loss"]) == 2
+
+
+def test_train_absurd_rate_diverges() -> None:
+    cfg = TrainabilityConfig(steps=20, eval_every=10, lr_sgd=(1e6,), seeds=1, width=8)
+    r = train("plain", 3, "sgd", cfg, "relu")
+    assert r["diverged"] == [True]
+    assert r["final_loss"] == [None] and r["deep_head_loss"] == [None]
+    assert r["deepest_head"] == [None] and r["steps_to_threshold"] == [None]
+    assert r["lr_scores"] == [None]
     # the record is JSON-safe: no NaN or Infinity in the document
     json.loads(to_json(r), parse_constant=lambda c: pytest.fail(f"non-finite {c} in JSON"))
 
@@ -497,144 +587,145 @@ def test_train_absurd_lr_diverges(variant: str) -> None:
 # --------------------------------------------------------------------------- judge()
 
 
-def sig(variant: str, depth: int, ratio: float | None) -> dict[str, Any]:
-    return {"variant": variant, "depth": depth, "ratio": ratio}
+def sig(variant: str, depth: int, ratios: list[float | None], act: str = "sigmoid"
+        ) -> list[dict[str, Any]]:  # fmt: skip
+    return [{"variant": variant, "activation": act, "depth": depth, "seed": i, "ratio": r}
+            for i, r in enumerate(ratios)]  # fmt: skip
 
 
-def run(variant: str, depth: int, loss: float | None, optimizer: str = "sgd",
-        variance: float = 1.0) -> dict[str, Any]:  # fmt: skip
-    return {"variant": variant, "depth": depth, "optimizer": optimizer, "final_loss": loss,
-            "target_variance": variance, "best_head_loss": None}  # fmt: skip
+def run(
+    variant: str, depth: int, losses: list[float | None], act: str = "sigmoid",
+    variance: float = 1.0, deep: list[float | None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    return {"variant": variant, "activation": act, "depth": depth, "optimizer": "sgd",
+            "final_loss": losses, "deep_head_loss": deep or losses, "target_variance": variance,
+            "threshold": 0.5 * variance, "steps": 3000, "lr": 0.1,
+            "seeds": list(range(len(losses)))}  # fmt: skip
 
 
-# judged on the top prediction's loss (P1a itself is judged on the best head's)
-P1A = CLAIM_BY_ID["P1a-top"]
+P1A = CLAIM_BY_ID["P1a"]
+P1A_DEEP = CLAIM_BY_ID["P1a-deep"]
 P1C = CLAIM_BY_ID["P1c"]
 P2 = CLAIM_BY_ID["P2"]
-# at depth 2 nothing has been lost: the verdict is taken at the deepest depth only
-SHALLOW = [sig("heads", 2, 0.5), sig("plain", 2, 0.5), sig("residual", 2, 0.5)]
+P1A_TANH = CLAIM_BY_ID["P1a-tanh"]
+# the signal part of P1a holds: heads keep it, plain loses it, in all three seeds
+SIGNAL = [*sig("heads", 64, [0.1, 0.2, 0.3]), *sig("plain", 64, [1e-9, 1e-12, 1e-20])]
+GATE_OK = run("plain", 2, [0.01, 0.02, 0.03])
 
 
 def test_claims_table() -> None:
-    assert [c["id"] for c in CLAIMS] == ["P1a", "P1a-top", "P1c", "P2"]
-    assert [(c["variant"], c["baseline"]) for c in CLAIMS] == [
-        ("heads", "plain"), ("heads", "plain"), ("residual", "plain"), ("ugcnn", "cnn")
+    ids = [c["id"] for c in CLAIMS]
+    assert ids[:3] == ["P1a", "P1a-deep", "P1c"] and ids[-1] == "P2"
+    assert {c["activation"] for c in CLAIMS} == set(ACTIVATIONS) | {"tanh"}
+    assert CLAIM_BY_ID["P2"]["activation"] == "tanh"  # the CNNs': the UGCNN's update's
+    assert [c["metrics"][1:] for c in CLAIMS[:3]] == [
+        ["final_loss"], ["deep_head_loss"], ["final_loss"]
     ]  # fmt: skip
-    assert [c["metrics"][1:] for c in CLAIMS] == [
-        ["best_head_loss"], ["final_loss"], ["final_loss"], []
-    ]  # fmt: skip
-    assert [c["expect"] for c in CLAIMS] == ["confirmed", "refuted", "confirmed", "confirmed"]
-    assert LOST < KEPT and 0 < MARGIN < 1
+    assert LOST < KEPT and 0 < MARGIN < 1 and 0 < GATE < 0.5
 
 
-def test_judge_on_the_best_head() -> None:
-    """P1a reads the best head's loss: a heads net whose top prediction learns nothing
-    but whose lower heads do is confirmed for P1a and refuted for P1a-top."""
-    signal = [*SHALLOW, sig("heads", 32, 0.1), sig("plain", 32, 1e-9)]
-    heads = run("heads", 32, 0.98) | {"best_head_loss": 0.05}
-    training = [heads, run("plain", 32, 0.99)]
-    best = judge(CLAIM_BY_ID["P1a"], signal, training)
-    assert best["verdict"] == "confirmed", best
-    assert (best["final_loss"], best["baseline_final_loss"]) == (0.05, 0.99)
-    assert best["loss_metric"] == "best_head_loss"
-    top = judge(CLAIM_BY_ID["P1a-top"], signal, training)
-    assert top["verdict"] == "refuted", top
-    assert "top prediction did not beat" in top["reason"]
-    # a heads net none of whose heads learns: P1a refuted too
-    flat = [heads | {"best_head_loss": 0.97}, run("plain", 32, 0.99)]
-    assert judge(CLAIM_BY_ID["P1a"], signal, flat)["verdict"] == "refuted"
-
-
-def test_judge_confirmed() -> None:
-    signal = [*SHALLOW, sig("heads", 32, 0.1), sig("plain", 32, 1e-9)]
-    training = [run("heads", 32, 0.1), run("plain", 32, 0.9), run("heads", 32, 5.0, "adam")]
-    v = judge(P1A, signal, training)
+def test_judge_confirmed_when_every_seed_learns() -> None:
+    training = [GATE_OK, run("heads", 32, [0.1, 0.2, 0.3]), run("plain", 32, [1.0, 0.99, 1.01])]
+    v = judge(P1A, SIGNAL, training)
     assert v["verdict"] == "confirmed", v
-    assert (v["id"], v["depth"], v["ratio"], v["baseline_ratio"]) == ("P1a-top", 32, 0.1, 1e-9)
-    assert (v["final_loss"], v["baseline_final_loss"]) == (0.1, 0.9)  # SGD's, not Adam's
-    assert v["is_control"] is False and v["reason"]
+    assert (v["depth"], v["train_depth"], v["seeds_passed"]) == (64, 32, 3)
+    assert (v["ratio"], v["baseline_ratio"]) == (0.1, 1e-9)  # the worst seed of each
+    for words in ("L = 32", "3000 sgd steps", "L = 64", "sigmoid", "lr 0.1"):
+        assert words in v["reason"], words
 
 
-def test_judge_confirmed_when_the_baseline_diverged() -> None:
-    signal = [sig("residual", 8, 0.9), sig("plain", 8, 1e-12)]
-    v = judge(P1C, signal, [run("residual", 8, 0.2), run("plain", 8, None)])
-    assert v["verdict"] == "confirmed", v
-    assert v["baseline_final_loss"] is None
-
-
-@pytest.mark.parametrize("ratio", [1e-7, LOST, 0.0, None])
-def test_judge_refuted_when_the_variant_lost_its_signal(ratio: float | None) -> None:
-    signal = [*SHALLOW, sig("heads", 32, ratio), sig("plain", 32, 1e-9)]
-    training = [run("heads", 32, 0.1), run("plain", 32, 0.9)]
-    v = judge(P1A, signal, training)
+def test_judge_refuted_when_no_seed_learns() -> None:
+    training = [GATE_OK, run("heads", 32, [0.9, 0.95, 1.0]), run("plain", 32, [1.0, 1.0, 1.0])]
+    v = judge(P1A, SIGNAL, training)
     assert v["verdict"] == "refuted", v
-    assert v["reason"] and "heads" in v["reason"]
+    assert "in no seed" in v["reason"]
 
 
-def test_judge_weak_signal_is_inconclusive_unless_below_the_baseline() -> None:
-    training = [run("heads", 32, 0.1), run("plain", 32, 0.9)]
-    v = judge(P1A, [sig("heads", 32, 1e-4), sig("plain", 32, 1e-9)], training)
+def test_judge_inconclusive_when_the_seeds_disagree() -> None:
+    training = [GATE_OK, run("heads", 32, [0.1, 0.9, 0.2]), run("plain", 32, [1.0, 1.0, 1.0])]
+    v = judge(P1A, SIGNAL, training)
     assert v["verdict"] == "inconclusive", v
-    v = judge(P1A, [sig("heads", 32, 1e-4), sig("plain", 32, 1e-2)], training)
-    assert v["verdict"] == "refuted", v
+    assert "2 of 3" in v["reason"]
 
 
-def test_judge_inconclusive_when_the_baseline_kept_its_signal() -> None:
-    signal = [sig("heads", 32, 0.1), sig("plain", 32, 1e-3)]
-    v = judge(P1A, signal, [run("heads", 32, 0.1), run("plain", 32, 0.9)])
+def test_judge_inconclusive_when_the_gate_fails() -> None:
+    """A plain net that does not train at the smallest depth: the budget decides, not depth."""
+    weak = run("plain", 2, [0.3, 0.4, 0.5])
+    training = [weak, run("heads", 32, [0.1, 0.2, 0.3]), run("plain", 32, [1.0, 1.0, 1.0])]
+    v = judge(P1A, SIGNAL, training)
     assert v["verdict"] == "inconclusive", v
-    assert v["reason"] and "plain" in v["reason"]
+    assert "sanity gate failed" in v["reason"] and "too weak" in v["reason"]
+    (g,) = gates(training)
+    assert (g["baseline"], g["depth"], g["passed"]) == ("plain", 2, False)
+    assert g["loss"] == pytest.approx(0.4)
 
 
-@pytest.mark.parametrize(
-    ("mine", "theirs"),
-    [
-        (0.8, 2.0),  # below the baseline, but not below predicting the mean (0.75 of variance)
-        (0.5, 0.6),  # below the variance, but not by the margin below the baseline
-        (None, 0.9),  # diverged
-    ],
-)
-def test_judge_refuted_on_training(mine: float | None, theirs: float) -> None:
-    signal = [sig("heads", 32, 0.1), sig("plain", 32, 1e-9)]
-    v = judge(P1A, signal, [run("heads", 32, mine), run("plain", 32, theirs)])
-    assert v["verdict"] == "refuted", v
-    assert v["reason"] and "heads" in v["reason"]
+def test_judge_inconclusive_when_the_plain_net_trains_too() -> None:
+    training = [GATE_OK, run("heads", 32, [0.01] * 3), run("plain", 32, [0.02, 0.03, 0.9])]
+    v = judge(P1A, SIGNAL, training)
+    assert v["verdict"] == "inconclusive", v
+    assert "nothing here to fix" in v["reason"]
+
+
+def test_p1a_deep_reads_the_deep_heads_not_the_top() -> None:
+    heads = run("heads", 32, [0.99, 1.0, 1.0], deep=[0.05, 0.1, 0.2])
+    training = [GATE_OK, heads, run("plain", 32, [1.0, 1.0, 1.0])]
+    assert judge(P1A_DEEP, SIGNAL, training)["verdict"] == "confirmed"
+    assert judge(P1A, SIGNAL, training)["verdict"] == "refuted"
 
 
 def test_judge_margin_scales_with_the_variance() -> None:
-    signal = [sig("heads", 32, 0.1), sig("plain", 32, 1e-9)]
-    # variance 4: a loss of 2.5 is below 0.75·4 = 3 and 1 below the baseline's 3.5
-    v = judge(P1A, signal, [run("heads", 32, 2.5, variance=4.0), run("plain", 32, 3.5)])
-    assert v["verdict"] == "confirmed", v
-    v = judge(P1A, signal, [run("heads", 32, 2.5, variance=4.0), run("plain", 32, 3.4)])
+    # variance 4: a loss of 1.9 is below the threshold 2 and 1 below the baseline's 2.9
+    gate = run("plain", 2, [0.1], variance=4.0)
+    ok = [gate, run("heads", 32, [1.9], variance=4.0), run("plain", 32, [2.9], variance=4.0)]
+    signal = [*sig("heads", 64, [0.1]), *sig("plain", 64, [1e-9])]
+    assert judge(P1A, signal, ok)["verdict"] == "confirmed"
+    close = [gate, run("heads", 32, [1.9], variance=4.0), run("plain", 32, [2.8], variance=4.0)]
+    assert judge(P1A, signal, close)["verdict"] == "refuted"
+
+
+@pytest.mark.parametrize("ratios", [[1e-7] * 3, [LOST] * 3, [0.0] * 3, [None] * 3])
+def test_judge_refuted_when_the_variant_lost_its_signal(ratios: list[float | None]) -> None:
+    signal = [*sig("heads", 64, ratios), *sig("plain", 64, [1e-9] * 3)]
+    v = judge(P1A, signal, [GATE_OK, run("heads", 32, [0.1] * 3), run("plain", 32, [1.0] * 3)])
     assert v["verdict"] == "refuted", v
 
 
-def test_judge_inconclusive_without_sgd_training() -> None:
-    signal = [sig("heads", 32, 0.1), sig("plain", 32, 1e-9)]
-    v = judge(P1A, signal, [run("heads", 32, 0.1, "adam"), run("plain", 32, 0.9, "adam")])
+def test_judge_inconclusive_when_the_seeds_disagree_on_the_signal() -> None:
+    signal = [*sig("heads", 64, [0.1, 1e-5, 0.2]), *sig("plain", 64, [1e-9] * 3)]
+    v = judge(P1A, signal, [GATE_OK, run("heads", 32, [0.1] * 3), run("plain", 32, [1.0] * 3)])
     assert v["verdict"] == "inconclusive", v
-    assert v["reason"]
+    assert "seeds disagree" in v["reason"]
 
 
-def test_judge_inconclusive_without_the_variant_at_the_deepest_depth() -> None:
-    v = judge(P1A, [sig("heads", 8, 0.1), sig("plain", 16, 1e-9)], [])
-    assert v["verdict"] == "inconclusive", v
-    v = judge(P1A, [sig("residual", 8, 0.1)], [])
-    assert v["verdict"] == "inconclusive", v
+def test_a_baseline_that_keeps_its_signal_leaves_training_to_decide() -> None:
+    signal = [*sig("heads", 64, [0.5] * 3, "tanh"), *sig("plain", 64, [0.4] * 3, "tanh")]
+    gate = run("plain", 2, [0.01] * 3, "tanh")
+    learns = [gate, run("heads", 32, [0.1] * 3, "tanh"), run("plain", 32, [1.0] * 3, "tanh")]
+    v = judge(P1A_TANH, signal, learns)
+    assert v["verdict"] == "confirmed" and "training alone decides" in v["reason"], v
+    both = [gate, run("heads", 32, [0.1] * 3, "tanh"), run("plain", 32, [0.1] * 3, "tanh")]
+    assert judge(P1A_TANH, signal, both)["verdict"] == "inconclusive"
+    # a claim on the signal alone has nothing to show then
+    p2_signal = [*sig("ugcnn", 64, [1.0] * 3, "tanh"), *sig("cnn", 64, [4.9] * 3, "tanh")]
+    gradient_only = dict(P2) | {"metrics": ["gradient_ratio"]}
+    v = judge(gradient_only, p2_signal, [])
+    assert v["verdict"] == "inconclusive" and "did not lose its signal" in v["reason"], v
 
 
-@pytest.mark.parametrize("training", [[], [run("ugcnn", 32, 9.0), run("cnn", 32, 0.01)]])
-def test_judge_p2_ignores_training(training: list[dict[str, Any]]) -> None:
-    signal = [sig("ugcnn", 2, 1.0), sig("cnn", 2, 0.02), sig("ugcnn", 32, 1.2),
-              sig("cnn", 32, 1e-22)]  # fmt: skip
-    v = judge(P2, signal, training)
-    assert v["verdict"] == "confirmed", v
-    assert "final_loss" not in v
-    v = judge(P2, [sig("ugcnn", 32, 1e-8), sig("cnn", 32, 1e-22)], training)
-    assert v["verdict"] == "refuted", v
-    v = judge(P2, [sig("ugcnn", 32, 1.0), sig("cnn", 32, 1e-2)], training)
+def test_a_claim_reads_its_own_activation() -> None:
+    """P1a-tanh ignores sigmoid's records (where P1a would be confirmed)."""
+    training = [GATE_OK, run("heads", 32, [0.1] * 3), run("plain", 32, [1.0] * 3)]
+    assert judge(P1A, SIGNAL, training)["verdict"] == "confirmed"
+    v = judge(P1A_TANH, SIGNAL, training)
+    assert v["verdict"] == "inconclusive" and "under tanh" in v["reason"], v
+
+
+def test_judge_inconclusive_without_training_of_both() -> None:
+    v = judge(P1C, [*sig("residual", 64, [0.9]), *sig("plain", 64, [1e-9])],
+              [GATE_OK, run("residual", 32, [0.1])])  # fmt: skip
     assert v["verdict"] == "inconclusive", v
+    assert "not measured" in v["reason"]
 
 
 # --------------------------------------------------------------------------- validate()
@@ -645,19 +736,22 @@ def test_judge_p2_ignores_training(training: list[dict[str, Any]]) -> None:
     [
         {"depths": (0,)},
         {"depths": (2, 0)},
-        {"depths": (-1,)},
         {"depths": ()},
         {"variants": ("foo",)},
-        {"variants": ("plain", "bogus")},
         {"variants": ()},
+        {"activations": ("swish",)},
+        {"activations": ()},
+        {"train_depths": (5,)},
         {"steps": -1},
+        {"finetune_steps": -1},
+        {"seeds": 0},
+        {"jobs": 0},
         {"eval_every": 0},
-        {"lr_sgd": 0.0},
-        {"lr_sgd": -0.1},
-        {"lr_sgd": math.nan},
-        {"lr_sgd": math.inf},
-        {"lr_adam": 0.0},
-        {"lr_adam": math.nan},
+        {"lr_sgd": (0.0,)},
+        {"lr_sgd": (0.1, -0.1)},
+        {"lr_sgd": (math.nan,)},
+        {"lr_sgd": ()},
+        {"lr_adam": (math.inf,)},
         {"threshold": 0.0},
     ],
     ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()),
@@ -677,14 +771,29 @@ def test_validate_accepts_the_defaults() -> None:
     assert issubclass(TrainabilityError, ValueError)
 
 
+def test_units_put_the_long_ones_first() -> None:
+    cfg = TrainabilityConfig(depths=(2, 4, 8), train_depths=(2, 4), activations=("sigmoid",),
+                             variants=("plain", "cnn"))  # fmt: skip
+    got = units(cfg)
+    assert got[:6] == [(v, a, d, "signal") for v, a in (("plain", "sigmoid"), ("cnn", "tanh"))
+                       for d in (2, 4, 8)]  # fmt: skip
+    assert got[6:] == [("plain", "sigmoid", 4, "train"), ("cnn", "tanh", 4, "train"),
+                       ("plain", "sigmoid", 2, "train"), ("cnn", "tanh", 2, "train")]  # fmt: skip
+    assert units(replace(cfg, steps=0)) == got[:6]
+
+
 # --------------------------------------------------------------------------- a whole run
+
+
+SMALL = TrainabilityConfig(depths=(2, 4), train_depths=(2, 4), steps=6, eval_every=3, seeds=2,
+                           width=8, variants=("plain", "heads"), activations=("sigmoid", "tanh"),
+                           finetune_steps=3)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def small_run() -> dict[str, Any]:
-    cfg = TrainabilityConfig(depths=(2, 4), steps=5, variants=("plain", "heads"))
     progress: list[tuple[str, int, int]] = []
-    result = run_trainability(cfg, on_progress=lambda *a: progress.append(a))
+    result = run_trainability(SMALL, on_progress=lambda *a: progress.append(a))
     return {"result": result, "summary": result.summary(), "progress": progress}
 
 
@@ -692,34 +801,47 @@ def test_run_records(small_run: dict[str, Any]) -> None:
     summary = small_run["summary"]
     assert summary["complete"] is True
     assert summary["experiment"] == "trainability"
-    assert summary["config"]["depths"] == (2, 4)
-    assert sorted((r["variant"], r["depth"]) for r in summary["gradient_signal"]) == [
-        ("heads", 2), ("heads", 4), ("plain", 2), ("plain", 4)
-    ]  # fmt: skip
-    assert sorted((r["variant"], r["depth"], r["optimizer"]) for r in summary["training"]) == [
-        (v, d, o) for v in ("heads", "plain") for d in (2, 4) for o in ("adam", "sgd")
+    keys = [(r["variant"], r["activation"], r["depth"], r["seed"])
+            for r in summary["gradient_signal"]]  # fmt: skip
+    assert keys == [(v, a, d, s) for v in ("plain", "heads") for a in ("sigmoid", "tanh")
+                    for d in (2, 4) for s in (0, 1)]  # fmt: skip
+    assert [(r["variant"], r["activation"], r["depth"]) for r in summary["training"]] == [
+        (v, a, d) for v in ("plain", "heads") for a in ("sigmoid", "tanh") for d in (2, 4)
     ]
-    for r in summary["training"]:
-        assert [c["step"] for c in r["curve"]] == [0, 5]
-    # 4 gradient signals and 8 training runs, reported before each starts
+    deepest = [r for r in summary["training"] if r["finetune"]]
+    assert {(r["variant"], r["depth"]) for r in deepest} == {("plain", 4), ("heads", 4)}
+    assert [g["activation"] for g in summary["gates"]] == ["sigmoid", "tanh"]
     progress = small_run["progress"]
-    assert [(done, total) for _, done, total in progress] == [(i, 12) for i in range(12)]
+    assert [total for *_, total in progress] == [16] * len(progress)
+    assert sorted({done for _, done, _ in progress}) == list(range(17))
 
 
 def test_run_claims_only_what_its_variants_allow(small_run: dict[str, Any]) -> None:
     claims = small_run["summary"]["claims"]
-    # P1c needs residual, P2 the CNNs
-    assert [c["id"] for c in claims] == ["P1a", "P1a-top"]
+    # P1c needs residual, P2 the CNNs; the glorot and relu claims their activations
+    assert [c["id"] for c in claims] == ["P1a", "P1a-deep", "P1a-tanh"]
     for c in claims:
         assert c["verdict"] in {"confirmed", "refuted", "inconclusive"}
         assert c["depth"] == 4 and c["reason"]
+
+
+def test_workers_give_the_same_numbers() -> None:
+    """Two worker processes and one: the same records (every unit is seeded)."""
+    cfg = TrainabilityConfig(depths=(2, 3), train_depths=(3,), steps=4, eval_every=2, seeds=1,
+                             width=8, variants=("plain", "ugcnn"),
+                             activations=("sigmoid",))  # fmt: skip
+    one = run_trainability(cfg).summary()
+    two = run_trainability(replace(cfg, jobs=2)).summary()
+    assert one["gradient_signal"] == two["gradient_signal"]
+    assert one["training"] == two["training"]
+    assert two["environment"]["jobs"] == 2
 
 
 def test_run_leaves_torch_threads_as_it_found_them() -> None:
     torch.set_num_threads(2)
     try:
         summary = run_trainability(
-            TrainabilityConfig(depths=(2,), steps=0, variants=("cnn", "ugcnn"))
+            TrainabilityConfig(depths=(2,), steps=0, variants=("cnn", "ugcnn"), seeds=1)
         ).summary()
         assert summary["environment"]["threads"] == 1  # it ran with one
         assert torch.get_num_threads() == 2  # and put the caller's count back
@@ -728,9 +850,9 @@ def test_run_leaves_torch_threads_as_it_found_them() -> None:
 
 
 def test_run_without_training() -> None:
-    cfg = TrainabilityConfig(depths=(2,), steps=0, variants=("cnn", "ugcnn"))
+    cfg = TrainabilityConfig(depths=(2,), steps=0, variants=("cnn", "ugcnn"), seeds=1)
     summary = run_trainability(cfg).summary()
-    assert summary["training"] == []
+    assert summary["training"] == [] and summary["gates"] == []
     assert [c["id"] for c in summary["claims"]] == ["P2"]
 
 
@@ -740,24 +862,39 @@ def test_write_files(small_run: dict[str, Any], tmp_path: Path) -> None:
     written = write_files(folder, summary)
     assert sorted(p.name for p in written) == sorted(TABLES + PLOTS)
     assert sorted(p.name for p in folder.iterdir()) == sorted(TABLES + PLOTS)  # no temp files
-    for name in TABLES + PLOTS:
-        assert (folder / name).stat().st_size > 0, name
     for name in PLOTS:
         assert (folder / name).read_bytes()[:8] == PNG_MAGIC, name
     assert json.loads((folder / "summary.json").read_text(encoding="utf-8")) == json.loads(
         to_json(summary)
     )
     signal_csv = (folder / "gradient_signal.csv").read_text(encoding="utf-8").splitlines()
-    assert signal_csv[0].split(",") == [
-        "variant", "depth", "first_layer_grad_norm", "last_layer_grad_norm", "ratio"
-    ]  # fmt: skip
-    assert len(signal_csv) == 1 + 4
+    assert signal_csv[0].split(",")[:4] == ["variant", "activation", "depth", "seed"]
+    assert len(signal_csv) == 1 + 16
     training_csv = (folder / "training.csv").read_text(encoding="utf-8").splitlines()
     header = training_csv[0].split(",")
-    for column in ("variant", "depth", "optimizer", "final_loss", "steps_to_threshold"):
+    for column in ("variant", "activation", "depth", "seed", "lr", "final_loss",
+                   "deep_head_loss", "finetune_loss"):  # fmt: skip
         assert column in header
     assert "curve" not in header
-    assert len(training_csv) == 1 + 8
+    assert len(training_csv) == 1 + 8 * 2  # a row per record and seed
+    table = (folder / "activations.csv").read_text(encoding="utf-8").splitlines()
+    assert table[0] == "activation,variant,ratio_L2,ratio_L4,loss_L2,loss_L4"
+    assert len(table) == 1 + 4
+
+
+def test_table_rows_by_hand(small_run: dict[str, Any]) -> None:
+    summary = small_run["summary"]
+    rows = training_rows(summary["training"])
+    r0 = summary["training"][0]
+    assert rows[1]["final_loss"] == r0["final_loss"][1] and rows[1]["seed"] == 1
+    (plain_sigmoid, *_) = activation_rows(summary)
+    key = ("plain", "sigmoid", 4)
+    ratios = [r["ratio"] for r in summary["gradient_signal"]
+              if (r["variant"], r["activation"], r["depth"]) == key]  # fmt: skip
+    assert plain_sigmoid["ratio_L4"] == pytest.approx(sum(ratios) / 2)  # two seeds: the mean
+    assert plain_sigmoid["loss_L2"] == pytest.approx(
+        sum(r0["final_loss"]) / 2 / r0["target_variance"]
+    )
 
 
 def test_write_files_without_plots(small_run: dict[str, Any], tmp_path: Path) -> None:
@@ -766,25 +903,25 @@ def test_write_files_without_plots(small_run: dict[str, Any], tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(TABLES)
 
 
-@pytest.mark.parametrize("variant", ["plain", "heads", "residual", "cnn", "ugcnn"])
+@pytest.mark.parametrize("variant", ["plain", "heads", "residual", "cnn", "rescnn", "ugcnn"])
 def test_a_run_is_reproducible_from_its_seed(variant: str) -> None:
-    cfg = TrainabilityConfig(depths=(3,), steps=6, eval_every=3, width=8, in_dim=4)
+    cfg = TrainabilityConfig(depths=(3,), steps=6, eval_every=3, width=8, in_dim=4, seeds=1)
     assert gradient_signal(variant, 3, cfg) == gradient_signal(variant, 3, cfg)
     assert train(variant, 3, "adam", cfg) == train(variant, 3, "adam", cfg)
-    other = TrainabilityConfig(depths=(3,), steps=6, eval_every=3, width=8, in_dim=4, seed=1)
+    other = replace(cfg, seed=1)
     assert gradient_signal(variant, 3, cfg)["ratio"] != gradient_signal(variant, 3, other)["ratio"]
 
 
 def test_write_files_leaves_no_stale_plot_and_headers_on_empty_tables(tmp_path: Path) -> None:
-    cfg = TrainabilityConfig(depths=(2, 3), steps=2, eval_every=1, variants=("plain",))
+    cfg = TrainabilityConfig(depths=(2, 3), train_depths=(2, 3), steps=2, eval_every=1,
+                             variants=("plain",), seeds=1, activations=("sigmoid",))  # fmt: skip
     folder = tmp_path / "trainability"
     write_files(folder, run_trainability(cfg).summary())
-    assert (folder / "loss_curves.png").is_file() and (folder / "final_loss.png").is_file()
-    untrained = TrainabilityConfig(depths=(2, 3), steps=0, variants=("plain",))
-    written = write_files(folder, run_trainability(untrained).summary())
+    assert (folder / "loss_curves.png").is_file() and (folder / "profile.png").is_file()
+    written = write_files(folder, run_trainability(replace(cfg, steps=0)).summary())
     # the training plots of the earlier run are gone; the gradient plots are new
-    assert not (folder / "loss_curves.png").exists() and not (folder / "final_loss.png").exists()
+    assert not (folder / "loss_curves.png").exists() and not (folder / "profile.png").exists()
     assert (folder / "grad_ratio.png") in written
     header = (folder / "training.csv").read_text(encoding="utf-8").splitlines()
-    assert header[0].startswith("variant,depth,optimizer,final_loss")
+    assert header[0].startswith("variant,activation,depth,optimizer,seed")
     assert len(header) == 1  # no rows, but a header pandas can read

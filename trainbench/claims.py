@@ -32,14 +32,19 @@ SWEEP_METRICS = (
     "fwd_s", "bwd_s", "fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes",
     "peak_bytes", "bwd_bytes", "span_flops", "span_bytes",
 )  # fmt: skip
-TRAINABILITY_METRICS = ("gradient_ratio", "final_loss", "best_head_loss")
+TRAINABILITY_METRICS = ("gradient_ratio", "final_loss", "deep_head_loss")
+# the activations (and initialisations) a trainability claim may be judged under
+TRAINABILITY_ACTIVATIONS = ("sigmoid", "sigmoid-glorot", "tanh", "relu")
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 RUN_KEYS = {
     "sweep": {
         "min_size", "max_size", "control_max_size", "repeats", "min_time", "threads", "seed",
         "dtype", "device", "time_tolerance", "precision", "max_passes", "until",
     },
-    "trainability": {"depths", "steps", "seed", "threads", "lr_sgd", "lr_adam", "trained"},
+    "trainability": {
+        "depths", "steps", "seed", "threads", "lr_sgd", "lr_adam", "trained", "seeds",
+        "train_depths", "finetune_steps", "jobs", "activations",
+    },
 }  # fmt: skip
 _ORDER = re.compile(r"O\((?:1|(?P<sym>[A-Za-z])(?:(?:\^|\*\*)?(?P<exp>[0-9]+(?:\.[0-9]+)?))?)\)")
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
@@ -187,8 +192,10 @@ def _order(value: Any) -> tuple[float, str | None]:
 
 SETTING_WORDS = {
     "time_tolerance": "a number between 0 and 5",
-    "lr_sgd": "a positive number",
-    "lr_adam": "a positive number",
+    "lr_sgd": "a list of positive numbers",
+    "lr_adam": "a list of positive numbers",
+    "activations": f"a list of {', '.join(TRAINABILITY_ACTIVATIONS)}",
+    "train_depths": "a list of whole numbers from 1 to 4096",
     "dtype": "float32 or float64",
     "device": "auto, cpu or cuda",
     "until": "narrow or confirmed",
@@ -211,7 +218,14 @@ def _setting_ok(key: str, value: Any) -> bool:
     if key == "time_tolerance":
         return type(value) in (int, float) and 0 < value < 5
     if key in ("lr_sgd", "lr_adam"):
-        return type(value) in (int, float) and 0 < value < 1e3
+        return (
+            isinstance(value, list)
+            and bool(value)
+            and all(type(v) in (int, float) and 0 < v < 1e3 for v in value)
+        )
+    if key == "activations":
+        known = set(TRAINABILITY_ACTIVATIONS)
+        return isinstance(value, list) and bool(value) and set(value) <= known
     if key == "dtype":
         return value in ("float32", "float64")
     if key == "device":
@@ -220,13 +234,13 @@ def _setting_ok(key: str, value: Any) -> bool:
         return value in ("narrow", "confirmed")
     if key == "trained":
         return value in ("all", "claimed")
-    if key == "depths":
+    if key in ("depths", "train_depths"):
         return (
             isinstance(value, list)
             and bool(value)
             and all(type(d) is int and 1 <= d <= 4096 for d in value)
         )
-    low = 0 if key in ("threads", "seed", "steps") else 1
+    low = 0 if key in ("threads", "seed", "steps", "finetune_steps") else 1
     return type(value) is int and low <= value <= 2**32 - 1
 
 
@@ -298,6 +312,12 @@ def _claim(raw: Any, index: int, path: str, experiments: Mapping[str, Any]) -> C
             raise _fail(where, f"unknown baseline {baseline!r} (known: {', '.join(variants)})")
         if metrics[0] != "gradient_ratio":
             raise _fail(where, "a trainability claim's first metric must be 'gradient_ratio'")
+        unknown = sorted(set(options) - {"activation"})
+        if unknown:
+            raise _fail(where, f"unknown option {unknown[0]!r} (a trainability claim has "
+                               "'activation' only)")  # fmt: skip
+        if options.get("activation", "sigmoid") not in TRAINABILITY_ACTIVATIONS:
+            raise _fail(where, f"'activation' must be one of {', '.join(TRAINABILITY_ACTIVATIONS)}")
         return Claim(**common, baseline=baseline)
     if len(metrics) != 1:
         raise _fail(where, "a growth claim names one metric")

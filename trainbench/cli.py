@@ -888,8 +888,34 @@ def _owned(folder: Path) -> Iterator[None]:
         yield
 
 
-QUICK_DEPTHS = "2,8,32"
+QUICK_DEPTHS = "2,8,16"
+QUICK_TRAIN_DEPTHS = "2,8"
 DEFAULT_DEPTHS = "2,4,8,16,32,64"
+DEFAULT_TRAIN_DEPTHS = "2,16"
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names, each once, in order."""
+    return tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+
+
+def _rates(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise fail(f"{flag}: every rate must be a positive number, got {text!r}") from None
+    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
+        raise fail(f"{flag}: every rate must be a positive number, got {text!r}")
+    return tuple(dict.fromkeys(rates))
+
+
+def _cores() -> int:
+    """Worker processes by default: one per core this process may run on, at most 4."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 4))
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
@@ -909,15 +935,30 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 @app.command("trainability")
 def trainability(
     quick: Annotated[
-        bool, typer.Option("--quick", help=f"Depths {QUICK_DEPTHS}, 100 steps (under a minute).")
+        bool,
+        typer.Option("--quick", help=f"Depths {QUICK_DEPTHS} (trained at {QUICK_TRAIN_DEPTHS}), "
+                     "2000 steps, one seed, sigmoid only (under a minute)."),
     ] = False,
     depths: Annotated[
         str | None, typer.Option(help=f"Comma-separated depths (default {DEFAULT_DEPTHS}).")
     ] = None,
+    train_depths: Annotated[
+        str | None,
+        typer.Option(help=f"Comma-separated: the depths trained, of --depths (default: "
+                     f"{DEFAULT_TRAIN_DEPTHS} of the default depths, else every depth given; "
+                     "the others have their gradient signal measured)."),
+    ] = None,
     variants: Annotated[
         str,
-        typer.Option(help="Comma-separated: plain, heads, residual (MLPs), cnn, ugcnn (CNNs)."),
-    ] = "plain,heads,residual,cnn,ugcnn",
+        typer.Option(help="Comma-separated: plain, heads, residual (MLPs), cnn, rescnn, ugcnn "
+                     "(CNNs)."),
+    ] = "plain,heads,residual,cnn,rescnn,ugcnn",
+    activations: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated, the MLPs' activation and initialisation: sigmoid "
+                     "(unit gain), sigmoid-glorot (gain 4), tanh, relu (He); the CNNs use tanh "
+                     "(default: all four; --quick: sigmoid)."),
+    ] = None,
     trained: Annotated[
         str | None,
         typer.Option(
@@ -926,13 +967,31 @@ def trainability(
         ),
     ] = None,
     optimizers: Annotated[
-        str, typer.Option(help="Comma-separated: the optimizers each variant is trained with.")
-    ] = "sgd,adam",
+        str, typer.Option(help="Comma-separated: the optimizers each variant is trained with "
+                          "(sgd, adam).")
+    ] = "sgd",
     steps: Annotated[
-        int | None, typer.Option(help="Training steps per run (default 300; 0: no training).")
+        int | None, typer.Option(help="Training steps per run (default 3000; --quick 2000; "
+                                 "0: no training).")
     ] = None,
-    lr_sgd: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.1,
-    lr_adam: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    seeds: Annotated[
+        int | None, typer.Option(help="Seeds per configuration (default 3; --quick 1).")
+    ] = None,
+    finetune_steps: Annotated[
+        int | None,
+        typer.Option(help="Steps on the top head's loss alone after training, at the deepest "
+                     "trained depth (default 500; --quick 0)."),
+    ] = None,
+    lr_sgd: Annotated[
+        str, typer.Option(help="Comma-separated SGD learning rates, the grid a rate is chosen "
+                          "from per variant.")
+    ] = "0.01,0.03,0.1,0.3",
+    lr_adam: Annotated[
+        str, typer.Option(help="Comma-separated Adam learning rates (the grid).")
+    ] = "0.0003,0.001,0.003",
+    jobs: Annotated[
+        int | None, typer.Option(help="Worker processes (default: one per core, at most 4).")
+    ] = None,
     threads: Threads = 0,
     seed: Seed = 0,
     out: Annotated[
@@ -949,26 +1008,40 @@ def trainability(
         run_trainability,
     )
 
+    # the default depths train at their default subset; depths given are trained, all of them
+    trained_at: tuple[int, ...] | None = None
+    if train_depths is not None:
+        trained_at = _int_list(train_depths, "--train-depths")
+    elif depths is None:
+        default = QUICK_TRAIN_DEPTHS if quick else DEFAULT_TRAIN_DEPTHS
+        trained_at = _int_list(default, "--train-depths")
     if depths is None:
         depths = QUICK_DEPTHS if quick else DEFAULT_DEPTHS
     depth_list = _int_list(depths, "--depths")
-    names = tuple(dict.fromkeys(v.strip() for v in variants.split(",") if v.strip()))
-    trained_names = (
-        tuple(dict.fromkeys(v.strip() for v in trained.split(",") if v.strip()))
-        if trained is not None else None
-    )  # fmt: skip
     if steps is not None and not 0 <= steps <= MAX_STEPS:
         raise fail(f"--steps must be from 0 to {MAX_STEPS}, got {steps}")
+    if finetune_steps is not None and not 0 <= finetune_steps <= MAX_STEPS:
+        raise fail(f"--finetune-steps must be from 0 to {MAX_STEPS}, got {finetune_steps}")
+    if seeds is not None and not 1 <= seeds <= 100:
+        raise fail(f"--seeds must be from 1 to 100, got {seeds}")
+    if jobs is not None and not 1 <= jobs <= 64:
+        raise fail(f"--jobs must be from 1 to 64, got {jobs}")
+    default_acts = "sigmoid" if quick else "sigmoid,sigmoid-glorot,tanh,relu"
     cfg = TrainabilityConfig(
         depths=depth_list,
-        variants=names,
-        steps=steps if steps is not None else (100 if quick else 300),
-        lr_sgd=lr_sgd,
-        lr_adam=lr_adam,
+        train_depths=trained_at,
+        variants=_names(variants),
+        activations=_names(activations if activations is not None else default_acts),
+        steps=steps if steps is not None else (2000 if quick else 3000),
+        seeds=seeds if seeds is not None else (1 if quick else 3),
+        finetune_steps=finetune_steps if finetune_steps is not None else (0 if quick else 500),
+        lr_sgd=_rates(lr_sgd, "--lr-sgd"),
+        lr_adam=_rates(lr_adam, "--lr-adam"),
         seed=seed,
         threads=threads,
-        trained=trained_names,
-        optimizers=tuple(dict.fromkeys(o.strip() for o in optimizers.split(",") if o.strip())),
+        jobs=jobs if jobs is not None else _cores(),
+        trained=_names(trained) if trained is not None else None,
+        optimizers=_names(optimizers),
     )
     try:
         cfg.validate()

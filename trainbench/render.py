@@ -196,54 +196,95 @@ def _g(x: float | None) -> str:
     return "—" if x is None else f"{x:.3g}"
 
 
+def _table(title: str, columns: Sequence[str]) -> Table:
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i < 2 else "right")
+    return t
+
+
 def trainability_tables(summary: Mapping[str, Any]) -> list[Table]:
-    """The gradient ratio per variant and depth; the final losses per optimizer."""
-    signal = summary["gradient_signal"]
+    """The gradient ratio per activation, variant and depth; the final losses (every
+    optimizer), the sanity gates, deep supervision's checks."""
+    from trainbench.trainability_judge import median
+    from trainbench.trainability_report import _ratios
+
+    signal, training = summary["gradient_signal"], summary["training"]
     depths = sorted({r["depth"] for r in signal})
-    variants = list(dict.fromkeys(r["variant"] for r in signal))
-    t1 = Table(
-        title="gradient signal at initialisation: ‖∂Loss/∂W_1‖ / ‖∂Loss/∂W_L‖",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
+    keys = list(dict.fromkeys((r["activation"], r["variant"]) for r in signal))
+    t1 = _table(
+        "gradient signal at initialisation: ‖∂Loss/∂W_1‖ / ‖∂Loss/∂W_L‖ (median of seeds)",
+        ["activation", "variant", *(f"L = {d}" for d in depths)],
     )
-    t1.add_column("variant")
-    for d in depths:
-        t1.add_column(f"L = {d}", justify="right")
-    for v in variants:
-        by_depth = {r["depth"]: r["ratio"] for r in signal if r["variant"] == v}
-        t1.add_row(v, *(_g(by_depth.get(d)) for d in depths))
+    for act, v in keys:
+        t1.add_row(act, v, *(_g(median(r) if r else None)
+                             for r in (_ratios(signal, act, v, d) for d in depths)))  # fmt: skip
     tables = [t1]
-    training = summary["training"]
-    if training:
-        t2 = Table(
-            title="training: held-out MSE of the top prediction after the last step "
-            "(steps to reach the threshold)",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
+    if not training:
+        return tables
+    trained = sorted({r["depth"] for r in training})
+    t2 = _table(
+        "training: the top prediction's held-out MSE / var(y) after the last step, median "
+        "(range) of seeds, and the learning rate chosen",
+        ["activation", "variant", "optimizer", *(f"L = {d}" for d in trained)],
+    )
+    t2.columns[2].justify = "left"
+    for act, v in keys:
+        for opt in dict.fromkeys(r["optimizer"] for r in training):
+            cells = []
+            for d in trained:
+                r = next((r for r in training if (r["activation"], r["variant"], r["optimizer"],
+                          r["depth"]) == (act, v, opt, d)), None)  # fmt: skip
+                if r is None:
+                    cells.append("")
+                else:
+                    cells.append(f"{_seeds(r['final_loss'], r['target_variance'])} ({r['lr']:g})")
+            if any(cells):
+                t2.add_row(act, v, opt, *cells)
+    tables.append(t2)
+    gates = summary.get("gates") or []
+    if gates:
+        t3 = _table(
+            "sanity gate: the baseline trains at the smallest depth",
+            ["family", "activation", "optimizer", "baseline", "reached", "gate"],
         )
-        t2.add_column("variant")
-        t2.add_column("optimizer")
-        for d in depths:
-            t2.add_column(f"L = {d}", justify="right")
-        for v in variants:
-            for opt in dict.fromkeys(r["optimizer"] for r in training):
-                cells = []
-                for d in depths:
-                    r = next(
-                        (r for r in training
-                         if (r["variant"], r["optimizer"], r["depth"]) == (v, opt, d)),
-                        None,
-                    )  # fmt: skip
-                    if r is None:
-                        cells.append("")
-                    elif r["final_loss"] is None:
-                        cells.append("diverged")
-                    else:
-                        reached = r["steps_to_threshold"]
-                        cells.append(_g(r["final_loss"]) + (f" ({reached})" if reached else ""))
-                t2.add_row(v, opt, *cells)
-        tables.append(t2)
+        for g in gates:
+            mark = {True: "passed", False: "FAILED", None: "not trained"}[g["passed"]]
+            reached = f"L = {g['depth']}: {_g(g.get('loss'))}" if "depth" in g else ""
+            t3.add_row(g["family"], g["activation"], g["optimizer"], g["baseline"], reached,
+                       f"≤ {g['limit']:g}: {mark}")  # fmt: skip
+        tables.append(t3)
+    tuned = [r for r in training if r.get("finetune")]
+    if tuned:
+        t4 = _table(
+            "deep supervision at the deepest trained depth: the top head's loss / var(y) after "
+            "the heads are dropped and training goes on on the top head alone, against the "
+            "plain net trained as many steps; the first/last gradient ratio of the top head's "
+            "loss after training",
+            ["activation", "variant", "steps", "top head after", "top-loss ratio"],
+        )
+        for r in tuned:
+            ft = r["finetune"]
+            t4.add_row(r["activation"], r["variant"], f"{r['steps']} + {ft['steps']}",
+                       _seeds(ft["final_loss"], r["target_variance"]),
+                       " ".join(_g(x) for x in r["trained_ratio"]))  # fmt: skip
+        tables.append(t4)
     return tables
+
+
+def _seeds(values: Sequence[float | None], variance: float) -> str:
+    """The median [min–max] of a loss over seeds, as a fraction of the variance."""
+    from trainbench.trainability_judge import median
+
+    rel = [None if v is None else v / variance for v in values]
+    if len(rel) == 1:
+        return "diverged" if rel[0] is None else _g(rel[0])
+    fin = [v for v in rel if v is not None]
+    med = median(rel)
+    head = "diverged" if med == float("inf") else _g(med)
+    span = f"{_g(min(fin))}–{_g(max(fin))}" if fin else "diverged"
+    lost = len(rel) - len(fin)
+    return f"{head} ({span}{f', {lost} diverged' if lost else ''})"
 
 
 def verdict_table(rows: Sequence[Mapping[str, Any]], title: str = "verdicts") -> Table:

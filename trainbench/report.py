@@ -160,7 +160,8 @@ def reproduce_command(summary: dict[str, Any]) -> str:
 
     options = cfg.get("options") or {}
     if exp == "trainability":
-        for key in ("depths", "variants", "trained", "optimizers", "steps", "lr_sgd", "lr_adam"):
+        for key in ("depths", "train_depths", "variants", "activations", "trained", "optimizers",
+                    "steps", "seeds", "finetune_steps", "lr_sgd", "lr_adam"):  # fmt: skip
             add(key.replace("_", "-"), cfg.get(key))
     elif exp not in SIZE and ("target" in options or "targets" in options):  # sweep TARGET
         targets = options.get("targets") or [options["target"]]

@@ -307,7 +307,7 @@ FIELDS: dict[str, dict[str, str]] = {
     "top": {"experiment": _STR, "run": _STR + "?", "complete": _BOOL + "?", "notes": _LIST + "?",
             "failed_points": _LIST + "?", "schedule": _OBJ + "?", "baseline": _OBJ + "?",
             "points": _LIST + "?", "gradient_signal": _LIST + "?", "training": _LIST + "?",
-            "files": _OBJ + "?", "modules": _LIST + "?"},
+            "files": _OBJ + "?", "modules": _LIST + "?", "gates": _LIST + "?"},
     "claims": {"id": _STR, "problem": _STR + "?", "statement": _STR + "?", "variant": _STR + "?",
                "metric": _STR + "?", "metrics": _LIST + "?", "expected": _STR + "?",
                "expected_exponent": _NUM + "?", "expected_class": _STR + "?",
@@ -319,8 +319,9 @@ FIELDS: dict[str, dict[str, str]] = {
                "poly_coefficients": _LIST + "?",
                "crossings": _LIST + "?", "fit_sizes": _LIST + "?", "noisy_points": _NUM + "?",
                "baseline": _STR + "?", "ratio": _NUM + "?", "baseline_ratio": _NUM + "?",
-               "final_loss": _NUM + "?", "baseline_final_loss": _NUM + "?",
-               "loss_metric": _STR + "?", "depth": _NUM + "?", "judged_on": _STR + "?"},
+               "final_loss": _LIST + "?", "baseline_final_loss": _LIST + "?",
+               "loss_metric": _STR + "?", "depth": _NUM + "?", "judged_on": _STR + "?",
+               "activation": _STR + "?", "train_depth": _NUM + "?", "gate": _OBJ + "?"},
     "fits": {"variant": _STR, "metric": _STR, "exponent": _NUM + "?", "ci_low": _NUM + "?",
              "ci_high": _NUM + "?", "best_class": _STR + "?", "n_sizes": _NUM + "?",
              "size_range": _NUM + "?", "fit_from": _NUM + "?", "exact": _BOOL + "?",
@@ -337,13 +338,20 @@ FIELDS: dict[str, dict[str, str]] = {
                     "torch_version": _STR + "?", "threads": _NUM + "?", "dtype": _STR + "?",
                     "timestamp": _STR + "?", "caches": _LIST + "?"},
     "failed_points": {"variant": _STR, "size": _NUM, "phase": _STR + "?", "reason": _STR + "?"},
-    "gradient_signal": {"variant": _STR, "depth": _NUM, "ratio": _NUM + "?",
+    "gates": {"family": _STR, "baseline": _STR, "activation": _STR, "optimizer": _STR,
+              "passed": _BOOL + "?", "loss": _NUM + "?", "depth": _NUM + "?"},
+    "gradient_signal": {"variant": _STR, "activation": _STR, "depth": _NUM, "seed": _NUM,
+                        "ratio": _NUM + "?", "top_only_ratio": _NUM + "?",
                         "layer_grad_norms": _LIST + "?", "first_layer_grad_norm": _NUM + "?",
                         "last_layer_grad_norm": _NUM + "?"},
-    "training": {"variant": _STR, "depth": _NUM, "optimizer": _STR, "final_loss": _NUM + "?",
-                 "initial_loss": _NUM + "?", "best_head_loss": _NUM + "?",
-                 "target_variance": _NUM + "?", "threshold": _NUM + "?",
-                 "steps_to_threshold": _NUM + "?", "diverged": _BOOL + "?", "curve": _LIST + "?"},
+    # per seed: the lists; "finetune" an object or null
+    "training": {"variant": _STR, "activation": _STR, "depth": _NUM, "optimizer": _STR,
+                 "steps": _NUM, "seeds": _LIST, "lr": _NUM, "lr_grid": _LIST,
+                 "lr_scores": _LIST, "final_loss": _LIST, "initial_loss": _LIST,
+                 "head_losses": _LIST, "deepest_head": _LIST, "deep_head_loss": _LIST,
+                 "target_variance": _NUM, "threshold": _NUM, "steps_to_threshold": _LIST,
+                 "diverged": _LIST, "trained_ratio": _LIST, "curve": _LIST, "profile": _LIST,
+                 "finetune": _OBJ + "?"},
 }  # fmt: skip
 _KINDS = {_NUM: "a number", _STR: "text", _BOOL: "true or false", _LIST: "a list",
           _OBJ: "an object"}  # fmt: skip
@@ -381,7 +389,7 @@ def check_fields(path: Path, summary: Mapping[str, Any]) -> None:
     for section in ("config", "environment"):
         if isinstance(summary.get(section), dict):
             check(summary[section], section, f"{section}.")
-    for section in ("claims", "fits", "failed_points", "gradient_signal", "training"):
+    for section in ("claims", "fits", "failed_points", "gradient_signal", "training", "gates"):
         for i, entry in enumerate(summary.get(section) or []):
             if not isinstance(entry, dict):
                 raise _field_error(path, f"{section}[{i}]", entry, _OBJ)

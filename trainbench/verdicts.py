@@ -11,8 +11,8 @@ from typing import Any
 from trainbench.results import METRIC_LABELS
 
 # a trainability claim's training loss, in words
-LOSS_WORDS = {"final_loss": "top prediction's loss", "best_head_loss": "best head's loss"}
-LEARNER = {"final_loss": "top prediction", "best_head_loss": "best head"}
+LOSS_WORDS = {"final_loss": "top prediction's loss", "deep_head_loss": "deep heads' best loss"}
+LEARNER = {"final_loss": "top prediction", "deep_head_loss": "best head at depth ≥ L/2"}
 ROW_KEYS = (
     "id", "problem", "statement", "run", "expected", "measured", "class", "verdict", "expect",
     "as_expected", "control", "reason", "partial",
@@ -25,12 +25,16 @@ def _measured(claim: Mapping[str, Any]) -> str:
     if claim.get("ratio") is not None:
         baseline = claim.get("baseline", "baseline")
         text = f"ratio {claim['ratio']:.2g} ({baseline}: {claim.get('baseline_ratio') or 0:.2g})"
-        if claim.get("loss_metric") and claim.get("final_loss") is not None:
-            b = claim.get("baseline_final_loss")
-            text += f"; {LOSS_WORDS.get(claim['loss_metric'], 'loss')} {claim['final_loss']:.2g}"
-            text += f" ({baseline}: {b:.2g})" if b is not None else ""
         if claim.get("depth") is not None:
             text += f" at L = {claim['depth']}"
+        if claim.get("loss_metric") and claim.get("final_loss") is not None:
+            # per seed, as fractions of the targets' variance where the record has it
+            var = claim.get("target_variance") or 1.0
+            text += (f"; {LOSS_WORDS.get(claim['loss_metric'], 'loss')} "
+                     f"{_losses(claim['final_loss'], var)} ({baseline}: "
+                     f"{_losses(claim.get('baseline_final_loss'), var)})")  # fmt: skip
+            if claim.get("train_depth") is not None:
+                text += f" at L = {claim['train_depth']}"
         return text
     if claim.get("exponent") is None:
         return "—"
@@ -39,6 +43,14 @@ def _measured(claim: Mapping[str, Any]) -> str:
     lo, hi = claim.get("ci_low"), claim.get("ci_high")
     interval = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
     return f"k = {claim['exponent']:.2f}{interval}"
+
+
+def _losses(values: Any, variance: float) -> str:
+    """Losses per seed (a list; one number in older records) as "0.04, 0.03" (None: diverged)."""
+    if values is None:
+        return "—"
+    items = values if isinstance(values, list) else [values]
+    return ", ".join("diverged" if v is None else f"{v / variance:.2g}" for v in items)
 
 
 def _control(claim: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> str:

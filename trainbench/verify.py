@@ -31,10 +31,12 @@ FALLBACK = {
 }
 # trained = "claimed": only the variants (and baselines) of claims judged on a training
 # loss are trained, with the optimizer the claims are judged on; the others have their
-# gradient signal measured. "all": every variant, with every optimizer.
+# gradient signal measured. "all": every variant. Both train with the optimizer the claims
+# are judged on (SGD).
 TRAINABILITY_FALLBACK = {
-    "thorough": {"depths": [2, 4, 8, 16, 32, 64], "steps": 300, "trained": "all"},
-    "quick": {"depths": [2, 8, 32], "steps": 100, "trained": "claimed"},
+    "thorough": {"depths": [2, 4, 8, 16, 32, 64], "steps": 3000, "trained": "all"},
+    "quick": {"depths": [2, 8, 16], "train_depths": [2, 8], "steps": 2000, "seeds": 1,
+              "finetune_steps": 0, "activations": ["sigmoid"], "trained": "claimed"},
 }
 
 
@@ -103,7 +105,9 @@ def plan_runs(claim_set: ClaimSet, quick: bool) -> list[RunPlan]:
     mode = "quick" if quick else "thorough"
     groups: dict[tuple[str, str], list[Claim]] = {}
     for c in claim_set.claims:
-        key = (c.experiment, json.dumps(dict(c.options), sort_keys=True))
+        # one trainability run measures every activation its claims name
+        options = {} if c.experiment == "trainability" else dict(c.options)
+        key = (c.experiment, json.dumps(options, sort_keys=True))
         groups.setdefault(key, []).append(c)
     plans = []
     for (experiment, options), claims in groups.items():
@@ -112,6 +116,12 @@ def plan_runs(claim_set: ClaimSet, quick: bool) -> list[RunPlan]:
         plan = RunPlan(experiment, json.loads(options), tuple(claims), {})
         if plan.folder != experiment:  # a run's own sizes, over its experiment's
             settings |= dict(claim_set.runs.get(plan.folder, {}).get(mode, {}))
+        if experiment == "trainability" and "activations" in settings:
+            # a run that names its activations (the quick one) judges their claims only
+            claims = [
+                c for c in claims
+                if c.options.get("activation", "sigmoid") in settings["activations"]
+            ]
         widened = settings.pop("time_tolerance", None)
         if widened is not None:
             claims = [widen(c, widened) for c in claims]
@@ -155,20 +165,36 @@ def sweep_config(plan: RunPlan) -> Any:
 
 
 def trainability_config(plan: RunPlan) -> Any:
-    from trainbench.trainability import JUDGED_OPTIMIZER, OPTIMIZERS, VARIANTS, TrainabilityConfig
+    from trainbench.trainability import (
+        ACTIVATIONS,
+        JUDGED_OPTIMIZER,
+        MLP_VARIANTS,
+        VARIANTS,
+        TrainabilityConfig,
+    )
+    from trainbench.trainability_judge import activation_of
 
     wanted = {c.variant for c in plan.claims} | {c.baseline for c in plan.claims if c.baseline}
     settings = dict(plan.settings)
-    trained, optimizers = None, OPTIMIZERS
+    trained = None
     if settings.pop("trained", "all") == "claimed":  # what the claims are judged on only
         losses = [c for c in plan.claims if set(c.metrics) - {"gradient_ratio"}]
         named = {c.variant for c in losses} | {c.baseline for c in losses if c.baseline}
-        trained, optimizers = tuple(v for v in VARIANTS if v in named), (JUDGED_OPTIMIZER,)
+        trained = tuple(v for v in VARIANTS if v in named)
+    else:  # every variant, those no claim names beside the others (the residual CNN)
+        wanted = set(VARIANTS)
+    # the MLPs' activations (the CNNs use tanh whatever the claim)
+    acts = {activation_of(c.variant, c.options) for c in plan.claims if c.variant in MLP_VARIANTS}
+    settings.pop("activations", None)
+    for key in ("train_depths", "lr_sgd", "lr_adam"):
+        if key in settings:
+            settings[key] = tuple(settings[key])
     return TrainabilityConfig(
         depths=tuple(int(d) for d in settings.pop("depths")),
         variants=tuple(v for v in VARIANTS if v in wanted),
         trained=trained,
-        optimizers=optimizers,
+        optimizers=(JUDGED_OPTIMIZER,),
+        activations=tuple(a for a in ACTIVATIONS if a in acts) or ("sigmoid",),
         **settings,
     )
 

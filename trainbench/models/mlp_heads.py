@@ -45,9 +45,10 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 IMPLEMENTATIONS = ("einsum", "fused")
 
 
-def scaled_weight(rows: int, cols: int) -> nn.Parameter:
-    """A [rows, cols] weight drawn from N(0, 1/cols): unit gain for unit-variance inputs."""
-    return nn.Parameter(torch.randn(rows, cols) / math.sqrt(cols))
+def scaled_weight(rows: int, cols: int, gain: float = 1.0) -> nn.Parameter:
+    """A [rows, cols] weight drawn from N(0, gain²/cols): ``gain`` 1 is unit gain for
+    unit-variance inputs."""
+    return nn.Parameter(torch.randn(rows, cols) * (gain / math.sqrt(cols)))
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class MLPHeadsConfig:
     in_dim: int = 32  # size of K
     activation: str = "sigmoid"  # σ
     impl: str = "einsum"
+    gain: float = 1.0  # W^{h,h}_ℓ ~ N(0, gain²/fan_in)
 
 
 class MLPHeads(nn.Module):
@@ -72,7 +74,7 @@ class MLPHeads(nn.Module):
         self.sigma = ACTIVATIONS[cfg.activation]
         fan_in = [cfg.in_dim] + [cfg.width] * (cfg.depth - 1)
         # W^{h,h}_ℓ[i,I]: stored in the problem's index order (row i, column I).
-        self.W_hh = nn.ParameterList(scaled_weight(cfg.width, d) for d in fan_in)
+        self.W_hh = nn.ParameterList(scaled_weight(cfg.width, d, cfg.gain) for d in fan_in)
         # B^{h,h}_ℓ[i]
         self.B_hh = nn.ParameterList(nn.Parameter(torch.zeros(cfg.width)) for _ in range(cfg.depth))
         # W^{h,p}_ℓ[I]
@@ -90,9 +92,9 @@ class MLPHeads(nn.Module):
         """The top head's prediction ŷ_L[b]."""
         if self.cfg.impl == "fused":
             raise NotImplementedError("predict() is the einsum form")
-        return self._predictions(x)[-1]
+        return self.predictions(x)[-1]
 
-    def _predictions(self, x: Tensor) -> list[Tensor]:
+    def predictions(self, x: Tensor) -> list[Tensor]:
         """x[b,K] -> ŷ_1[b] .. ŷ_L[b] (the einsum form)."""
         sigma = self.sigma
         # h_0[b,i] = x[b,i]
@@ -110,7 +112,7 @@ class MLPHeads(nn.Module):
         if self.cfg.impl == "fused":
             return self._forward_fused(x, y)
         # loss head ℓ: Σ_b (y[b] - ŷ_ℓ[b])²
-        return [((y - y_hat) ** 2).sum() for y_hat in self._predictions(x)]
+        return [((y - y_hat) ** 2).sum() for y_hat in self.predictions(x)]
 
     def _forward_fused(self, x: Tensor, y: Tensor) -> list[Tensor]:
         """The same equations with the bias fused into the product: addmm(-B, h, Wᵀ)."""

@@ -51,7 +51,12 @@ class PlainMLP(nn.Module):
     """Problem 1's MLP with one loss head, at the top: the baseline of Problem 1a."""
 
     def __init__(
-        self, depth: int, width: int = 64, in_dim: int = 16, activation: str = "sigmoid"
+        self,
+        depth: int,
+        width: int = 64,
+        in_dim: int = 16,
+        activation: str = "sigmoid",
+        gain: float = 1.0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -59,7 +64,7 @@ class PlainMLP(nn.Module):
         self.sigma = ACTIVATIONS[activation]
         fan_in = [in_dim] + [width] * (depth - 1)
         # W^{h,h}_ℓ[i,I], B^{h,h}_ℓ[i]
-        self.W_hh = nn.ParameterList(scaled_weight(width, d) for d in fan_in)
+        self.W_hh = nn.ParameterList(scaled_weight(width, d, gain) for d in fan_in)
         self.B_hh = nn.ParameterList(nn.Parameter(torch.zeros(width)) for _ in range(depth))
         # W^{h,p}[I], B^{h,y}
         self.W_hp = nn.Parameter(torch.randn(width) / math.sqrt(width))
@@ -67,6 +72,10 @@ class PlainMLP(nn.Module):
 
     def layer_weights(self) -> list[Tensor]:
         return list(self.W_hh)
+
+    def predictions(self, x: Tensor) -> list[Tensor]:
+        """The one prediction, the top's (the form of MLPHeads.predictions)."""
+        return [self.predict(x)]
 
     def predict(self, x: Tensor) -> Tensor:
         # h_0[b,i] = x[b,i]
@@ -86,11 +95,16 @@ class ResidualMLP(PlainMLP):
     """Problem 1c: h_{ℓ+1} = h_ℓ + σ(W h_ℓ - B) - σ(0), after a projection of x to the width."""
 
     def __init__(
-        self, depth: int, width: int = 64, in_dim: int = 16, activation: str = "sigmoid"
+        self,
+        depth: int,
+        width: int = 64,
+        in_dim: int = 16,
+        activation: str = "sigmoid",
+        gain: float = 1.0,
     ) -> None:
-        super().__init__(depth, width, in_dim, activation)
+        super().__init__(depth, width, in_dim, activation, gain)
         # every layer maps the width to itself; the projection W^{x,h}[i,K] comes first
-        self.W_hh = nn.ParameterList(scaled_weight(width, width) for _ in range(depth))
+        self.W_hh = nn.ParameterList(scaled_weight(width, width, gain) for _ in range(depth))
         self.W_xh = scaled_weight(width, in_dim)
 
     def predict(self, x: Tensor) -> Tensor:

@@ -25,7 +25,8 @@ minimises (one backward) or back-propagates each on its own (the O(T²) control)
 
 The cells (``--cell``), each an explicit loop over t:
 
-* ``ugrnn``           Problems 2, 3, 5: update gate G, update R.
+* ``ugrnn``           Problem 4's cell (the template of Problems 2, 3 and 5): update
+                      gate G, update R.
 * ``ugrnn2``          Problem 3: a second gate G^R mixes the inputs to tanh.
 * ``gru``             Problem 5: Olah's / Cho et al.'s GRU (reset gate before W^{h,R}).
 * ``gru-torch``       the GRU of ``torch.nn.GRUCell`` (reset gate after W^{h,R}).

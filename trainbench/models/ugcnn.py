@@ -18,6 +18,11 @@ and the recurrent product by a convolution:
 
     L_{ℓ+1}[b,x,y,j] = σ(W_{ℓ+1}[Δx,Δy,j,J] L_ℓ[b,x+Δx,y+Δy,J] - B_{ℓ+1}[j])
 
+and its residual form (``residual=True``; Problem 1c's skip connection, a baseline for
+the gate):
+
+    L_{ℓ+1}[b,x,y,j] = L_ℓ[b,x,y,j] + σ(W_{ℓ+1}[Δx,Δy,j,J] L_ℓ[b,x+Δx,y+Δy,J] - B_{ℓ+1}[j]) - σ(0)
+
 A regression head reads a layer through the mean over pixels:
 
     ŷ_ℓ[b] = W^p_ℓ[J] (1/XY) Σ_{x,y} L_ℓ[b,x,y,J] - B^y_ℓ
@@ -85,8 +90,11 @@ class CNNStack(nn.Module):
         impl: str = "einsum",
         activation: str = "sigmoid",
         gate_bias: float = 2.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        if residual and gated:
+            raise ValueError("the residual form is of the plain CNN")
         if impl not in IMPLEMENTATIONS:
             raise ValueError(f"unknown implementation {impl!r}")
         if heads not in HEADS:
@@ -95,7 +103,7 @@ class CNNStack(nn.Module):
             raise ValueError(f"unknown activation {activation!r}")
         if kernel % 2 != 1:
             raise ValueError("the filter size must be odd (same padding)")
-        self.gated, self.heads, self.impl = gated, heads, impl
+        self.gated, self.heads, self.impl, self.residual = gated, heads, impl, residual
         self.sigma = ACTIVATIONS[activation]
         C, n_heads = channels, depth if heads == "every" else 1
         if gated:
@@ -124,6 +132,10 @@ class CNNStack(nn.Module):
         return [[w] for w in self.W]
 
     def layer(self, i: int, box: Tensor) -> Tensor:
+        if self.residual:
+            centre = float(self.sigma(torch.zeros(())))  # σ(0)
+            # L_{ℓ+1} = L_ℓ + σ(W_{ℓ+1}[Δx,Δy,j,J] L_ℓ[b,x+Δx,y+Δy,J] - B_{ℓ+1}[j]) - σ(0)
+            return box + (self.sigma(convolve(box, self.W[i], self.impl) - self.B[i]) - centre)
         if not self.gated:
             # L_{ℓ+1}[b,x,y,j] = σ(W_{ℓ+1}[Δx,Δy,j,J] L_ℓ[b,x+Δx,y+Δy,J] - B_{ℓ+1}[j])
             return self.sigma(convolve(box, self.W[i], self.impl) - self.B[i])
