@@ -511,7 +511,10 @@ def run_trainability(
             save(result)
 
     try:
-        if cfg.jobs == 1 or len(jobs) <= 1:
+        import multiprocessing
+
+        # (a daemonic process, a job of `verify --jobs`, may not start workers of its own)
+        if cfg.jobs == 1 or len(jobs) <= 1 or multiprocessing.current_process().daemon:
             for i, unit in enumerate(jobs):
                 if on_progress:
                     on_progress(_label(unit), i, total)

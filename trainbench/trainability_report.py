@@ -253,12 +253,7 @@ def _training_plots(
                        for c in r["curve"]]  # fmt: skip
                 _band(ax, steps, rel, color=COLORS.get(r["variant"]),
                       label=f"{r['variant']} (lr {r['lr']:g})")  # fmt: skip
-        log_scale(ax)
-        ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
-        ax.set_title(f"{act}, L = {deepest}", fontsize=9)
-        ax.set_xlabel("SGD step")
-        ax.grid(True, alpha=0.3)
-        _legend(ax)
+        _relative_axes(ax, log_scale, f"{act}, L = {deepest}", "SGD step")
     axes[0].set_ylabel(RELATIVE)
     fig.tight_layout()
     out.append(_save(fig, folder / "loss_curves.png"))
@@ -272,16 +267,21 @@ def _training_plots(
                    for r in rows]  # fmt: skip
             _band(ax, [r["depth"] for r in rows], rel, color=COLORS.get(v), marker="o", label=v)
         log_scale(ax, "x", base=2)
-        log_scale(ax)
-        ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
-        ax.set_title(f"{act}, after {steps_total} SGD steps", fontsize=9)
-        ax.set_xlabel("depth L")
-        ax.grid(True, alpha=0.3)
-        _legend(ax)
+        _relative_axes(ax, log_scale, f"{act}, after {steps_total} SGD steps", "depth L")
     axes[0].set_ylabel(RELATIVE)
     fig.tight_layout()
     out.append(_save(fig, folder / "final_loss.png"))
     return out
+
+
+def _relative_axes(ax: Any, log_scale: Any, title: str, xlabel: str) -> None:
+    """A panel of losses relative to the variance: log y, the variance's line at 1."""
+    log_scale(ax)
+    ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, alpha=0.3)
+    _legend(ax)
 
 
 def _save(fig: Any, path: Path) -> Path:
