@@ -158,7 +158,7 @@ def test_runs_tables() -> None:
     for name, modes in runs.items():
         assert set(modes) == {"thorough", "quick"}, name
     assert runs["rnn-lm"]["quick"]["max_size"] == 128
-    assert runs["rnn-lm-none"]["quick"]["max_size"] == 512  # its fit window beyond its L2 crossing
+    assert runs["rnn-lm-none"]["quick"]["max_size"] == 1024  # its fit window where it is flat
     assert runs["trainability"]["quick"]["depths"] == [2, 8, 16]
     assert runs["trainability"]["thorough"]["steps"] == 3000  # ten times the earlier 300
     for name in ("mlp-heads", "rnn-lm", "rnn-lm-none", "rnn-lm-ugrnn-x", "ugcnn"):

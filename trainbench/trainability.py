@@ -8,8 +8,9 @@ Two measurements per variant, activation and depth, each for several seeds:
    for the top head's loss alone.
 2. Training (:mod:`trainbench.ensemble`): ``steps`` steps of SGD (or Adam) on a
    generated regression task with a known teacher, a fresh batch each step, for every
-   learning rate of a small grid and every seed at once. The rate is chosen on a
-   validation batch (the median over seeds of the top prediction's loss); the test
+   learning rate of a small grid at once for the first seed. The rate is chosen on a
+   validation batch (the first seed's top prediction's loss) and the other seeds are
+   trained at it; the test
    batch, another one, gives every number reported: each head's loss, the top
    prediction's, the deepest head below ``threshold`` of the targets' variance (the
    profile, along the way), and the first/last gradient ratio after training. At the
@@ -353,7 +354,8 @@ def train(
         # the first seed's validation loss at every rate (None: diverged)
         "lr_scores": [None if math.isinf(v) else v for v in scores],
         # the rate chosen is the grid's smallest or largest: a wider grid might do better
-        "lr_at_edge": len(lrs) > 1 and chosen in (0, len(lrs) - 1),
+        "lr_at_edge": len(lrs) > 1 and chosen in (0, len(lrs) - 1)
+        and any(math.isfinite(v) for v in scores),
         "target_variance": variance,
         "threshold": threshold,
         "initial_loss": tops(curve[0]),
@@ -370,7 +372,8 @@ def train(
                   if p["test"][m][-1] is not None and p["test"][m][-1] <= threshold), None)
             for m in picked
         ],  # fmt: skip
-        "diverged": [bool(ms.diverged[m]) for m in picked],
+        # diverged in training, or left weights whose test loss is not finite
+        "diverged": [bool(ms.diverged[m]) or final[i][0] is None for i, m in enumerate(picked)],
         "trained_ratio": [
             None if ms.diverged[m] else top_only_ratio(ms.member(m), *_double(task.held_out))
             for m in picked
@@ -450,10 +453,18 @@ def units(cfg: TrainabilityConfig) -> list[Unit]:
 
 def measure_unit(unit: Unit, cfg: TrainabilityConfig) -> dict[str, list[dict[str, Any]]]:
     """A unit's records: {"gradient_signal": [...], "training": [...]} (one of them empty)."""
+    # a vanishing gradient is a stream of subnormal floats, five times slower on a CPU:
+    # flushed to zero while the unit runs (then back to torch's default, not flushed)
+    torch.set_flush_denormal(True)
+    try:
+        return _measure_unit(unit, cfg)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _measure_unit(unit: Unit, cfg: TrainabilityConfig) -> dict[str, list[dict[str, Any]]]:
     variant, activation, depth, what = unit
     torch.set_num_threads(cfg.threads if cfg.threads > 0 else 1)
-    # a vanishing gradient is a stream of subnormal floats, ten times slower on a CPU
-    torch.set_flush_denormal(True)
     if what == "signal":
         signal = [gradient_signal(variant, depth, cfg, activation, s) for s in cfg.seed_list]
         return {"gradient_signal": signal, "training": []}

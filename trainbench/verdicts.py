@@ -69,8 +69,8 @@ def _expected(claim: Mapping[str, Any]) -> str:
         return f"{claim['expected']} {metric}".strip()
     if claim.get("baseline"):
         trains = [LEARNER[m] for m in claim.get("metrics", ()) if m in LEARNER]
-        return f"gradient kept (lost by {claim['baseline']})" + "".join(
-            f"; {what} trains" for what in trains
+        return f"gradient kept vs {claim['baseline']}" + "".join(
+            f"; {what} trains where {claim['baseline']}'s does not" for what in trains
         )
     return "—"
 

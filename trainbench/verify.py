@@ -34,7 +34,8 @@ FALLBACK = {
 # gradient signal measured. "all": every variant. Both train with the optimizer the claims
 # are judged on (SGD).
 TRAINABILITY_FALLBACK = {
-    "thorough": {"depths": [2, 4, 8, 16, 32, 64], "steps": 3000, "trained": "all"},
+    "thorough": {"depths": [2, 4, 8, 16, 32, 64], "train_depths": [2, 16], "steps": 3000,
+                 "seeds": 3, "jobs": 2, "trained": "all"},
     "quick": {"depths": [2, 8, 16], "train_depths": [2, 8], "steps": 2000, "seeds": 1,
               "finetune_steps": 0, "activations": ["sigmoid"], "trained": "claimed"},
 }
