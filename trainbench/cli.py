@@ -911,11 +911,9 @@ def _rates(text: str, flag: str) -> tuple[float, ...]:
 
 def _cores() -> int:
     """Worker processes by default: one per core this process may run on, at most 4."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(n, 4))
+    from trainbench.jobs import cores
+
+    return max(1, min(cores(), 4))
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:

@@ -207,7 +207,7 @@ def trainability_tables(summary: Mapping[str, Any]) -> list[Table]:
     """The gradient ratio per activation, variant and depth; the final losses (every
     optimizer), the sanity gates, deep supervision's checks."""
     from trainbench.trainability_judge import median
-    from trainbench.trainability_report import _ratios
+    from trainbench.trainability_report import ratios
 
     signal, training = summary["gradient_signal"], summary["training"]
     depths = sorted({r["depth"] for r in signal})
@@ -218,7 +218,7 @@ def trainability_tables(summary: Mapping[str, Any]) -> list[Table]:
     )
     for act, v in keys:
         t1.add_row(act, v, *(_g(median(r) if r else None)
-                             for r in (_ratios(signal, act, v, d) for d in depths)))  # fmt: skip
+                             for r in (ratios(signal, act, v, d) for d in depths)))  # fmt: skip
     tables = [t1]
     if not training:
         return tables

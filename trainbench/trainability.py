@@ -46,9 +46,8 @@ from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig
 from trainbench.models.residual_mlp import PlainMLP, ResidualMLP
 from trainbench.models.ugcnn import CNNStack, convolve
 from trainbench.threads import keeps_torch_threads
+from trainbench.trainability_judge import CNN_ACTIVATION, CNN_VARIANTS, MLP_VARIANTS
 
-MLP_VARIANTS = ("plain", "heads", "residual")
-CNN_VARIANTS = ("cnn", "rescnn", "ugcnn")
 VARIANTS = MLP_VARIANTS + CNN_VARIANTS
 OPTIMIZERS = ensemble.OPTIMIZERS
 JUDGED_OPTIMIZER = "sgd"  # the training a claim's loss is judged on (Problem 1 says SGD)
@@ -59,7 +58,6 @@ ACTIVATIONS: dict[str, tuple[str, float]] = {  # (the names: claims.TRAINABILITY
     "tanh": ("tanh", 1.0),  # unit gain (tanh'(0) = 1)
     "relu": ("relu", math.sqrt(2.0)),  # He's gain √2
 }
-CNN_ACTIVATION = "tanh"  # the UGCNN's update R is a tanh: its baselines use the same
 
 
 class TrainabilityError(ValueError):
@@ -289,11 +287,6 @@ def gradient_signal(
         "top_only_ratio": top_only_ratio(model, x, y),
         "layer_grad_norms": norms,
     }
-
-
-def top_mse(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    with torch.no_grad():
-        return float(((model.predict(x) - y) ** 2).mean())  # type: ignore[operator]
 
 
 def _deepest(losses: Sequence[float | None], threshold: float, depth: int) -> int | None:
@@ -615,7 +608,8 @@ def _judge_all(
 
     result.gates = gates(result.training)
     result.claims = [
-        judge(c, result.gradient_signal, result.training) | {"partial": not result.complete}
+        judge(c, result.gradient_signal, result.training, result.gates)
+        | {"partial": not result.complete}
         for c in claim_records(claims)
         if c["variant"] in cfg.variants and c["baseline"] in cfg.variants
         and c["activation"] in cfg.activations_of(c["variant"])

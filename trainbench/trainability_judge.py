@@ -21,8 +21,11 @@ LOST = 1e-6  # at or below this it has lost it
 TRAINING_LOSSES = {"final_loss": "top prediction ŷ_L", "deep_head_loss": "best head at depth ≥ L/2"}
 MARGIN = 0.25  # "a lower loss": lower by at least this fraction of the targets' variance
 GATE = 0.1  # the baseline at the smallest trained depth must reach this fraction of the variance
+MLP_VARIANTS = ("plain", "heads", "residual")
+CNN_VARIANTS = ("cnn", "rescnn", "ugcnn")
+FAMILIES = {"mlp": MLP_VARIANTS, "cnn": CNN_VARIANTS}
 BASELINES = {"mlp": "plain", "cnn": "cnn"}
-CNN_ACTIVATION = "tanh"
+CNN_ACTIVATION = "tanh"  # the UGCNN's update R is a tanh: its baselines use the same
 
 
 def claim_records(claims: Sequence[Claim] | None = None) -> list[dict[str, Any]]:
@@ -41,7 +44,7 @@ def claim_records(claims: Sequence[Claim] | None = None) -> list[dict[str, Any]]
 
 
 def activation_of(variant: str, options: Mapping[str, Any]) -> str:
-    if variant in ("cnn", "rescnn", "ugcnn"):
+    if variant in CNN_VARIANTS:
         return CNN_ACTIVATION
     return str(options.get("activation", "sigmoid"))
 
@@ -76,8 +79,7 @@ def gates(training: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     the smallest trained depth must reach GATE of the targets' variance (median over
     seeds), or the setup (budget, rates, task) is too weak to tell depth from it."""
     out = []
-    families = {"mlp": ("plain", "heads", "residual"), "cnn": ("cnn", "rescnn", "ugcnn")}
-    for family, members in families.items():
+    for family, members in FAMILIES.items():
         keys = {(r["activation"], r["optimizer"]) for r in training if r["variant"] in members}
         for activation, optimizer in sorted(keys):
             base = BASELINES[family]
@@ -106,10 +108,11 @@ def gates(training: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def judge(
     claim: Mapping[str, Any], signal: Sequence[Mapping[str, Any]],
-    training: Sequence[Mapping[str, Any]],
+    training: Sequence[Mapping[str, Any]], gate_list: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Verdict of one claim: the gradient signal at the largest depth measured, then (for
-    a claim on a training loss) the sanity gate and the loss at the largest trained depth."""
+    a claim on a training loss) the sanity gate and the loss at the largest trained depth.
+    ``gate_list``: :func:`gates` of ``training``, where the caller has them already."""
     variant, baseline = claim["variant"], claim["baseline"]
     act = claim.get("activation") or activation_of(variant, claim.get("options") or {})
     record = dict(claim) | {"is_control": False, "activation": act}
@@ -148,7 +151,8 @@ def judge(
         reasons.append(f"the {baseline} baseline kept its signal too: training alone decides")
     if loss is None:
         return record | {"verdict": "confirmed", "reason": "; ".join(reasons)}
-    return _judge_training(record, reasons, claim, loss, act, training)
+    return _judge_training(record, reasons, claim, loss, act, training,
+                           gates(training) if gate_list is None else gate_list)  # fmt: skip
 
 
 def _range(values: Sequence[float]) -> str:
@@ -158,7 +162,7 @@ def _range(values: Sequence[float]) -> str:
 
 def _judge_training(
     record: dict[str, Any], reasons: list[str], claim: Mapping[str, Any], loss: str, act: str,
-    training: Sequence[Mapping[str, Any]],
+    training: Sequence[Mapping[str, Any]], gate_list: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:  # fmt: skip
     variant, baseline = claim["variant"], claim["baseline"]
     opt = claim.get("optimizer") or "sgd"
@@ -169,7 +173,7 @@ def _judge_training(
         reasons.append(f"{opt} training of both was not measured under {act}")
         return record | {"verdict": "inconclusive", "reason": "; ".join(reasons)}
     gate = next(
-        (g for g in gates(training)
+        (g for g in gate_list
          if g["baseline"] == baseline and (g["activation"], g["optimizer"]) == (act, opt)),
         None,
     )  # fmt: skip

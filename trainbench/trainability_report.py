@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from trainbench.results import atomic_write_text, to_json
-from trainbench.trainability_judge import median
+from trainbench.trainability_judge import CNN_VARIANTS, MLP_VARIANTS, median
 
 FILES = (
     "summary.json",
@@ -67,7 +67,7 @@ def training_rows(training: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     return rows
 
 
-def _ratios(signal: Sequence[Mapping[str, Any]], act: str, variant: str, depth: int) -> list[float]:
+def ratios(signal: Sequence[Mapping[str, Any]], act: str, variant: str, depth: int) -> list[float]:
     """Every seed's first/last ratio of a variant at a depth (0: the last layer's was 0)."""
     return [r["ratio"] or 0.0 for r in signal
             if (r["activation"], r["variant"], r["depth"]) == (act, variant, depth)]  # fmt: skip
@@ -85,8 +85,8 @@ def activation_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     for act, variant in keys:
         row: dict[str, Any] = {"activation": act, "variant": variant}
         for d in depths:
-            ratios = _ratios(signal, act, variant, d)
-            row[f"ratio_L{d}"] = median(ratios) if ratios else None
+            seeds = ratios(signal, act, variant, d)
+            row[f"ratio_L{d}"] = median(seeds) if seeds else None
         for d in trained:
             rec = next((r for r in training
                         if (r["activation"], r["variant"], r["depth"], r["optimizer"])
@@ -124,14 +124,14 @@ def _panels(summary: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
     out = []
     for act in dict.fromkeys(r["activation"] for r in signal):
         variants = tuple(dict.fromkeys(r["variant"] for r in signal if r["activation"] == act))
-        mlp = tuple(v for v in variants if v in ("plain", "heads", "residual"))
+        mlp = tuple(v for v in variants if v in MLP_VARIANTS)
         cnn = tuple(v for v in variants if v not in mlp)
         out += [(act, group) for group in (mlp, cnn) if group]
     return out
 
 
 def _title(act: str, variants: Sequence[str]) -> str:
-    return f"{act} ({'CNNs' if variants[0] in ('cnn', 'rescnn', 'ugcnn') else 'MLPs'})"
+    return f"{act} ({'CNNs' if variants[0] in CNN_VARIANTS else 'MLPs'})"
 
 
 def _figure(plt: Any, n: int, sharey: bool = True) -> tuple[Any, list[Any]]:
@@ -172,8 +172,8 @@ def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
         for v in variants:
             meds = []
             for d in depths:
-                ratios = _ratios(signal, act, v, d)
-                meds.append(max(median(ratios), 1e-300) if ratios else math.nan)
+                seeds = ratios(signal, act, v, d)
+                meds.append(max(median(seeds), 1e-300) if seeds else math.nan)
             ax.plot(depths, meds, "o-", color=COLORS.get(v), label=v)
         log_scale(ax, "x", base=2)
         log_scale(ax)
