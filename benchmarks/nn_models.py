@@ -8,7 +8,7 @@
 * ``attention(n)``: ``nn.MultiheadAttention`` over n tokens (self-attention, 4 heads of 16):
   its score matrix is n × n, so the work is O(n²) in the sequence length (on CPU the
   product runs in a fused kernel that torch 2.13's counter has no formula for;
-  trainbench.flops counts it as its unfused form).
+  trainbench.measure.flops counts it as its unfused form).
 * ``lstm(n)``: ``nn.LSTM`` (one fused layer) over n steps: O(n).
 * ``conv(n)``: three ``nn.Conv2d`` layers on an n × n image: O(n²) in the side length.
 """

@@ -14,7 +14,7 @@ writes, per cell and T (``schedule.csv``):
 * ``bwd_elements`` and ``split_p{P}``: the backward's elements moved (its bytes moved
   over 4, float32: the cost of elementwise work, which moves memory) and its finish time
   on P processors each moving one element per step, when each op's elements divide
-  over them, level by level (``trainbench.span.split_schedule``); P = 1 is the work.
+  over them, level by level (``trainbench.measure.span.split_schedule``); P = 1 is the work.
 
 From those it prints, per P, the lengths at which the scan finishes before the loop
 (``crossover.csv``), draws ``depth.png`` (T_∞ of every cell against T) and
@@ -35,9 +35,9 @@ from typing import Any
 import torch
 from torch.utils.benchmark import Timer
 
-from trainbench import span
-from trainbench.experiments import EXPERIMENTS
-from trainbench.measure import flop_counter
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.measure import span
+from trainbench.measure.point import flop_counter
 
 CELLS = ("ugrnn", "ugrnn-x", "ugrnn-x-scan", "none")
 # processors that each move one element per step; None: as many as any level can use

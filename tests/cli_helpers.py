@@ -8,8 +8,8 @@ from typing import Any
 
 from typer.testing import CliRunner, Result
 
-from trainbench.cli import app
-from trainbench.runner import RunResult, SweepConfig
+from trainbench.cli.app import app
+from trainbench.harness.runner import RunResult, SweepConfig
 
 
 def ctrl_c_heard() -> None:
@@ -42,7 +42,7 @@ def files_under(folder: Path) -> list[Path]:
 
 
 class FakeSweep:
-    """Stands in for :func:`trainbench.runner.run_sweep` and records its arguments."""
+    """Stands in for :func:`trainbench.harness.runner.run_sweep` and records its arguments."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []

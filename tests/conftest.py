@@ -1,7 +1,7 @@
 """Shared by every test: typer builds the click command tree of an app anew for every
 ``CliRunner.invoke`` (about 80 ms for trainbench's); it is built once per app here. The
 command functions look up what they call at call time, so monkeypatched functions of
-trainbench.cli still take effect."""
+trainbench.cli.app still take effect."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import trainbench.runner as sweep
+import trainbench.harness.runner as sweep
 
 
 class FakeClock:

@@ -1,8 +1,8 @@
 """Tiny TARGET functions for the tests of ``trainbench sweep`` and ``trainbench.sweep``.
 
 Each takes the size n and returns a zero-argument function that runs one forward pass and
-returns a scalar loss (the contract of :mod:`trainbench.target`); some break the contract on
-purpose. TARGET strings name them through this file: ``spec("linear")``.
+returns a scalar loss (the contract of :mod:`trainbench.experiments.target`); some break the
+contract on purpose. TARGET strings name them through this file: ``spec("linear")``.
 """
 
 from __future__ import annotations

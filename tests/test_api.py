@@ -21,12 +21,12 @@ from cli_helpers import invoke
 from matplotlib.figure import Figure
 
 import trainbench
-import trainbench.runner
+import trainbench.harness.runner
 from trainbench.api import ClaimVerdict, SweepResult
-from trainbench.config import SweepError
-from trainbench.fit import fit_order
-from trainbench.results import COUNT_METRICS, POINT_COLUMNS, read_run
-from trainbench.target import TargetError
+from trainbench.core.settings import SweepError
+from trainbench.experiments.target import TargetError
+from trainbench.results.files import COUNT_METRICS, POINT_COLUMNS, read_run
+from trainbench.stats.fit import fit_order
 
 SIZES = [4, 8, 16, 32, 64]
 FAST = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}
@@ -206,7 +206,7 @@ def test_builtin_runs_through_the_same_path_and_judges_its_claims() -> None:
 
 def test_builtin_with_a_claim_judges_it_beside_its_own() -> None:
     from trainbench.api import claims_for
-    from trainbench.experiments import EXPERIMENTS
+    from trainbench.experiments.builtin import EXPERIMENTS
 
     claims = claims_for(EXPERIMENTS["mlp-heads"], "O(n)", metric="graph_nodes")
     assert claims is not None and claims[0].id == "claim" and len(claims) > 1
@@ -265,7 +265,7 @@ def test_bad_arguments_fail_before_measuring(
     def no_sweep(*args: object, **kw: object) -> None:
         raise AssertionError("measured")
 
-    monkeypatch.setattr(trainbench.runner, "run_sweep", no_sweep)
+    monkeypatch.setattr(trainbench.harness.runner, "run_sweep", no_sweep)
     args = {"target": T.linear, "sizes": [2, 4]} | kwargs
     with pytest.raises(error) as info:
         trainbench.sweep(args.pop("target"), args.pop("sizes"), out=tmp_path, **args)
@@ -365,7 +365,7 @@ def test_a_time_claim_is_judged_beside_its_flops() -> None:
 def test_max_memory_takes_the_sizes_the_cli_takes() -> None:
     import targets_for_tests as T
 
-    from trainbench.config import SweepError
+    from trainbench.core.settings import SweepError
 
     result = trainbench.sweep(T.linear, [2, 4, 8], max_memory="8GiB", **FAST)
     assert result.summary["config"]["max_memory"] == 8 * 2**30

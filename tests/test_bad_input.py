@@ -7,7 +7,7 @@ exactly one line on stderr, ``trainbench: error: ...``, naming the input and the
 traceback, no measurement started (the measuring functions are replaced by ones that fail
 the test) and no file written or changed anywhere under ``tmp_path``.
 
-Result folders are generated with :func:`trainbench.results.write_run` (no torch), except the
+Result folders are generated with :func:`trainbench.results.files.write_run` (no torch), except the
 two runs a ``--resume`` with another option needs: a real tiny ``mlp-heads`` run and a real
 ``trainability --steps 0`` run (about a second each).
 """
@@ -28,9 +28,9 @@ import pytest
 import torch
 from cli_helpers import files_under, invoke
 
-import trainbench.runner
-import trainbench.trainability
-from trainbench.results import FORMAT_VERSION, write_run
+import trainbench.harness.runner
+import trainbench.trainability.run
+from trainbench.results.files import FORMAT_VERSION, write_run
 
 USAGE = 2
 COMMANDS = ("mlp-heads", "rnn-lm", "ugcnn", "trainability", "report", "verify")
@@ -618,10 +618,11 @@ def _no_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return measuring
 
-    for module, name in ((trainbench.runner, "matmul_rate"), (trainbench.runner, "_count"),
-                         (trainbench.runner, "_probe"),
-                         (trainbench.trainability, "gradient_signal"),
-                         (trainbench.trainability, "train")):  # fmt: skip
+    for module, name in ((trainbench.harness.runner, "matmul_rate"),
+                         (trainbench.harness.runner, "_count"),
+                         (trainbench.harness.runner, "_probe"),
+                         (trainbench.trainability.run, "gradient_signal"),
+                         (trainbench.trainability.run, "train")):  # fmt: skip
         monkeypatch.setattr(module, name, refuse(name))
 
 

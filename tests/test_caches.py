@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trainbench.analysis import fit_points, judge_claims
-from trainbench.caches import (
+from trainbench.claims.parse import Claim
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.harness.analysis import fit_points, judge_claims
+from trainbench.measure.caches import (
     Crossing,
     bytes_text,
     crossings,
@@ -21,9 +23,7 @@ from trainbench.caches import (
     step_at_crossings,
     time_per_work,
 )
-from trainbench.claims import Claim
-from trainbench.experiments import EXPERIMENTS
-from trainbench.fit import CONFIRMED, INCONCLUSIVE, REFUTED, OrderFit, judge
+from trainbench.stats.fit import CONFIRMED, INCONCLUSIVE, REFUTED, OrderFit, judge
 
 SIZES = [2**k for k in range(2, 12)]  # 4 .. 2048; the fit window is 16 .. 2048
 SAVED_PER_SIZE, PARAM_BYTES = 4096, 1000

@@ -1,5 +1,5 @@
 """Calibration of the verdicts on simulated sweeps: how often a true claim is confirmed and
-a false one is not, on a machine whose noise was measured (trainbench.noise, the presets
+a false one is not, on a machine whose noise was measured (trainbench.stats.noise, the presets
 from benchmarks/noise_probe.py).
 
 Every trial simulates a sweep of the √2 grid 8..128 timed the way the harness times it
@@ -9,7 +9,7 @@ takes 0.5 ms + c·g(n) (20 ms at n = 128), fits it with ``fit_order(..., rounds=
 n_boot=200)`` and judges the claim with ``judge(fit, expected, 0.15)``.
 
 ``TRAINBENCH_CALIBRATION_TRIALS`` sets the trials per case (default 60),
-``TRAINBENCH_CALIBRATION_SEED`` the first seed (default 0). ``python -m trainbench.noise
+``TRAINBENCH_CALIBRATION_SEED`` the first seed (default 0). ``python -m trainbench.stats.noise
 --trials 400`` prints the table of docs/method.md (Calibration).
 """
 
@@ -25,8 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from trainbench.fit import CONFIRMED, REFUTED
-from trainbench.noise import (
+from trainbench.stats.fit import CONFIRMED, REFUTED
+from trainbench.stats.noise import (
     LOADED,
     QUIET,
     SILENT,
@@ -96,7 +96,7 @@ def test_silent_machine_gives_the_true_times() -> None:
 
 
 def test_harness_rule_blocks_per_visit() -> None:
-    """Short statements get three blocks a visit, long ones one (trainbench.measure)."""
+    """Short statements get three blocks a visit, long ones one (trainbench.measure.point)."""
     values, labels = simulate_passes(
         SIZES, Workload("n^2"), 4, SILENT, np.random.default_rng(0), 3, visit_s=0.01
     )

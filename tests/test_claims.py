@@ -1,4 +1,4 @@
-"""Tests for the claims file (:mod:`trainbench.claims`): the shipped file, ``parse_order``,
+"""Tests for the claims file (:mod:`trainbench.claims.parse`): the shipped file, ``parse_order``,
 malformed files (every one a one-line ClaimsError naming the file), ``ClaimSet.select`` and
 "adding a claim is editing the file, not code" (a claim added to a copy is judged by a run).
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from trainbench.claims import (
+from trainbench.claims.parse import (
     DEFAULT_CLAIMS,
     Claim,
     ClaimsError,
@@ -24,10 +24,12 @@ from trainbench.claims import (
     default_claims,
     load_claims,
     parse_order,
+    run_claims,
+    shipped_claims,
 )
-from trainbench.experiments import EXPERIMENTS
-from trainbench.fit import OrderFit
-from trainbench.runner import SweepConfig, judge_claims, run_sweep
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.harness.runner import SweepConfig, judge_claims, run_sweep
+from trainbench.stats.fit import OrderFit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -167,27 +169,27 @@ def test_runs_tables() -> None:
 
 
 def test_experiment_claims_come_from_the_file() -> None:
-    mlp = EXPERIMENTS["mlp-heads"].claims
+    mlp = shipped_claims("mlp-heads")
     assert [c.id for c in mlp] == SHIPPED_IDS[:7]
     assert all(isinstance(c, Claim) for c in mlp)
-    assert [c.id for c in EXPERIMENTS["ugcnn"].claims] == [
+    assert [c.id for c in shipped_claims("ugcnn")] == [
         "P2-backprop", "P2-flops", "P2-span", "P2-memory", "P2-control",
     ]  # fmt: skip
     rnn = EXPERIMENTS["rnn-lm"]
-    assert len(rnn.claims) == 20
+    assert len(shipped_claims(rnn.name)) == 20
     gated = ["P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory", "P4-control",
              "P4-control-flops"]  # fmt: skip
-    assert [c.id for c in rnn.claims_for({"cell": "gru"})] == gated
-    assert [c.id for c in rnn.claims_for({"cell": "ugrnn"})] == gated
-    assert [c.id for c in rnn.claims_for({"cell": "none"})] == [
+    assert [c.id for c in run_claims(rnn.name, {"cell": "gru"})] == gated
+    assert [c.id for c in run_claims(rnn.name, {"cell": "ugrnn"})] == gated
+    assert [c.id for c in run_claims(rnn.name, {"cell": "none"})] == [
         "P4-none", "P4-none-span", "P4-none-span-flops", "P4-none-per-step-flops",
     ]  # fmt: skip
     # the x-only cells have their own claims, not Problem 4's
-    assert [c.id for c in rnn.claims_for({"cell": "ugrnn-x-scan"})] == SCAN_IDS
-    assert [c.id for c in rnn.claims_for({"cell": "ugrnn-x"})] == LOOP_IDS
+    assert [c.id for c in run_claims(rnn.name, {"cell": "ugrnn-x-scan"})] == SCAN_IDS
+    assert [c.id for c in run_claims(rnn.name, {"cell": "ugrnn-x"})] == LOOP_IDS
     # claims of another experiment are never a run's, whatever the pool
-    assert EXPERIMENTS["ugcnn"].claims_for({}, default_claims().claims) == (
-        EXPERIMENTS["ugcnn"].claims
+    assert run_claims("ugcnn", {}, default_claims().claims) == (
+        shipped_claims("ugcnn")
     )
 
 

@@ -1,4 +1,5 @@
-"""Tests for the command line (:mod:`trainbench.cli`): ``trainbench mlp-heads`` and ``--version``.
+"""Tests for the command line (:mod:`trainbench.cli.app`): ``trainbench mlp-heads`` and
+``--version``.
 
 Every real sweep is tiny (width 8, batch 4, in-dim 3, depth <= 4, one round, no minimum
 timing time), so a run costs about a second, most of it the torch.mm reference rate the CLI
@@ -23,11 +24,12 @@ import torch
 from cli_helpers import FakeSweep, assert_one_line_error, files_under, invoke
 from typer.testing import Result
 
-import trainbench.runner
+import trainbench.harness.runner
 from trainbench import __version__
-from trainbench.experiments import EXPERIMENTS
+from trainbench.claims.parse import shipped_claims
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.harness.runner import SweepConfig
 from trainbench.models.mlp_heads import flops_backward, flops_backward_per_head, flops_forward
-from trainbench.runner import SweepConfig
 
 WIDTH, BATCH, IN_DIM, MAX_DEPTH = 8, 4, 3, 8
 TINY = [
@@ -56,8 +58,8 @@ ENV_KEYS = (
 FIT_KEYS = ("variant", "metric", "exponent", "ci_low", "ci_high", "best_class", "verdict")
 CLAIM_KEYS = ("id", "statement", "variant", "metric", "expected", "verdict", "reason")
 VERDICTS = {"confirmed", "refuted", "inconclusive"}
-CLAIM_IDS = [c.id for c in EXPERIMENTS["mlp-heads"].claims]
-MAIN_CLAIMS = [c for c in EXPERIMENTS["mlp-heads"].claims if not c.is_control]
+CLAIM_IDS = [c.id for c in shipped_claims("mlp-heads")]
+MAIN_CLAIMS = [c for c in shipped_claims("mlp-heads") if not c.is_control]
 
 
 
@@ -269,8 +271,8 @@ def test_quiet_output(tmp_path: Path) -> None:
 @pytest.fixture
 def fake_sweep(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeSweep:
     fake = FakeSweep()
-    # the CLI imports run_sweep from trainbench.runner inside the command
-    monkeypatch.setattr(trainbench.runner, "run_sweep", fake)
+    # the CLI imports run_sweep from trainbench.harness.runner inside the command
+    monkeypatch.setattr(trainbench.harness.runner, "run_sweep", fake)
     monkeypatch.chdir(tmp_path)
     return fake
 

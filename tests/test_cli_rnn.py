@@ -25,10 +25,11 @@ import torch
 from cli_helpers import FakeSweep, assert_one_line_error, files_under, invoke
 from typer.testing import Result
 
-import trainbench.runner
-from trainbench.experiments import EXPERIMENTS
+import trainbench.harness.runner
+from trainbench.claims.parse import run_claims
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.harness.runner import SweepConfig
 from trainbench.models import rnn_lm
-from trainbench.runner import SweepConfig
 
 VOCAB, HIDDEN, BATCH, MAX_LEN = 11, 8, 2, 16
 MODEL = ["--vocab", str(VOCAB), "--hidden", str(HIDDEN), "--batch", str(BATCH)]
@@ -186,7 +187,7 @@ def test_json_fits(summary: dict[str, Any]) -> None:
 def test_json_claims(summary: dict[str, Any]) -> None:
     claims = summary["claims"]
     assert [c["id"] for c in claims] == RECURRENT_CLAIMS  # control on: every claim judged
-    assert [c.id for c in RNN_LM.claims_for(OPTIONS)] == RECURRENT_CLAIMS
+    assert [c.id for c in run_claims(RNN_LM.name, OPTIONS)] == RECURRENT_CLAIMS
     for c in claims:
         assert c["problem"] == "4"
         assert c["verdict"] in VERDICTS
@@ -266,7 +267,7 @@ def test_none_config_and_files(none_run: tuple[Result, Path], none_summary: dict
 def test_none_claims(none_summary: dict[str, Any]) -> None:
     assert [c["id"] for c in none_summary["claims"]] == NONE_CLAIMS
     # the per-step claim of `none` is judged only when its variant was measured
-    assert [c.id for c in RNN_LM.claims_for({"cell": "none"})] == [
+    assert [c.id for c in run_claims(RNN_LM.name, {"cell": "none"})] == [
         *NONE_CLAIMS,
         "P4-none-per-step-flops",
     ]
@@ -375,7 +376,7 @@ def test_table_output(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     assert "rnn-lm: measurements" in result.stdout
     assert "growth order" in result.stdout
-    main_claims = [c for c in RNN_LM.claims_for(OPTIONS) if not c.is_control]
+    main_claims = [c for c in run_claims(RNN_LM.name, OPTIONS) if not c.is_control]
     assert [c.id for c in main_claims] == MAIN_RECURRENT_CLAIMS
     lines = verdict_lines(result.stdout)
     assert len(lines) == len(main_claims)
@@ -406,8 +407,8 @@ def test_help_lists_the_options() -> None:
 @pytest.fixture
 def fake_sweep(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeSweep:
     fake = FakeSweep()
-    # the CLI imports run_sweep from trainbench.runner inside the command
-    monkeypatch.setattr(trainbench.runner, "run_sweep", fake)
+    # the CLI imports run_sweep from trainbench.harness.runner inside the command
+    monkeypatch.setattr(trainbench.harness.runner, "run_sweep", fake)
     monkeypatch.chdir(tmp_path)
     return fake
 

@@ -11,8 +11,8 @@ import pytest
 import targets_for_tests as T
 from cli_helpers import assert_one_line_error, files_under, invoke
 
-import trainbench.results
-import trainbench.runner
+import trainbench.harness.runner
+import trainbench.results.files
 
 FAST = (
     "--repeats", "1", "--max-passes", "1", "--min-time", "0.002", "--reference", "64",
@@ -99,9 +99,9 @@ def no_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
     def measured(*args: object, **kwargs: object) -> None:
         raise AssertionError("a measurement started")
 
-    monkeypatch.setattr(trainbench.runner, "_count", measured)
-    monkeypatch.setattr(trainbench.runner, "_time", measured)
-    monkeypatch.setattr(trainbench.runner, "matmul_rate", measured)
+    monkeypatch.setattr(trainbench.harness.runner, "_count", measured)
+    monkeypatch.setattr(trainbench.harness.runner, "_time", measured)
+    monkeypatch.setattr(trainbench.harness.runner, "matmul_rate", measured)
 
 
 def _case(c: Any) -> Any:
@@ -195,7 +195,7 @@ def test_strict_exit_codes_and_resume(tmp_path: Path, monkeypatch: pytest.Monkey
         raise AssertionError("a measurement started")
 
     for name in ("_count", "_time", "matmul_rate"):
-        monkeypatch.setattr(trainbench.runner, name, measured)
+        monkeypatch.setattr(trainbench.harness.runner, name, measured)
     resumed = _strict(tmp_path / "b", "O(n)", "--resume")
     assert resumed.exit_code == 0, (resumed.stdout, resumed.stderr)
     assert "confirmed" in resumed.stdout
@@ -237,11 +237,11 @@ def test_resume_of_a_compiled_run_keeps_how_each_point_compiled(tmp_path: Path) 
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     folder = tmp_path / "linear"
-    before = trainbench.results.read_run(folder)[1]
+    before = trainbench.results.files.read_run(folder)[1]
     assert list(before["compiled"]) == [True, True, True] or before["compile_note"].notna().all()
     again = invoke(*args, "--resume")
     assert again.exit_code == 0, again.output
-    after = trainbench.results.read_run(folder)[1]
+    after = trainbench.results.files.read_run(folder)[1]
     for column in ("compiled", "compile_s", "eager_s", "speedup"):
         assert list(after[column]) == list(before[column]), column
 

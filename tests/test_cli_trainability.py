@@ -20,11 +20,11 @@ import torch
 from cli_helpers import assert_one_line_error, ctrl_c_heard, invoke
 from typer.testing import Result
 
-import trainbench.runner
-import trainbench.trainability
-import trainbench.trainability_report
+import trainbench.harness.runner
+import trainbench.trainability.files
+import trainbench.trainability.run
 from trainbench.models import ugcnn
-from trainbench.trainability import TrainabilityConfig
+from trainbench.trainability.run import TrainabilityConfig
 
 VARIANTS = ["plain", "heads", "residual", "cnn", "rescnn", "ugcnn"]
 DEPTHS = [2, 4]
@@ -48,7 +48,7 @@ TRAINING_KEYS = ("variant", "activation", "depth", "optimizer", "lr", "final_los
                  "steps_to_threshold", "deep_head_loss", "deepest_head")  # fmt: skip
 ENV_KEYS = ("torch_version", "device", "threads", "dtype", "seed", "trainbench_version",
             "timestamp")  # fmt: skip
-FILES = trainbench.trainability_report.FILES
+FILES = trainbench.trainability.files.FILES
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 UG_C, UG_SIZE, UG_BATCH, UG_MAX_DEPTH = 2, 4, 2, 4
@@ -221,7 +221,7 @@ class FakeCore:
     def run(self, cfg: TrainabilityConfig, on_progress: Any = None, save: Any = None,
             claims: Any = None, earlier: Any = None) -> Any:  # fmt: skip
         self.configs.append(cfg)
-        result = trainbench.trainability.TrainabilityResult(
+        result = trainbench.trainability.run.TrainabilityResult(
             config={"depths": list(cfg.depths)}, environment={}, complete=True
         )
         if save is not None:
@@ -237,8 +237,8 @@ class FakeCore:
 def fake_core(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeCore:
     fake = FakeCore()
     # the CLI imports both inside the command
-    monkeypatch.setattr(trainbench.trainability, "run_trainability", fake.run)
-    monkeypatch.setattr(trainbench.trainability_report, "write_files", fake.write)
+    monkeypatch.setattr(trainbench.trainability.run, "run_trainability", fake.run)
+    monkeypatch.setattr(trainbench.trainability.files, "write_files", fake.write)
     monkeypatch.chdir(tmp_path)
     return fake
 
@@ -426,7 +426,7 @@ def test_ugcnn_bad_input(
     args: list[str], names: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeSweep()
-    monkeypatch.setattr(trainbench.runner, "run_sweep", fake)
+    monkeypatch.setattr(trainbench.harness.runner, "run_sweep", fake)
     monkeypatch.chdir(tmp_path)
     result = invoke("ugcnn", *UG_TINY, *args, "--out", tmp_path / "out")
     assert isinstance(result.exception, SystemExit), repr(result.exception)

@@ -10,7 +10,7 @@ import targets_for_tests as T
 from cli_helpers import assert_one_line_error, invoke
 
 import trainbench
-from trainbench.compare import (
+from trainbench.results.compare import (
     IMPROVEMENT,
     REGRESSION,
     SAME,

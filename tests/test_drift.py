@@ -1,12 +1,12 @@
-"""The drift-cancelling estimator (trainbench.drift) and the pass schedule it serves."""
+"""The drift-cancelling estimator (trainbench.stats.drift) and the pass schedule it serves."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trainbench import drift
-from trainbench.fit import fit_order, judge
+from trainbench.stats import drift
+from trainbench.stats.fit import fit_order, judge
 
 SIZES = [8, 11, 16, 23, 32, 45, 64, 91, 128]
 

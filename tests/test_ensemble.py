@@ -1,4 +1,5 @@
-"""trainbench.ensemble: members trained side by side are each the network trained alone.
+"""trainbench.trainability.ensemble: members trained side by side are each the network
+trained alone.
 
 Every member is checked against a plain loop (torch.optim.SGD / Adam on one copy, the same
 batches) to float32 rounding; a member that diverges stops and leaves the others as they
@@ -14,9 +15,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from trainbench import ensemble
 from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig
 from trainbench.models.residual_mlp import PlainMLP
+from trainbench.trainability import ensemble
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainbench.fit import (
+from trainbench.cli.render import fits_table, verdict_lines
+from trainbench.stats.fit import (
     CONFIRMED,
     REFUTED,
     crossover_text,
@@ -16,7 +17,6 @@ from trainbench.fit import (
     judge,
     polynomial_text,
 )
-from trainbench.render import fits_table, verdict_lines
 
 # GPT-2 (two layers, eager attention): its backward FLOPs over the sequence length n
 SIZES = np.array([64, 128, 256, 512, 1024, 2048], dtype=float)

@@ -1,4 +1,4 @@
-"""Tests for :mod:`trainbench.fit` on synthetic data of known growth order.
+"""Tests for :mod:`trainbench.stats.fit` on synthetic data of known growth order.
 
 Noise model used throughout: *multiplicative normal* noise,
 ``y = truth * (1 + sigma * N(0, 1))`` (not lognormal). Every random draw comes from a
@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from trainbench.fit import (
+from trainbench.stats.fit import (
     CLASSES,
     CONFIRMED,
     INCONCLUSIVE,

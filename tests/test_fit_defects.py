@@ -10,8 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from trainbench.fit import K_MAX, REFUTED, OrderFit, exponent_text, fit_order, judge
-from trainbench.render import points_table
+from trainbench.cli.render import points_table
+from trainbench.stats.fit import K_MAX, REFUTED, OrderFit, exponent_text, fit_order, judge
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
 

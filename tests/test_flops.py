@@ -1,4 +1,4 @@
-"""The FLOP formulas of :mod:`trainbench.flops`, against unfused computations.
+"""The FLOP formulas of :mod:`trainbench.measure.flops`, against unfused computations.
 
 Exact integers: a fused recurrent op must count what the counter counts for the same
 layers written as separate products (``nn.GRU``/``nn.RNN`` and ``nn.LSTM`` with
@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from trainbench import flops
-from trainbench.flops import EXTRA_FLOP_FORMULAS
-from trainbench.measure import count_point, flop_counter
+from trainbench.measure import flops
+from trainbench.measure.flops import EXTRA_FLOP_FORMULAS
+from trainbench.measure.point import count_point, flop_counter
 
 aten = torch.ops.aten
 IN, HID, T, B = 3, 5, 4, 2
@@ -368,7 +368,7 @@ def _both_totals(fn: Any) -> tuple[tuple[int, int], tuple[int, int]]:
 
 @pytest.mark.parametrize("name", ["mlp-heads", "rnn-lm", "ugcnn"])
 def test_totals_only_counter_counts_what_torchs_counter_counts(name: str) -> None:
-    from trainbench.experiments import EXPERIMENTS
+    from trainbench.experiments.builtin import EXPERIMENTS
 
     exp = EXPERIMENTS[name]
     forward = exp.forward("full", 3, exp.defaults, torch.device("cpu"), torch.float32)
@@ -385,12 +385,12 @@ def test_counting_in_a_fresh_process_loads_no_dynamo_and_counts_the_same() -> No
     import subprocess
     import sys
 
-    from trainbench.experiments import EXPERIMENTS
+    from trainbench.experiments.builtin import EXPERIMENTS
 
     script = (
         "import json, sys, torch\n"
-        "from trainbench.experiments import EXPERIMENTS\n"
-        "from trainbench.measure import count_point\n"
+        "from trainbench.experiments.builtin import EXPERIMENTS\n"
+        "from trainbench.measure.point import count_point\n"
         "exp = EXPERIMENTS['ugcnn']\n"
         "c = count_point(exp.forward('full', 3, exp.defaults, torch.device('cpu'),"
         " torch.float32), torch.device('cpu'))\n"

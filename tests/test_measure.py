@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainbench.experiments import EXPERIMENTS
-from trainbench.measure import (
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.measure.point import (
     count_point,
     flop_counter,
     graph_stats,

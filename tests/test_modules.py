@@ -12,8 +12,8 @@ from cli_helpers import assert_one_line_error, invoke
 from torch import nn
 
 import trainbench
-from trainbench.measure import count_point
-from trainbench.modules import count_modules, depth_of
+from trainbench.measure.modules import count_modules, depth_of
+from trainbench.measure.point import count_point
 
 SIZES = [8, 16, 32, 64, 128]
 FAST = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}

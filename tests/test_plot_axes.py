@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainbench.plots import _plain_text, _pyplot, _size_axis, log_scale
+from trainbench.plots.figures import _plain_text, _pyplot, _size_axis, log_scale
 
 
 @pytest.mark.parametrize(

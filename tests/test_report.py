@@ -1,4 +1,4 @@
-"""trainbench.report on generated result folders: no torch measurement, known values.
+"""trainbench.report.pages on generated result folders: no torch measurement, known values.
 
 A sweep run here is an mlp-heads run with exact synthetic numbers (backward time 1e-3·L for
 `full`, 1e-4·L² for the `per-head` control, exact counts), written with results.write_run.
@@ -22,8 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from trainbench import fileset  # noqa: E402
-from trainbench.report import (  # noqa: E402
+from trainbench.report.pages import (  # noqa: E402
     ReportError,
     default_out,
     load_runs,
@@ -32,7 +31,8 @@ from trainbench.report import (  # noqa: E402
     reproduce_command,
     write_report,
 )
-from trainbench.results import FORMAT_VERSION, to_json, write_run  # noqa: E402
+from trainbench.results import fileset  # noqa: E402
+from trainbench.results.files import FORMAT_VERSION, to_json, write_run  # noqa: E402
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
 CONTROL_SIZES = [2, 4, 8, 16, 32, 64]

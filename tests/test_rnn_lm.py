@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainbench.measure import count_point
+from trainbench.measure.point import count_point
 from trainbench.models import rnn_lm
 from trainbench.models.rnn_lm import (
     CELLS,

@@ -15,19 +15,10 @@ import pytest
 import torch
 from fake_clock import FakeClock
 
-import trainbench.limits as limits
-import trainbench.runner as sweep
-from trainbench.experiments import EXPERIMENTS
-from trainbench.measure import count_point
-from trainbench.results import (
-    FORMAT_VERSION,
-    ResultsError,
-    keep_earlier_run,
-    read_run,
-    read_summary,
-    write_run,
-)
-from trainbench.runner import (
+import trainbench.harness.limits as limits
+import trainbench.harness.runner as sweep
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.harness.runner import (
     Progress,
     SweepConfig,
     SweepError,
@@ -35,6 +26,15 @@ from trainbench.runner import (
     fit_points,
     judge_claims,
     run_sweep,
+)
+from trainbench.measure.point import count_point
+from trainbench.results.files import (
+    FORMAT_VERSION,
+    ResultsError,
+    keep_earlier_run,
+    read_run,
+    read_summary,
+    write_run,
 )
 
 EXP = EXPERIMENTS["mlp-heads"]

@@ -83,7 +83,7 @@ def test_a_signal_keeps_the_points_and_resume_finishes_the_run(
 WRITER = """
 import json, sys
 from pathlib import Path
-from trainbench.results import atomic_write_text
+from trainbench.results.files import atomic_write_text
 path = Path(sys.argv[1])
 i = 0
 print("ready", flush=True)

@@ -1,4 +1,4 @@
-"""The backward weighted by what each node computes (:mod:`trainbench.span`): work, span,
+"""The backward weighted by what each node computes (:mod:`trainbench.measure.span`): work, span,
 the simulated P-processor schedule, and the closed forms of every built-in model."""
 
 from __future__ import annotations
@@ -8,18 +8,18 @@ import random
 import pytest
 import torch
 
-from trainbench import span
-from trainbench.experiments import EXPERIMENTS
-from trainbench.measure import count_point
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.measure import span
+from trainbench.measure.point import count_point
+from trainbench.measure.span import Dag, heights, schedule, summary
 from trainbench.models import mlp_heads, rnn_lm, ugcnn
-from trainbench.span import Dag, heights, schedule, summary
 
 CPU = torch.device("cpu")
 
 
 def _counted(roots_of) -> tuple[Dag, int]:
     """The DAG and the counter's total of one backward of ``roots_of()``'s roots."""
-    from trainbench.measure import flop_counter
+    from trainbench.measure.point import flop_counter
 
     roots = roots_of()
     with flop_counter() as counter:
@@ -215,7 +215,7 @@ def test_ugcnn_span_flops_follow_the_closed_form(impl: str) -> None:
 
 
 def _rnn_run(tmp_path, cell: str = "none", **kw):
-    from trainbench.runner import SweepConfig, run_sweep
+    from trainbench.harness.runner import SweepConfig, run_sweep
 
     cfg = SweepConfig(min_size=1, max_size=8, options={"cell": cell, "vocab": 5, "hidden": 3,
                       "batch": 2}, repeats=1, max_passes=1, min_time=0.0, threads=1,
@@ -226,7 +226,7 @@ def _rnn_run(tmp_path, cell: str = "none", **kw):
 def test_a_run_writes_reads_back_and_resumes_its_spans(tmp_path) -> None:
     import pandas as pd
 
-    from trainbench.results import read_run
+    from trainbench.results.files import read_run
 
     result = _rnn_run(tmp_path)
     folder = tmp_path / "rnn-lm-none"
@@ -246,16 +246,16 @@ def test_a_run_writes_reads_back_and_resumes_its_spans(tmp_path) -> None:
 def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, monkeypatch) -> None:
     import pandas as pd
 
-    import trainbench.measure
-    from trainbench.analysis import fit_points
-    from trainbench.report import render_run
-    from trainbench.results import read_run
+    import trainbench.measure.point
+    from trainbench.harness.analysis import fit_points
+    from trainbench.report.pages import render_run
+    from trainbench.results.files import read_run
 
     _rnn_run(tmp_path / "with")
     made = render_run(tmp_path / "with" / "rnn-lm-none", tmp_path / "report")[0]
     assert any(p.name == "rnn-lm-none-schedule.png" for p, _ in made)
     # a torch whose counter cannot charge calls to nodes: the span columns are empty
-    monkeypatch.setattr(trainbench.measure, "CHARGES_NODES", False)
+    monkeypatch.setattr(trainbench.measure.point, "CHARGES_NODES", False)
     result = _rnn_run(tmp_path / "without")
     folder = tmp_path / "without" / "rnn-lm-none"
     assert all(p["span_flops"] is None and p["sched_p2_flops"] is None for p in result.points)
@@ -282,15 +282,15 @@ def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, mo
 
 
 def test_the_points_table_shows_the_span_where_a_run_has_it(tmp_path, monkeypatch) -> None:
-    import trainbench.measure
-    from trainbench.render import points_table
+    import trainbench.measure.point
+    from trainbench.cli.render import points_table
 
     def headers(result) -> list[str]:
         table = points_table({"experiment": "rnn-lm", "points": result.points}, "T")
         return [str(c.header) for c in table.columns]
 
     assert "span FLOPs" in headers(_rnn_run(tmp_path / "with"))
-    monkeypatch.setattr(trainbench.measure, "CHARGES_NODES", False)
+    monkeypatch.setattr(trainbench.measure.point, "CHARGES_NODES", False)
     assert "span FLOPs" not in headers(_rnn_run(tmp_path / "without"))
 
 

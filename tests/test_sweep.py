@@ -10,10 +10,18 @@ import pandas as pd
 import pytest
 import torch
 
-from trainbench.experiments import EXPERIMENTS
+from trainbench.claims.parse import run_claims, shipped_claims
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.harness.runner import (
+    SweepConfig,
+    SweepError,
+    plan,
+    resolve_device,
+    run_sweep,
+    size_grid,
+)
 from trainbench.models import mlp_heads
-from trainbench.results import FORMAT_VERSION, POINT_COLUMNS
-from trainbench.runner import SweepConfig, SweepError, plan, resolve_device, run_sweep, size_grid
+from trainbench.results.files import FORMAT_VERSION, POINT_COLUMNS
 
 EXP = EXPERIMENTS["mlp-heads"]
 TINY = {"width": 8, "batch": 4, "in_dim": 3, "activation": "sigmoid", "impl": "einsum"}
@@ -86,7 +94,7 @@ def test_a_tiny_run_end_to_end(tmp_path: Path) -> None:
     assert fits[("per-head", "bwd_flops")]["exponent"] > 1.7
     assert ("full", "peak_bytes") not in fits  # not measured on CPU: never fitted
     claims = {c["id"]: c for c in summary["claims"]}
-    assert set(claims) == {c.id for c in EXP.claims}
+    assert set(claims) == {c.id for c in shipped_claims(EXP.name)}
     assert claims["P1b-flops"]["verdict"] == "confirmed"
     assert claims["P1b-memory"]["verdict"] == "confirmed"
     assert claims["P1b-control-flops"]["verdict"] == "confirmed"
@@ -126,18 +134,18 @@ RNN_TINY = {"cell": "ugrnn", "vocab": 11, "hidden": 8, "batch": 2}
 
 
 def test_claims_follow_the_cell() -> None:
-    recurrent = {c.id for c in RNN.claims_for(RNN_TINY)}
+    recurrent = {c.id for c in run_claims(RNN.name, RNN_TINY)}
     assert recurrent == {"P4", "P4-flops", "P4-span", "P4-span-flops", "P4-memory", "P4-control",
                          "P4-control-flops"}  # fmt: skip
     for cell in ("ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru"):
-        assert {c.id for c in RNN.claims_for(RNN_TINY | {"cell": cell})} == recurrent
-    none = {c.id for c in RNN.claims_for(RNN_TINY | {"cell": "none"})}
+        assert {c.id for c in run_claims(RNN.name, RNN_TINY | {"cell": cell})} == recurrent
+    none = {c.id for c in run_claims(RNN.name, RNN_TINY | {"cell": "none"})}
     assert none == {"P4-none", "P4-none-span", "P4-none-span-flops", "P4-none-per-step-flops"}
     # every control a claim names is tested in the same run
     for options in (RNN_TINY, RNN_TINY | {"cell": "none"}):
-        ids = {c.id for c in RNN.claims_for(options)}
-        assert all(c.control in ids for c in RNN.claims_for(options) if c.control)
-    assert {c.id for c in EXP.claims_for(TINY)} == {c.id for c in EXP.claims}
+        ids = {c.id for c in run_claims(RNN.name, options)}
+        assert all(c.control in ids for c in run_claims(RNN.name, options) if c.control)
+    assert {c.id for c in run_claims(EXP.name, TINY)} == {c.id for c in shipped_claims(EXP.name)}
 
 
 def test_an_rnn_run_goes_to_its_cells_folder_and_judges_its_cells_claims(tmp_path: Path) -> None:
@@ -198,7 +206,7 @@ def test_points_below_the_fit_window_stop_after_the_first_passes(tmp_path: Path)
 
 
 def test_the_passes_wait_only_for_the_times_a_verdict_is_about() -> None:
-    from trainbench.runner import watched_metrics
+    from trainbench.harness.runner import watched_metrics
 
     rnn = EXPERIMENTS["rnn-lm"]
     none = watched_metrics(rnn, dict(rnn.defaults) | {"cell": "none"}, None)

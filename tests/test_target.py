@@ -10,10 +10,9 @@ import pytest
 import targets_for_tests as T
 import torch
 
-from trainbench.claims import parse_order_class
-from trainbench.config import SweepError
-from trainbench.fit import CONFIRMED, INCONCLUSIVE, REFUTED, fit_order, judge
-from trainbench.target import (
+from trainbench.claims.parse import parse_order_class
+from trainbench.core.settings import SweepError
+from trainbench.experiments.target import (
     MAX_SIZES,
     TargetError,
     check_name,
@@ -23,6 +22,7 @@ from trainbench.target import (
     parse_sizes,
     target_experiment,
 )
+from trainbench.stats.fit import CONFIRMED, INCONCLUSIVE, REFUTED, fit_order, judge
 
 MODEL_SOURCE = textwrap.dedent(
     """

@@ -25,12 +25,22 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from trainbench.measure import count_point
+from trainbench.measure.point import count_point
 from trainbench.models import ugcnn
 from trainbench.models.residual_mlp import PlainMLP, ResidualMLP
 from trainbench.models.ugcnn import CNNStack, convolve, make_images
-from trainbench.results import to_json
-from trainbench.trainability import (
+from trainbench.results.files import to_json
+from trainbench.trainability.files import FILES, activation_rows, training_rows, write_files
+from trainbench.trainability.judge import (
+    GATE,
+    KEPT,
+    LOST,
+    MARGIN,
+    claim_records,
+    gates,
+    judge,
+)
+from trainbench.trainability.run import (
     ACTIVATIONS,
     VARIANTS,
     TrainabilityConfig,
@@ -43,16 +53,6 @@ from trainbench.trainability import (
     training_loss,
     units,
 )
-from trainbench.trainability_judge import (
-    GATE,
-    KEPT,
-    LOST,
-    MARGIN,
-    claim_records,
-    gates,
-    judge,
-)
-from trainbench.trainability_report import FILES, activation_rows, training_rows, write_files
 
 F64 = torch.float64
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -531,8 +531,7 @@ def test_the_rate_is_the_first_seeds_best_validation_loss(
 
 def test_the_other_seeds_are_the_rate_trained_alone() -> None:
     """Seed 1 at the chosen rate: the same numbers as an ensemble of that one member."""
-    from trainbench import ensemble
-
+    from trainbench.trainability import ensemble
     r = train("plain", 3, "sgd", TINY)
     task = build("plain", 3, TINY, torch.float32)
     alone = ensemble.members(task.make, (1,), (r["lr"],))

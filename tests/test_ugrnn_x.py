@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from trainbench.experiments import EXPERIMENTS
-from trainbench.measure import count_point, graph_stats
+from trainbench.experiments.builtin import EXPERIMENTS
+from trainbench.measure.point import count_point, graph_stats
 from trainbench.models import rnn_lm
 from trainbench.models.rnn_lm import UGRNNX, UGRNNXScan
 

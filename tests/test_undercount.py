@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import trainbench
-import trainbench.counting as counting
-from trainbench.analysis import _disagreement, undercounted
-from trainbench.claims import Claim
-from trainbench.fit import fit_order
-from trainbench.measure import count_point, undercounted_text
+import trainbench.measure.counting as counting
+from trainbench.claims.parse import Claim
+from trainbench.harness.analysis import _disagreement, undercounted
+from trainbench.measure.point import count_point, undercounted_text
+from trainbench.stats.fit import fit_order
 
 aten = torch.ops.aten
 FAST = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}

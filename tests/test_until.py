@@ -14,12 +14,12 @@ import targets_for_tests as T
 from cli_helpers import assert_one_line_error, invoke
 
 import trainbench
-import trainbench.runner
-from trainbench.claims import default_claims
-from trainbench.config import SweepError
-from trainbench.measure import Timing
-from trainbench.noise import Trial, Workload, run_trial
-from trainbench.verify import plan_runs, trainability_config
+import trainbench.harness.runner
+from trainbench.claims.parse import default_claims
+from trainbench.core.settings import SweepError
+from trainbench.measure.point import Timing
+from trainbench.stats.noise import Trial, Workload, run_trial
+from trainbench.verify.run import plan_runs, trainability_config
 
 SIZES = [2, 4, 8, 16, 32, 64]
 FAST = {"repeats": 6, "max_passes": 10, "min_time": 0.001, "threads": 1, "reference": "64"}
@@ -41,7 +41,7 @@ def times_as(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[float], Coun
                 Timing(list(t * np.exp(0.02 * rng.standard_normal(3))), 1) for _ in range(2)
             )
 
-        monkeypatch.setattr(trainbench.runner, "_time", timed)
+        monkeypatch.setattr(trainbench.harness.runner, "_time", timed)
         return visits
 
     yield install
@@ -94,7 +94,7 @@ def test_until_is_checked_and_named_in_the_reproduce_command(tmp_path: Path) -> 
     assert bad.exit_code == 2 and "--until" in bad.stderr
     with pytest.raises(SweepError, match="--until"):
         trainbench.sweep(T.linear, SIZES, until="soon", **FAST)  # type: ignore[arg-type]
-    from trainbench.report import reproduce_command
+    from trainbench.report.pages import reproduce_command
 
     summary = {"experiment": "mlp-heads", "config": {"min_size": 1, "max_size": 8,
                                                      "until": "confirmed"}}  # fmt: skip

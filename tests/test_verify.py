@@ -1,4 +1,4 @@
-"""Tests for ``trainbench verify`` (:mod:`trainbench.verify` and the ``verify`` command).
+"""Tests for ``trainbench verify`` (:mod:`trainbench.verify.run` and the ``verify`` command).
 
 The exit-code tests run a FAKE experiment registered in ``EXPERIMENTS`` for the module: a
 chain of ``n`` products of fixed 2×2 matrices, one loss term per product, so that its counts
@@ -24,13 +24,13 @@ import torch
 from cli_helpers import assert_one_line_error, ctrl_c_heard, files_under, invoke
 from typer.testing import Result
 
-import trainbench.claims
-import trainbench.experiments
-from trainbench.claims import Claim, ClaimsError, default_claims, load_claims
-from trainbench.experiments import FULL, PER_HEAD, Experiment
-from trainbench.fit import fit_order, judge
-from trainbench.trainability import VARIANTS
-from trainbench.verify import (
+import trainbench.claims.parse
+import trainbench.experiments.builtin
+from trainbench.claims.parse import Claim, ClaimsError, default_claims, load_claims
+from trainbench.experiments.builtin import FULL, PER_HEAD, Experiment
+from trainbench.stats.fit import fit_order, judge
+from trainbench.trainability.run import VARIANTS
+from trainbench.verify.run import (
     FALLBACK,
     VERIFY_FILE,
     RunPlan,
@@ -118,7 +118,7 @@ def fake() -> Iterator[Experiment]:
     """The fake experiment in EXPERIMENTS for this module's tests (the CLI runs in-process)."""
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(trainbench.experiments.EXPERIMENTS, "fake", FAKE)
+        mp.setitem(trainbench.experiments.builtin.EXPERIMENTS, "fake", FAKE)
         yield FAKE
     torch.set_num_threads(threads)  # the runs set one thread
 
@@ -445,10 +445,10 @@ def test_sweep_config_of_shipped_plans() -> None:
 
 
 def test_a_runs_table_must_name_an_experiment_or_a_run(tmp_path: Path) -> None:
-    from trainbench.verify import PlanError, check_run_tables
+    from trainbench.verify.run import PlanError, check_run_tables
 
     check_run_tables(default_claims())
-    text = (Path(trainbench.claims.DEFAULT_CLAIMS).read_text(encoding="utf-8")
+    text = (Path(trainbench.claims.parse.DEFAULT_CLAIMS).read_text(encoding="utf-8")
             + "\n[runs.rnn-lm-nnoe]\nquick = { max_size = 8 }\n")  # fmt: skip
     path = tmp_path / "claims.toml"
     path.write_text(text, encoding="utf-8")
@@ -736,15 +736,15 @@ def test_ctrl_c_stops_every_job_and_keeps_their_runs(tmp_path: Path) -> None:
 
 
 def test_default_jobs_and_each_jobs_memory_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainbench.runner
-    from trainbench.jobs import cores
-    from trainbench.verify import _with_memory_share, default_jobs
+    import trainbench.harness.runner
+    from trainbench.verify.jobs import cores
+    from trainbench.verify.run import _with_memory_share, default_jobs
 
     plans = plan_runs(default_claims(), quick=True)
     assert default_jobs(False, plans) == 1  # the thorough run: each sweep has the machine
     if not torch.cuda.is_available():
         assert default_jobs(True, plans) == min(2, cores())
-    monkeypatch.setattr(trainbench.runner, "available_bytes", lambda device: 8 * 2**30)
+    monkeypatch.setattr(trainbench.harness.runner, "available_bytes", lambda device: 8 * 2**30)
     mlp = next(p for p in plans if p.folder == "mlp-heads")
     shared = _with_memory_share(mlp, 2)
     assert dict(shared.settings) == dict(mlp.settings) | {"max_memory": 2 * 2**30}

@@ -25,27 +25,27 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from trainbench.core.version import __version__
 
 _EXPORTS = {
-    "EXPERIMENTS": "trainbench.experiments",
-    "Claim": "trainbench.experiments",
-    "Experiment": "trainbench.experiments",
-    "Variant": "trainbench.experiments",
-    "OrderFit": "trainbench.fit",
-    "Verdict": "trainbench.fit",
-    "fit_order": "trainbench.fit",
-    "judge": "trainbench.fit",
-    "RunResult": "trainbench.runner",
-    "SweepConfig": "trainbench.runner",
-    "run_sweep": "trainbench.runner",
+    "EXPERIMENTS": "trainbench.experiments.builtin",
+    "Claim": "trainbench.claims.parse",
+    "Experiment": "trainbench.experiments.builtin",
+    "Variant": "trainbench.experiments.builtin",
+    "OrderFit": "trainbench.stats.fit",
+    "Verdict": "trainbench.stats.fit",
+    "fit_order": "trainbench.stats.fit",
+    "judge": "trainbench.stats.fit",
+    "RunResult": "trainbench.harness.runner",
+    "SweepConfig": "trainbench.harness.runner",
+    "run_sweep": "trainbench.harness.runner",
     "sweep": "trainbench.api",
     "SweepResult": "trainbench.api",
     "ClaimVerdict": "trainbench.api",
     "assert_order": "trainbench.api",
     "load": "trainbench.api",
     "OrderAssertionError": "trainbench.api",
-    "TargetError": "trainbench.target",
+    "TargetError": "trainbench.experiments.target",
 }
 
 __all__ = ["__version__", *_EXPORTS]

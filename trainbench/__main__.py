@@ -1,6 +1,6 @@
 """python -m trainbench"""
 
-from trainbench.cli import main
+from trainbench.cli.app import main
 
 if __name__ == "__main__":
     main()

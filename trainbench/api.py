@@ -31,21 +31,10 @@ from typing import Any
 import pandas as pd
 from torch import Tensor
 
-from trainbench.caches import work_metric_for
-from trainbench.claims import Claim, parse_order_class
-from trainbench.config import SweepConfig, SweepError, first_line
-from trainbench.experiments import EXPERIMENTS, Experiment
-from trainbench.fit import K_MAX, OrderFit
-from trainbench.results import (
-    COMPILE_COLUMNS,
-    FIT_METRICS,
-    METRIC_LABELS,
-    POINT_COLUMNS,
-    TIME_METRICS,
-    keep_earlier_run,
-    write_run,
-)
-from trainbench.target import (
+from trainbench.claims.parse import Claim, parse_order_class, shipped_claims
+from trainbench.core.settings import SweepConfig, SweepError, first_line
+from trainbench.experiments.builtin import EXPERIMENTS, Experiment
+from trainbench.experiments.target import (
     DEFAULT_REFERENCE,
     MAX_SIZES,
     MAX_TARGET_SIZE,
@@ -59,7 +48,18 @@ from trainbench.target import (
     target_experiment,
     targets_experiment,
 )
-from trainbench.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
+from trainbench.measure.caches import work_metric_for
+from trainbench.measure.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
+from trainbench.results.files import (
+    COMPILE_COLUMNS,
+    FIT_METRICS,
+    METRIC_LABELS,
+    POINT_COLUMNS,
+    TIME_METRICS,
+    keep_earlier_run,
+    write_run,
+)
+from trainbench.stats.fit import K_MAX, OrderFit
 
 DEFAULT_TOLERANCE = 0.15
 
@@ -118,7 +118,7 @@ def user_claim(
 class SweepResult:
     """What :func:`sweep` measured: the run, and views of it as DataFrames."""
 
-    run: Any  # trainbench.runner.RunResult
+    run: Any  # trainbench.harness.runner.RunResult
     experiment: Experiment
     folder: Path | None = None  # where the run was written, if it was
 
@@ -148,7 +148,7 @@ class SweepResult:
     @property
     def ratios(self) -> pd.DataFrame:
         """Several targets: per target, metric and size, its value over the first target's."""
-        from trainbench.analysis import ratios
+        from trainbench.harness.analysis import ratios
 
         return pd.DataFrame(ratios(self.run.points, [v.name for v in self.experiment.variants]))
 
@@ -173,7 +173,7 @@ class SweepResult:
     ) -> ClaimVerdict:
         """Judge "``metric`` grows as ``claim``" (``O(n)``, ``O(n log n)``, ``O(n^2)`` ...)
         against this run's fits."""
-        from trainbench.analysis import judge_claims
+        from trainbench.harness.analysis import judge_claims
 
         variant = variant or self.experiment.variants[0].name
         c = user_claim(claim, self.experiment.name, metric=metric, variant=variant,
@@ -203,17 +203,17 @@ class SweepResult:
     def plot(self, family: str = "time", path: str | Path | None = None) -> Any:
         """A log-log figure of one metric family (time, flops, graph, memory), as
         ``trainbench report`` draws it; written to ``path`` where given."""
-        from trainbench.report import plot_figure
+        from trainbench.report.pages import plot_figure
 
         return plot_figure(self.summary, self.points, self.samples, family, path)
 
     def save(self, folder: str | Path) -> Path:
         """Write the run to ``folder/<name>/`` (summary.json, measurements.csv, samples.csv),
         where ``trainbench report`` reads it."""
-        from trainbench.lock import hold
+        from trainbench.core.lock import hold
 
         target = Path(folder) / self.name
-        with hold(target):  # one writer per run folder (trainbench.lock)
+        with hold(target):  # one writer per run folder (trainbench.core.lock)
             if target != self.folder:  # an earlier run there is kept, renamed with its time
                 keep_earlier_run(target)
             self.run.files = write_run(
@@ -260,7 +260,8 @@ def resolve(
 def _several(
     targets: Mapping[str, Factory | str] | Sequence[str], *, name: str | None, reference: str
 ) -> Experiment:
-    """Several targets as one experiment (:func:`trainbench.target.targets_experiment`)."""
+    """Several targets as one experiment
+    (:func:`trainbench.experiments.target.targets_experiment`)."""
     pairs = list(targets.items()) if isinstance(targets, Mapping) else [(None, t) for t in targets]
     factories: dict[str, Factory] = {}
     specs: dict[str, str | None] = {}
@@ -302,7 +303,7 @@ def _spec_of(factory: Factory) -> str | None:
 def preflight(exp: Experiment, cfg: SweepConfig) -> None:
     """Build a target's smallest point and run its forward and backward pass once, so that
     a target that breaks the contract fails before any folder is made."""
-    from trainbench.runner import validate, with_defaults
+    from trainbench.harness.runner import validate, with_defaults
 
     cfg = with_defaults(exp, cfg)
     validate(exp, cfg)
@@ -315,8 +316,8 @@ def preflight(exp: Experiment, cfg: SweepConfig) -> None:
 
 
 def _first_backward(exp: Experiment, cfg: SweepConfig, label: str) -> None:
-    from trainbench.limits import _is_out_of_memory
-    from trainbench.runner import DTYPES, resolve_device
+    from trainbench.harness.runner import DTYPES, resolve_device
+    from trainbench.measure.memory import is_out_of_memory
 
     device = resolve_device(cfg.device)
     for variant in exp.variants if several_targets(exp) else exp.variants[:1]:
@@ -327,7 +328,7 @@ def _first_backward(exp: Experiment, cfg: SweepConfig, label: str) -> None:
             try:
                 root.backward()
             except Exception as err:
-                if _is_out_of_memory(err):
+                if is_out_of_memory(err):
                     raise
                 raise TargetError(
                     f"backward of {name}({cfg.min_size})() raised {type(err).__name__}: "
@@ -367,7 +368,7 @@ def sweep(
 ) -> SweepResult:
     """Sweep ``target`` over ``sizes`` and fit how every metric grows.
 
-    ``target``: a function ``n -> (() -> scalar loss)`` (see :mod:`trainbench.target`),
+    ``target``: a function ``n -> (() -> scalar loss)`` (see :mod:`trainbench.experiments.target`),
     a TARGET text (``pkg.mod:fn``, ``file.py:fn``), or a built-in experiment (its name or
     object; ``options`` are its model options). ``sizes``: a list or ``"16:1024"``
     (doubling), ``"16:1024:1.5"``. ``claim``: an order (``"O(n)"``, ``"O(n log n)"``,
@@ -375,12 +376,12 @@ def sweep(
     experiments also judge their claims from the claims file). ``out``: write the run
     to ``out/<name>/`` as it is measured (else keep it in memory; :meth:`SweepResult.save`).
     ``point_timeout``: seconds one count or one timed visit of a point may take before the
-    point fails and the sweep goes on without it (None: no limit; see trainbench.watchdog).
+    point fails and the sweep goes on without it (None: no limit; see trainbench.measure.watchdog).
     ``by_module``: also count FLOPs and saved bytes per module of the model, to this depth
-    of its module tree (:mod:`trainbench.modules`; ``SweepResult.modules``).
+    of its module tree (:mod:`trainbench.measure.modules`; ``SweepResult.modules``).
     """
-    from trainbench.config import bytes_of
-    from trainbench.runner import run_sweep
+    from trainbench.core.settings import bytes_of
+    from trainbench.harness.runner import run_sweep
 
     if isinstance(max_memory, str):  # "8GiB", as the CLI takes it
         max_memory = bytes_of(max_memory, "max_memory")
@@ -430,7 +431,7 @@ def claims_for(
                 for v in exp.variants]  # fmt: skip
     own = user_claim(claim, exp.name, metric=metric, variant=exp.variants[0].name,
                      tolerance=tolerance)  # fmt: skip
-    return [own, *exp.claims] if exp.name in EXPERIMENTS else [own]
+    return [own, *shipped_claims(exp.name)] if exp.name in EXPERIMENTS else [own]
 
 
 def _size_list(sizes: Sequence[int]) -> list[int]:
@@ -499,8 +500,8 @@ def load(folder: str | Path) -> SweepResult:
     were measured and judged, to judge other claims (:meth:`SweepResult.verdict`) or plot,
     without measuring. A run of a user's target does not import the target: the loaded
     result cannot measure. ResultsError (one line) for a folder that is not a sweep run."""
-    from trainbench.results import read_run
-    from trainbench.runner import RunResult
+    from trainbench.harness.runner import RunResult
+    from trainbench.results.files import read_run
 
     path = Path(folder)
     summary, _, samples = read_run(path)

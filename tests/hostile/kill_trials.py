@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-import trainbench.cli
-import trainbench.results
-import trainbench.runner  # noqa: F401  (imported before the forks)
+import trainbench.cli.app
+import trainbench.harness.runner  # noqa: F401  (imported before the forks)
+import trainbench.results.files
 
 TARGET = f"{Path(__file__).resolve().parents[1] / 'targets_for_tests.py'}:chain"
 ARGS = ["sweep", TARGET, "--sizes", "1:32", "--repeats", "2", "--max-passes", "3",
@@ -38,13 +38,13 @@ WRITE_PAUSE_S = 0.03
 
 
 def _slow_writes() -> None:
-    write = trainbench.results.atomic_write_text
+    write = trainbench.results.files.atomic_write_text
 
     def paused(path: Path, text: str) -> None:
         write(path, text)
         time.sleep(WRITE_PAUSE_S)
 
-    trainbench.results.atomic_write_text = paused  # type: ignore[assignment]
+    trainbench.results.files.atomic_write_text = paused  # type: ignore[assignment]
 
 
 def _run(argv: list[str], slow: bool = False) -> int:
@@ -56,7 +56,7 @@ def _run(argv: list[str], slow: bool = False) -> int:
             if slow:
                 _slow_writes()
             sys.argv = ["trainbench", *argv]
-            trainbench.cli.main()
+            trainbench.cli.app.main()
         except SystemExit as end:
             code = end.code if isinstance(end.code, int) else 1
         finally:

@@ -1,5 +1,6 @@
-"""The claims file's [runs] settings obey the command line's bounds (trainbench.config.BOUNDS):
-a value just outside them is refused by both, one line naming the setting."""
+"""The claims file's [runs] settings obey the command line's bounds
+(trainbench.core.settings.BOUNDS): a value just outside them is refused by both, one line
+naming the setting."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import re
 import pytest
 from cli_helpers import invoke
 
-from trainbench.claims import DEFAULT_CLAIMS, ClaimsError, experiment_vocabulary, parse_claims
-from trainbench.config import BOUNDS, WHOLE, bound_words
+from trainbench.claims.parse import DEFAULT_CLAIMS, ClaimsError, experiment_vocabulary, parse_claims
+from trainbench.core.settings import BOUNDS, WHOLE, bound_words
 
 # the option of mlp-heads (trainability for steps) that each bounded setting is
 FLAGS = {"repeats": "--repeats", "max_passes": "--max-passes", "threads": "--threads",

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import tomllib
 
-from trainbench.claims import DEFAULT_CLAIMS, ClaimsError, experiment_vocabulary, parse_claims
-from trainbench.config import BOUNDS
-from trainbench.verify import PlanError, check_plans, check_run_tables, plan_runs
+from trainbench.claims.parse import DEFAULT_CLAIMS, ClaimsError, experiment_vocabulary, parse_claims
+from trainbench.core.settings import BOUNDS
+from trainbench.verify.run import PlanError, check_plans, check_run_tables, plan_runs
 
 MUTATIONS = 200
 WRONG: list[Any] = ["x", "", "O(n)", -1, 0, 1, 2**40, 1e300, -0.5, 0.5, math.inf, math.nan,

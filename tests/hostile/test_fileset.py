@@ -1,4 +1,4 @@
-"""A run's three files as one set (trainbench.fileset): a run stopped between two of its
+"""A run's three files as one set (trainbench.results.fileset): a run stopped between two of its
 writes is refused by `report`, naming the file and the point, and `--resume` makes it one
 set again, keeping every sample on disk and measuring none twice. First stops at chosen
 writes (in process), then SIGKILL at seeded random moments (real processes)."""
@@ -18,9 +18,9 @@ import targets_for_tests as T
 from cli_helpers import assert_one_line_error, invoke
 
 import trainbench
-import trainbench.results
-from trainbench.lock import lock_path
-from trainbench.results import ResultsError, read_run
+import trainbench.results.files
+from trainbench.core.lock import lock_path
+from trainbench.results.files import ResultsError, read_run
 
 SIZES = [1, 2, 4, 8, 16, 32]
 COMMON = {"repeats": 2, "max_passes": 2, "min_time": 0.002, "threads": 1, "reference": "64"}
@@ -37,7 +37,7 @@ def _sweep(out: Path, resume: bool = False) -> None:
 
 def _stop_at(monkeypatch: pytest.MonkeyPatch, write: int) -> None:
     """The run ends just before its ``write``-th file write (counted from 1)."""
-    real, done = trainbench.results.atomic_write_text, [0]
+    real, done = trainbench.results.files.atomic_write_text, [0]
 
     def counted(path: Path, text: str) -> None:
         done[0] += 1
@@ -45,7 +45,7 @@ def _stop_at(monkeypatch: pytest.MonkeyPatch, write: int) -> None:
             raise _Killed
         real(path, text)
 
-    monkeypatch.setattr(trainbench.results, "atomic_write_text", counted)
+    monkeypatch.setattr(trainbench.results.files, "atomic_write_text", counted)
 
 
 def _samples(folder: Path) -> dict[tuple[str, int, str, int], list[str]]:

@@ -1,4 +1,4 @@
-"""One writer per run folder (trainbench.lock): in-process rules, then real processes racing
+"""One writer per run folder (trainbench.core.lock): in-process rules, then real processes racing
 for the same --out."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trainbench.lock import LockError, busy, hold, lock_path, owner
+from trainbench.core.lock import LockError, busy, hold, lock_path, owner
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets_for_tests.py"
 

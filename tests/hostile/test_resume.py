@@ -11,7 +11,7 @@ import targets_for_tests as T
 from fake_clock import FakeClock
 
 import trainbench
-from trainbench.config import SweepError
+from trainbench.core.settings import SweepError
 
 SIZES = [2, 4, 8, 16, 32, 64]
 COMMON = {"repeats": 2, "max_passes": 3, "min_time": 0.001, "threads": 1}

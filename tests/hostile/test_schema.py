@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cli_helpers import invoke
 
-import trainbench.report
+import trainbench.report.pages
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 WRONG: list[Any] = ["x", "", -1, 0, 1e300, True, None, [], [1, "a"], {}, {"a": 1}, "NaN"]
@@ -44,8 +44,8 @@ def test_mutated_summaries_are_one_line_or_a_report(
     run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the text of the report for every mutation; its plots (seconds) for the first
-    drawn = trainbench.report._render
-    monkeypatch.setattr(trainbench.report, "_render", lambda *a, **k: ([], []))
+    drawn = trainbench.report.pages._render
+    monkeypatch.setattr(trainbench.report.pages, "_render", lambda *a, **k: ([], []))
     original = json.loads((RESULTS / run / "summary.json").read_text(encoding="utf-8"))
     places = _leaves(original)
     rng = random.Random(run)
@@ -58,10 +58,10 @@ def test_mutated_summaries_are_one_line_or_a_report(
         _set(summary, place, value)
         (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
         if trial < 1:
-            monkeypatch.setattr(trainbench.report, "_render", drawn)
+            monkeypatch.setattr(trainbench.report.pages, "_render", drawn)
         result = invoke("report", folder, "--out", tmp_path / f"r{trial}")
         if trial < 1:
-            monkeypatch.setattr(trainbench.report, "_render", lambda *a, **k: ([], []))
+            monkeypatch.setattr(trainbench.report.pages, "_render", lambda *a, **k: ([], []))
         what = f"{place} = {value!r}: {result.exit_code} {result.stdout} {result.stderr}"
         assert result.exception is None or isinstance(result.exception, SystemExit), what
         assert "Traceback" not in result.stdout + result.stderr, what

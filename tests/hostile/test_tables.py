@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from trainbench.render import points_table
+from trainbench.cli.render import points_table
 
 SUMMARY = Path(__file__).resolve().parents[2] / "results" / "mlp-heads" / "summary.json"
 

@@ -177,7 +177,7 @@ def flops_backward_per_head(depth: int, width: int, batch: int, in_dim: int) -> 
 
 
 def span_flops(depth: int, width: int, batch: int, in_dim: int) -> int:
-    """The backward's costliest path in FLOPs (trainbench.span), in closed form.
+    """The backward's costliest path in FLOPs (trainbench.measure.span), in closed form.
 
     A product's backward node computes both its operands' gradients: 4·b·w·m for a
     b × w by w × m product. The costliest path runs from the deepest head (4·b·w) down

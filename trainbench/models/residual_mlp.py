@@ -34,7 +34,7 @@ the next layer's bias could absorb it.) The projection W^{x,h} exists because
 h_0 must have the width of the states it is added to.
 
 Both return the loss terms as a list (one term), the contract of
-``trainbench.experiments``; ``layer_weights()`` lists W^{h,h}_1 .. W^{h,h}_L.
+``trainbench.experiments.builtin``; ``layer_weights()`` lists W^{h,h}_1 .. W^{h,h}_L.
 """
 
 from __future__ import annotations

@@ -513,7 +513,7 @@ SPAN_PRODUCTS = {  # (a, b)
 
 
 def span_flops(length: int, vocab: int, hidden: int, batch: int, cell: str) -> int:
-    """The backward's costliest path in FLOPs (trainbench.span), in closed form.
+    """The backward's costliest path in FLOPs (trainbench.measure.span), in closed form.
 
     The last step's output product (4·B·V·H), then the cell's products on the path:
 

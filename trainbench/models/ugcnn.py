@@ -195,7 +195,7 @@ def flops_forward(depth: int, channels: int, kernel: int, size: int, batch: int,
 
 
 def span_flops(depth: int, channels: int, kernel: int, size: int, batch: int) -> int:
-    """The UGCNN's backward's costliest path in FLOPs (trainbench.span), in closed form.
+    """The UGCNN's backward's costliest path in FLOPs (trainbench.measure.span), in closed form.
 
     A convolution's backward node computes the gradients of its input and of its filter,
     two convolutions' worth (2·conv, conv = 2·b·X·Y·k²·C²); the first layer's input (the

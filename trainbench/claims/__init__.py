@@ -1,0 +1,5 @@
+"""The claims file: parsing and validating claims."""
+
+__all__ = [
+    "parse",
+]

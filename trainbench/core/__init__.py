@@ -1,0 +1,9 @@
+"""The bottom layer: settings, bounds, errors, the shared words, the file lock (no torch)."""
+
+__all__ = [
+    "lock",
+    "settings",
+    "streams",
+    "version",
+    "vocabulary",
+]

@@ -1,0 +1,3 @@
+"""The version of trainbench (read by the packaging and by every run's environment)."""
+
+__version__ = "0.1.0"

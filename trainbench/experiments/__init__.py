@@ -1,0 +1,6 @@
+"""The experiment contract, the built-in experiments and TARGET models."""
+
+__all__ = [
+    "builtin",
+    "target",
+]

@@ -1,0 +1,6 @@
+"""The figures of a run."""
+
+__all__ = [
+    "figures",
+    "schedule",
+]

@@ -1,0 +1,8 @@
+"""The trainability experiments of Problems 1 and 2: training, judging, their files."""
+
+__all__ = [
+    "ensemble",
+    "files",
+    "judge",
+    "run",
+]
