@@ -537,3 +537,28 @@ def load(folder: str | Path) -> SweepResult:
         modules=list(summary.get("modules") or []),
     )  # fmt: skip
     return SweepResult(run, exp, path)
+
+
+def prepare(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
+    """Check a configuration of ``exp`` before anything runs (SweepError says what is
+    wrong) and complete it with the experiment's defaults."""
+    from trainbench.harness.runner import validate, with_defaults
+
+    validate(exp, cfg)
+    return with_defaults(exp, cfg)
+
+
+def run(
+    exp: Experiment,
+    cfg: SweepConfig,
+    *,
+    out: Path | None,
+    on_progress: Callable[[Any], None] | None = None,
+    resume: bool = False,
+    claims: Sequence[Claim] | None = None,
+) -> Any:
+    """Measure one sweep of ``exp`` (written to ``out/<folder>/`` as it goes) and judge it."""
+    from trainbench.harness.runner import run_sweep
+
+    return run_sweep(exp, cfg, out_dir=out, on_progress=on_progress, resume=resume,
+                     claims=claims)  # fmt: skip

@@ -22,3 +22,9 @@ TRAINABILITY_VARIANTS = MLP_VARIANTS + CNN_VARIANTS
 FAMILIES = {"mlp": MLP_VARIANTS, "cnn": CNN_VARIANTS}
 BASELINES = {"mlp": "plain", "cnn": "cnn"}
 CNN_ACTIVATION = "tanh"  # the UGCNN's update R is a tanh: its baselines use the same
+
+# the cells of Problem 4's language model (trainbench.models.rnn_lm), by name
+RNN_CELLS = (
+    "ugrnn", "ugrnn2", "gru", "gru-torch", "gru-torch-fast", "torch-gru", "none", "ugrnn-x",
+    "ugrnn-x-scan",
+)  # fmt: skip

@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trainbench.core.options import MODEL, OptionSpec
+from trainbench.experiments.specs import BUILT_IN_SPECS
 from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig, make_data
 from trainbench.models.mlp_heads import memory_bytes as mlp_heads_bytes
-from trainbench.models.rnn_lm import CELLS as RNN_CELLS
 from trainbench.models.rnn_lm import RNNLM, RNNLMConfig, make_words
 from trainbench.models.rnn_lm import memory_bytes as rnn_lm_bytes
 from trainbench.models.ugcnn import CNNStack, make_images
@@ -79,6 +80,22 @@ class Experiment:
     foreign: bool = False
     # the values a text model option may take (the others are refused up front)
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # A built-in experiment's own options, each declared once: its sizes (--max-depth, ...)
+    # and its model's options. Its command line, defaults, choices, the checks of a
+    # configuration and a report's reproduce command all come from them.
+    options: tuple[OptionSpec, ...] = ()
+    # the one-line help of its command
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        model = [o for o in self.options if o.where == MODEL]
+        if model:  # (the defaults and choices follow from the options declared)
+            object.__setattr__(self, "defaults", {o.name: o.default for o in model})
+            object.__setattr__(self, "choices", {o.name: o.choices for o in model if o.choices})
+
+    def option(self, name: str) -> OptionSpec | None:
+        """The option declared under ``name`` (a model option or a size), if any."""
+        return next((o for o in self.options if o.name == name), None)
 
     def folder(self, options: Mapping[str, Any]) -> str:
         return self.folder_name(options) if self.folder_name else self.name
@@ -131,10 +148,10 @@ MLP_HEADS = Experiment(
     title="Problem 1b: the L-layer MLP with a loss head on every layer",
     size_name="L",
     size_option="depth",
+    summary=BUILT_IN_SPECS["mlp-heads"].summary,
+    options=BUILT_IN_SPECS["mlp-heads"].options,
     variants=(FULL, PER_HEAD),
     build=_build_mlp_heads,
-    defaults={"width": 256, "batch": 64, "in_dim": 32, "activation": "sigmoid", "impl": "einsum"},
-    choices={"activation": ("sigmoid", "tanh", "relu"), "impl": ("einsum", "fused")},
     reference_matmul=lambda o: (int(o["batch"]), int(o["width"]), int(o["width"])),
     estimate_bytes=lambda depth, o, itemsize: mlp_heads_bytes(
         depth, int(o["width"]), int(o["batch"]), int(o["in_dim"]), itemsize
@@ -167,10 +184,10 @@ RNN_LM = Experiment(
     title="Problem 4: the RNN language model, against the sentence length T",
     size_name="T",
     size_option="len",
+    summary=BUILT_IN_SPECS["rnn-lm"].summary,
+    options=BUILT_IN_SPECS["rnn-lm"].options,
     variants=(FULL, PER_STEP),
     build=_build_rnn_lm,
-    defaults={"cell": "ugrnn", "vocab": 1000, "hidden": 128, "batch": 16},
-    choices={"cell": RNN_CELLS},
     reference_matmul=lambda o: (int(o["batch"]), int(o["hidden"]), int(o["vocab"])),
     estimate_bytes=lambda length, o, itemsize: rnn_lm_bytes(
         length, int(o["vocab"]), int(o["hidden"]), int(o["batch"]), str(o["cell"]), itemsize
@@ -217,10 +234,10 @@ UGCNN = Experiment(
     title="Problem 2: a stack of L UGCNN layers with a loss head on every layer",
     size_name="L",
     size_option="depth",
+    summary=BUILT_IN_SPECS["ugcnn"].summary,
+    options=BUILT_IN_SPECS["ugcnn"].options,
     variants=(FULL, PER_HEAD),
     build=_build_ugcnn,
-    defaults={"channels": 8, "image_size": 16, "batch": 8, "kernel": 3, "impl": "einsum"},
-    choices={"impl": ("einsum", "conv")},
     reference_matmul=lambda o: (
         int(o["batch"]) * int(o["image_size"]) ** 2,
         int(o.get("kernel", 3)) ** 2 * int(o["channels"]),

@@ -52,19 +52,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainbench.core.vocabulary import RNN_CELLS
 from trainbench.models.mlp_heads import scaled_weight
 
-CELLS = (
-    "ugrnn",
-    "ugrnn2",
-    "gru",
-    "gru-torch",
-    "gru-torch-fast",
-    "torch-gru",
-    "none",
-    "ugrnn-x",
-    "ugrnn-x-scan",
-)
+CELLS = RNN_CELLS  # (named in trainbench.core.vocabulary: --help lists them without torch)
 
 
 @dataclass(frozen=True)
