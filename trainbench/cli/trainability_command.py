@@ -12,10 +12,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trainbench.cli.errors import fail, interrupted
+from trainbench.cli.errors import exits, fail
 from trainbench.cli.output import check_writable, owned, progress_bar
 from trainbench.cli.params import SHARED_DEFAULT, Json, Quiet, Seed, Threads, shared
-from trainbench.core.settings import BOUNDS, first_line
+from trainbench.core.settings import BOUNDS
 
 MAX_STEPS = int(BOUNDS["steps"][1])  # training steps per run
 Resume = shared("resume")
@@ -209,16 +209,10 @@ def trainability(
         def save(result: Any) -> None:  # the tables after every record, the plots at the end
             write_files(folder, result.summary(), plots=result.complete)
 
-        try:
+        with exits(f"what was measured so far is in {folder}", "trainability failed: {why}"):
             with progress:
                 result = run_trainability(cfg, on_progress=on_progress, save=save, earlier=earlier)
             summary = result.summary()
-        except KeyboardInterrupt as err:
-            raise interrupted(err, f"what was measured so far is in {folder}") from None
-        except TrainabilityError as err:
-            raise fail(str(err)) from None
-        except (RuntimeError, MemoryError, OSError) as err:
-            raise fail(f"trainability failed: {first_line(err)}", 1) from None
     if kept is not None:
         typer.echo(f"trainbench: the earlier run in {folder} was kept as {kept}", err=True)
     if json_out:

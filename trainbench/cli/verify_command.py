@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trainbench.cli.errors import fail, interrupted
+from trainbench.cli.errors import exits, fail
 from trainbench.cli.output import check_writable, progress_bar
 from trainbench.cli.params import SHARED_DEFAULT, DeviceOpt, Json, Quiet
 from trainbench.cli.report_commands import write_report_pages
@@ -68,9 +68,7 @@ def verify(
 
     Exit 0 when every claim's verdict is the one the claims file expects, 1 otherwise."""
     from trainbench.claims.parse import ClaimsError, default_claims, load_claims
-    from trainbench.harness.runner import SweepError
     from trainbench.results.files import ResultsError
-    from trainbench.trainability.run import TrainabilityError
     from trainbench.verify.run import (
         PlanError,
         check_plans,
@@ -125,7 +123,9 @@ def verify(
         progress.update(task, total=total, completed=done, description=f"verify  {what}")
 
     source = str(claims) if claims is not None else "seeds/claims.toml"
-    try:
+    with exits(f"what was measured so far is in {target}",
+               lambda err: f"measurement failed: {first_line(err)}; results so far in {target}",
+               prefix={ResultsError: "--resume: "}):  # (of a missing or corrupt run)
         with progress:
             result = run_verify(
                 plans, target, command=command, quick=quick, claims_file=source,
@@ -133,15 +133,6 @@ def verify(
                 jobs=jobs if jobs is not None else default_jobs(quick, plans),
                 report=target / "report",
             )  # fmt: skip
-    except KeyboardInterrupt as err:
-        raise interrupted(err, f"what was measured so far is in {target}") from None
-    except (SweepError, TrainabilityError) as err:
-        raise fail(str(err)) from None
-    except ResultsError as err:  # --resume of a missing or corrupt run
-        raise fail(f"--resume: {err}") from None
-    except (RuntimeError, MemoryError, OSError) as err:
-        message = f"measurement failed: {first_line(err)}; results so far in {target}"
-        raise fail(message, 1) from None
     report_md = write_report_pages([target], target / "report", "png", command, result.rendered)
     summary = result.summary()
     failed = result.failed()

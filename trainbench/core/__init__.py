@@ -2,6 +2,7 @@
 
 __all__ = [
     "lock",
+    "options",
     "settings",
     "streams",
     "version",
