@@ -60,9 +60,9 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("lint-imports")
     if tool is None:
         pytest.skip("import-linter is not installed")
+    env = {"PYTHONPATH": str(root), "PATH": str(Path(sys.executable).parent)}
     return subprocess.run([tool, "--config", str(root / "pyproject.toml")], cwd=root,
-                          capture_output=True, text=True, env={"PYTHONPATH": str(root),
-                                                               "PATH": str(Path(sys.executable).parent)})  # fmt: skip
+                          capture_output=True, text=True, env=env)  # fmt: skip
 
 
 def test_the_layers_contract_holds_and_catches_an_upward_import(tmp_path: Path) -> None:
