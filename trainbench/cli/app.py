@@ -382,7 +382,8 @@ def _measure_and_render(
 ) -> str | None:
     """Run a sweep of ``exp`` (an Experiment) with ``cfg`` into ``out`` and print it;
     return the verdict of the user's claim (``--claim``), where there is one."""
-    from trainbench.harness.runner import SweepError, run_sweep, validate
+    from trainbench.harness.prepare import validate
+    from trainbench.harness.runner import SweepError, run_sweep
     from trainbench.results.files import to_json
 
     try:
