@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fake_instruments import measure_with
 
-import trainbench.harness.runner as sweep
+from trainbench.harness.instruments import Instruments
 
 
 class FakeClock:
@@ -15,16 +16,14 @@ class FakeClock:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, count_s: float, time_s: float) -> None:
         self.now = 0.0
-        real_count, real_time = sweep._count, sweep._time
+        real = Instruments()
 
         def count(*args: Any) -> Any:
             self.now += count_s
-            return real_count(*args)
+            return real.count(*args)
 
         def timed(*args: Any) -> Any:
             self.now += time_s
-            return real_time(*args)
+            return real.time(*args)
 
-        monkeypatch.setattr(sweep, "_now", lambda: self.now)
-        monkeypatch.setattr(sweep, "_count", count)
-        monkeypatch.setattr(sweep, "_time", timed)
+        measure_with(monkeypatch, now=lambda: self.now, count=count, time=timed)

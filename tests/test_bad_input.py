@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import torch
 from cli_helpers import files_under, invoke
+from fake_instruments import measure_with
 
-import trainbench.harness.runner
 import trainbench.trainability.run
 from trainbench.results.files import FORMAT_VERSION, write_run
 
@@ -618,10 +618,8 @@ def _no_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return measuring
 
-    for module, name in ((trainbench.harness.runner, "matmul_rate"),
-                         (trainbench.harness.runner, "_count"),
-                         (trainbench.harness.runner, "_probe"),
-                         (trainbench.trainability.run, "gradient_signal"),
+    measure_with(monkeypatch, **{name: refuse(name) for name in ("matmul_rate", "count", "probe")})
+    for module, name in ((trainbench.trainability.run, "gradient_signal"),
                          (trainbench.trainability.run, "train")):  # fmt: skip
         monkeypatch.setattr(module, name, refuse(name))
 

@@ -28,7 +28,8 @@ from trainbench.claims.parse import (
     shipped_claims,
 )
 from trainbench.experiments.builtin import EXPERIMENTS
-from trainbench.harness.runner import SweepConfig, judge_claims, run_sweep
+from trainbench.harness.analysis import judge_claims
+from trainbench.harness.runner import SweepConfig, run_sweep
 from trainbench.stats.fit import OrderFit
 
 if sys.version_info >= (3, 11):

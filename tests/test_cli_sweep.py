@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import targets_for_tests as T
 from cli_helpers import assert_one_line_error, files_under, invoke
+from fake_instruments import measure_with
 
-import trainbench.harness.runner
 import trainbench.results.files
 
 FAST = (
@@ -99,9 +99,7 @@ def no_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
     def measured(*args: object, **kwargs: object) -> None:
         raise AssertionError("a measurement started")
 
-    monkeypatch.setattr(trainbench.harness.runner, "_count", measured)
-    monkeypatch.setattr(trainbench.harness.runner, "_time", measured)
-    monkeypatch.setattr(trainbench.harness.runner, "matmul_rate", measured)
+    measure_with(monkeypatch, count=measured, time=measured, matmul_rate=measured)
 
 
 def _case(c: Any) -> Any:
@@ -194,8 +192,7 @@ def test_strict_exit_codes_and_resume(tmp_path: Path, monkeypatch: pytest.Monkey
     def measured(*args: object, **kwargs: object) -> None:
         raise AssertionError("a measurement started")
 
-    for name in ("_count", "_time", "matmul_rate"):
-        monkeypatch.setattr(trainbench.harness.runner, name, measured)
+    measure_with(monkeypatch, count=measured, time=measured, matmul_rate=measured)
     resumed = _strict(tmp_path / "b", "O(n)", "--resume")
     assert resumed.exit_code == 0, (resumed.stdout, resumed.stderr)
     assert "confirmed" in resumed.stdout

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import targets_for_tests as T
+from fake_instruments import measure_with
 from torch import Tensor
 
 import trainbench
@@ -98,11 +99,9 @@ def test_a_resumed_run_reads_back_the_efficiencies_it_wrote(
 ) -> None:
     """The reference rate is measured twice and the faster kept: a resumed run, which reads
     the rate back from its GFLOP/s, gives every efficiency to the last digit."""
-    import trainbench.harness.runner
-
     # the second the faster, and one that GFLOP/s do not give back exactly (x / 1e9 * 1e9 != x)
     rates = iter([1.2345678901234567e9, 2076337582.9803824])
-    monkeypatch.setattr(trainbench.harness.runner, "matmul_rate", lambda *a, **k: next(rates))
+    measure_with(monkeypatch, matmul_rate=lambda *a, **k: next(rates))
     common = {"repeats": 2, "max_passes": 2, "min_time": 0.001, "threads": 1}
     trainbench.sweep(T.chain, SIZES, out=tmp_path, **common)  # type: ignore[arg-type]
     table = (tmp_path / "chain" / "measurements.csv").read_text(encoding="utf-8")
@@ -110,7 +109,7 @@ def test_a_resumed_run_reads_back_the_efficiencies_it_wrote(
     def measured(*args: object, **kwargs: object) -> None:
         raise AssertionError("a measurement started")
 
-    monkeypatch.setattr(trainbench.harness.runner, "matmul_rate", measured)
+    measure_with(monkeypatch, matmul_rate=measured)
     trainbench.sweep(T.chain, SIZES, out=tmp_path, resume=True, **common)  # type: ignore[arg-type]
     assert (tmp_path / "chain" / "measurements.csv").read_text(encoding="utf-8") == table
 

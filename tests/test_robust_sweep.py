@@ -14,19 +14,16 @@ import pandas as pd
 import pytest
 import torch
 from fake_clock import FakeClock
+from fake_instruments import measure_with
 
 import trainbench.harness.limits as limits
 import trainbench.harness.runner as sweep
 from trainbench.experiments.builtin import EXPERIMENTS
-from trainbench.harness.runner import (
-    Progress,
-    SweepConfig,
-    SweepError,
-    available_bytes,
-    fit_points,
-    judge_claims,
-    run_sweep,
-)
+from trainbench.harness.analysis import fit_points, judge_claims
+from trainbench.harness.instruments import Instruments
+from trainbench.harness.prepare import available_bytes
+from trainbench.harness.runner import SweepConfig, SweepError
+from trainbench.harness.state import Progress
 from trainbench.measure.point import count_point
 from trainbench.results.files import (
     FORMAT_VERSION,
@@ -48,7 +45,7 @@ COUNTS = ("fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes")
 @pytest.fixture(autouse=True)
 def fixed_reference_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     """No run here needs the 0.3 s measurement of torch.mm's rate."""
-    monkeypatch.setattr(sweep, "matmul_rate", lambda *args, **kwargs: 1e9)
+    measure_with(monkeypatch, matmul_rate=lambda *args, **kwargs: 1e9)
 
 
 def _cfg(**kw: Any) -> SweepConfig:
@@ -103,10 +100,10 @@ def test_keep_earlier_run_renames_to_the_runs_timestamp(tmp_path: Path) -> None:
 
 
 def test_a_second_run_keeps_the_first(tmp_path: Path) -> None:
-    first = run_sweep(EXP, _cfg(max_size=4), out_dir=tmp_path)
+    first = sweep.run_sweep(EXP, _cfg(max_size=4), out_dir=tmp_path)
     assert first.kept_earlier is None
     assert not any("earlier run" in n for n in first.notes)
-    second = run_sweep(EXP, _cfg(max_size=4), out_dir=tmp_path)
+    second = sweep.run_sweep(EXP, _cfg(max_size=4), out_dir=tmp_path)
     kept = second.kept_earlier
     assert kept is not None and kept.parent == tmp_path
     assert kept.name == "mlp-heads." + first.environment["timestamp"][:19].replace(":", "-")
@@ -125,7 +122,7 @@ def test_a_second_run_keeps_the_first(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("good")
-    run_sweep(EXP, _cfg(max_size=4), out_dir=out)
+    sweep.run_sweep(EXP, _cfg(max_size=4), out_dir=out)
     return out / "mlp-heads"
 
 
@@ -258,17 +255,17 @@ def test_read_run_gives_numbers(good_run: Path) -> None:
 
 
 class Recorder:
-    """Stands in for sweep._time and remembers which points were timed."""
+    """Stands in for the sweep's timing of a visit and remembers which points were timed."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[str, int]] = []
-        real = sweep._time
+        real = Instruments().time
 
         def timed(exp: Any, variant: str, size: int, *args: Any) -> Any:
             self.calls.append((variant, size))
             return real(exp, variant, size, *args)
 
-        monkeypatch.setattr(sweep, "_time", timed)
+        measure_with(monkeypatch, time=timed)
 
 
 def _stop_after(k: int) -> Any:
@@ -296,7 +293,7 @@ def test_resume_measures_only_the_missing_point_rounds(
     recorder = Recorder(monkeypatch)
     cfg = _cfg(repeats=2)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(EXP, cfg, out_dir=tmp_path, on_progress=_stop_after(11))
+        sweep.run_sweep(EXP, cfg, out_dir=tmp_path, on_progress=_stop_after(11))
     folder = tmp_path / "mlp-heads"
     first_calls = list(recorder.calls)
     assert len(first_calls) == 11
@@ -305,7 +302,7 @@ def test_resume_measures_only_the_missing_point_rounds(
     recorder.calls.clear()
     seen: list[Progress] = []
     # --time-budget and --max-memory may change on resume
-    result = run_sweep(EXP, dataclasses.replace(cfg, time_budget=1e6, max_memory=2**40),
+    result = sweep.run_sweep(EXP, dataclasses.replace(cfg, time_budget=1e6, max_memory=2**40),
                        out_dir=tmp_path, on_progress=seen.append, resume=True)  # fmt: skip
     assert result.complete and result.kept_earlier is None
     assert [p.name for p in tmp_path.iterdir()] == ["mlp-heads"]  # continued, not kept aside
@@ -330,10 +327,8 @@ def test_resume_measures_only_the_missing_point_rounds(
     def nothing(*args: Any) -> Any:
         raise AssertionError("measured on resume of a complete run")
 
-    monkeypatch.setattr(sweep, "_time", nothing)
-    monkeypatch.setattr(sweep, "count_point", nothing)
-    monkeypatch.setattr(sweep, "matmul_rate", nothing)
-    again = run_sweep(EXP, cfg, out_dir=tmp_path, resume=True)
+    measure_with(monkeypatch, time=nothing, count=nothing, matmul_rate=nothing)
+    again = sweep.run_sweep(EXP, cfg, out_dir=tmp_path, resume=True)
     assert again.complete and _same_points(again.points, result.points)
     assert {c["id"]: c["verdict"] for c in again.claims} == {
         c["id"]: c["verdict"] for c in result.claims
@@ -351,9 +346,9 @@ def test_resume_after_an_interrupt_while_counting(
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(EXP, _cfg(), out_dir=tmp_path, on_progress=stop_at_the_fourth_point)
+        sweep.run_sweep(EXP, _cfg(), out_dir=tmp_path, on_progress=stop_at_the_fourth_point)
     assert recorder.calls == []
-    result = run_sweep(EXP, _cfg(), out_dir=tmp_path, resume=True)
+    result = sweep.run_sweep(EXP, _cfg(), out_dir=tmp_path, resume=True)
     assert result.complete and len(result.points) == 9
     assert Counter(recorder.calls) == Counter({(p["variant"], p["size"]): 1
                                                for p in result.points})  # fmt: skip
@@ -361,7 +356,7 @@ def test_resume_after_an_interrupt_while_counting(
 
 def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(EXP, _cfg(), out_dir=tmp_path, on_progress=_stop_after(2))
+        sweep.run_sweep(EXP, _cfg(), out_dir=tmp_path, on_progress=_stop_after(2))
     folder = tmp_path / "mlp-heads"
     cases = {
         "width = 8, this run asks for width = 16": _cfg(options=TINY | {"width": 16}),
@@ -375,7 +370,7 @@ def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     }
     for message, cfg in cases.items():
         with pytest.raises(SweepError) as info:
-            run_sweep(EXP, cfg, out_dir=tmp_path, resume=True)
+            sweep.run_sweep(EXP, cfg, out_dir=tmp_path, resume=True)
         assert str(info.value) == f"--resume: {folder} was run with {message}"
     assert not json.loads((folder / "summary.json").read_text())["complete"]  # untouched
     # the threads the run actually used count too
@@ -383,18 +378,18 @@ def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     summary["environment"]["threads"] = 7
     (folder / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(SweepError, match="threads = 7, this run asks for threads = 1$"):
-        run_sweep(EXP, _cfg(), out_dir=tmp_path, resume=True)
+        sweep.run_sweep(EXP, _cfg(), out_dir=tmp_path, resume=True)
 
 
 def test_resume_refuses_a_missing_or_corrupt_run(tmp_path: Path) -> None:
     with pytest.raises(SweepError, match="^--resume: .*mlp-heads: no such folder$"):
-        run_sweep(EXP, _cfg(), out_dir=tmp_path, resume=True)
+        sweep.run_sweep(EXP, _cfg(), out_dir=tmp_path, resume=True)
     (tmp_path / "mlp-heads").mkdir()
     (tmp_path / "mlp-heads" / "summary.json").write_text("{")
     with pytest.raises(SweepError, match="summary.json: invalid JSON"):
-        run_sweep(EXP, _cfg(), out_dir=tmp_path, resume=True)
+        sweep.run_sweep(EXP, _cfg(), out_dir=tmp_path, resume=True)
     with pytest.raises(SweepError, match="--resume"):
-        run_sweep(EXP, _cfg(), out_dir=None, resume=True)
+        sweep.run_sweep(EXP, _cfg(), out_dir=None, resume=True)
 
 
 # --------------------------------------------------------------------------- counts
@@ -404,22 +399,22 @@ def test_resume_refuses_a_missing_or_corrupt_run(tmp_path: Path) -> None:
     ("exp", "options"), [(EXP, TINY), (RNN, RNN_TINY)], ids=["mlp-heads", "rnn-lm"]
 )
 def test_counts_are_the_same_in_every_run(exp: Any, options: dict[str, Any]) -> None:
-    first = run_sweep(exp, _cfg(options=options, seed=3))
-    second = run_sweep(exp, _cfg(options=options, seed=3))
+    first = sweep.run_sweep(exp, _cfg(options=options, seed=3))
+    second = sweep.run_sweep(exp, _cfg(options=options, seed=3))
     assert len(first.points) >= 6
     assert _counts(first) == _counts(second)
 
 
 def test_counting_visits_the_sizes_in_increasing_order(monkeypatch: pytest.MonkeyPatch) -> None:
     order: list[int] = []
-    real = sweep._count
+    real = Instruments().count
 
     def count(exp: Any, variant: str, size: int, *args: Any) -> Any:
         order.append(size)
         return real(exp, variant, size, *args)
 
-    monkeypatch.setattr(sweep, "_count", count)
-    run_sweep(EXP, _cfg(max_size=16))
+    measure_with(monkeypatch, count=count)
+    sweep.run_sweep(EXP, _cfg(max_size=16))
     assert order == sorted(order) and len(order) == 8 + 4
 
 
@@ -429,7 +424,7 @@ def test_counting_visits_the_sizes_in_increasing_order(monkeypatch: pytest.Monke
 def test_max_memory_skips_the_sizes_predicted_not_to_fit(tmp_path: Path) -> None:
     saved4 = count_point(EXP.forward("full", 4, EXP.defaults | TINY, CPU, torch.float32), CPU)
     limit = int(2 * saved4["saved_bytes"] * 1.2)  # twice the saved bytes: the margin
-    result = run_sweep(EXP, _cfg(max_memory=limit), out_dir=tmp_path)
+    result = sweep.run_sweep(EXP, _cfg(max_memory=limit), out_dir=tmp_path)
     assert result.complete and result.config["max_memory"] == limit
     full = sorted(p["size"] for p in result.points if p["variant"] == "full")
     assert full == [1, 2, 3, 4]
@@ -441,13 +436,13 @@ def test_max_memory_skips_the_sizes_predicted_not_to_fit(tmp_path: Path) -> None
     )
     assert any(f["variant"] == "full" and f["metric"] == "bwd_flops" for f in result.fits)
     # by default: half the memory of the device, recorded
-    default = run_sweep(EXP, _cfg(max_size=2, control=False))
+    default = sweep.run_sweep(EXP, _cfg(max_size=2, control=False))
     assert default.config["max_memory"] == available_bytes(CPU) // 2
 
 
 def test_the_time_budget_stops_the_growth(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock(monkeypatch, count_s=1.0, time_s=1.0)
-    result = run_sweep(EXP, _cfg(max_size=64, control=False, time_budget=30.0))
+    result = sweep.run_sweep(EXP, _cfg(max_size=64, control=False, time_budget=30.0))
     # Every count takes 1 s (the first one twice: a warm-up), and a round is predicted to
     # take ROUND_COUNTS = 2 counting times (min_time 0). Before L = 32: 10 s spent, 9 · 2 s
     # owed to the rounds of the 9 points counted, and L = 32 is predicted to count in
@@ -464,7 +459,7 @@ def test_the_time_budget_stops_the_growth(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_the_time_budget_stops_the_timing_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeClock(monkeypatch, count_s=0.1, time_s=10.0)  # timing far dearer than predicted
-    result = run_sweep(EXP, _cfg(control=False, repeats=3, time_budget=25.0))
+    result = sweep.run_sweep(EXP, _cfg(control=False, repeats=3, time_budget=25.0))
     assert result.complete
     assert sum(p["rounds"] for p in result.points) == 3  # 3 point-rounds fit in 25 s
     assert all(p["rounds"] == 1 for p in result.points)
@@ -490,7 +485,7 @@ def _failing(exp: Any, error: BaseException, from_size: int, after_calls: int = 
 def test_out_of_memory_while_counting_stops_the_growth(tmp_path: Path) -> None:
     oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB\n...")
     exp = _failing(EXP, oom, 8)
-    result = run_sweep(exp, _cfg(max_size=16), out_dir=tmp_path)
+    result = sweep.run_sweep(exp, _cfg(max_size=16), out_dir=tmp_path)
     assert result.complete
     failed = {"variant": "full", "size": 8, "phase": "count",
               "reason": "CUDA out of memory. Tried to allocate 2 GiB"}  # fmt: skip
@@ -506,7 +501,7 @@ def test_out_of_memory_while_counting_stops_the_growth(tmp_path: Path) -> None:
     fits = {(f["variant"], f["metric"]) for f in result.fits}
     assert ("full", "bwd_flops") in fits and ("full", "bwd_s") in fits
     # a resumed run keeps the failure and does not try again
-    again = run_sweep(exp, _cfg(max_size=16), out_dir=tmp_path, resume=True)
+    again = sweep.run_sweep(exp, _cfg(max_size=16), out_dir=tmp_path, resume=True)
     assert again.failed == [failed] and _same_points(again.points, result.points)
 
 
@@ -517,7 +512,7 @@ def test_out_of_memory_while_counting_stops_the_growth(tmp_path: Path) -> None:
 )
 def test_out_of_memory_while_timing_stops_the_growth(error: BaseException) -> None:
     exp = _failing(EXP, error, 6, after_calls=1)  # counted, then fails when timed
-    result = run_sweep(exp, _cfg(control=False))
+    result = sweep.run_sweep(exp, _cfg(control=False))
     assert result.complete
     assert [(f["variant"], f["size"], f["phase"]) for f in result.failed] == [("full", 6, "time")]
     assert result.failed[0]["reason"] == (str(error) or "MemoryError")
@@ -528,21 +523,21 @@ def test_out_of_memory_while_timing_stops_the_growth(error: BaseException) -> No
 def test_other_errors_are_not_taken_for_out_of_memory() -> None:
     exp = _failing(EXP, RuntimeError("mat1 and mat2 shapes cannot be multiplied"), 4)
     with pytest.raises(RuntimeError, match="shapes"):
-        run_sweep(exp, _cfg(control=False))
+        sweep.run_sweep(exp, _cfg(control=False))
 
 
 def test_limits_are_checked_up_front() -> None:
     with pytest.raises(SweepError, match="--time-budget"):
-        run_sweep(EXP, _cfg(time_budget=0.0))
+        sweep.run_sweep(EXP, _cfg(time_budget=0.0))
     with pytest.raises(SweepError, match="--max-memory"):
-        run_sweep(EXP, _cfg(max_memory=0))
+        sweep.run_sweep(EXP, _cfg(max_memory=0))
 
 
 # --------------------------------------------------------------------------- noise
 
 
 def test_a_time_claim_says_how_many_of_its_points_are_noisy() -> None:
-    result = run_sweep(EXP, _cfg(max_size=16))
+    result = sweep.run_sweep(EXP, _cfg(max_size=16))
     options = result.config["options"]
 
     def judged(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -12,14 +12,8 @@ import torch
 
 from trainbench.claims.parse import run_claims, shipped_claims
 from trainbench.experiments.builtin import EXPERIMENTS
-from trainbench.harness.runner import (
-    SweepConfig,
-    SweepError,
-    plan,
-    resolve_device,
-    run_sweep,
-    size_grid,
-)
+from trainbench.harness.prepare import plan, resolve_device, size_grid
+from trainbench.harness.runner import SweepConfig, SweepError, run_sweep
 from trainbench.models import mlp_heads
 from trainbench.results.files import FORMAT_VERSION, POINT_COLUMNS
 
@@ -206,7 +200,7 @@ def test_points_below_the_fit_window_stop_after_the_first_passes(tmp_path: Path)
 
 
 def test_the_passes_wait_only_for_the_times_a_verdict_is_about() -> None:
-    from trainbench.harness.runner import watched_metrics
+    from trainbench.harness.passes import watched_metrics
 
     rnn = EXPERIMENTS["rnn-lm"]
     none = watched_metrics(rnn, dict(rnn.defaults) | {"cell": "none"}, None)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import targets_for_tests as T
 from cli_helpers import assert_one_line_error, invoke
+from fake_instruments import measure_with
 
 import trainbench
-import trainbench.harness.runner
 from trainbench.claims.parse import default_claims
 from trainbench.core.settings import SweepError
 from trainbench.measure.point import Timing
@@ -41,7 +41,7 @@ def times_as(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[float], Coun
                 Timing(list(t * np.exp(0.02 * rng.standard_normal(3))), 1) for _ in range(2)
             )
 
-        monkeypatch.setattr(trainbench.harness.runner, "_time", timed)
+        measure_with(monkeypatch, time=timed)
         return visits
 
     yield install

@@ -736,7 +736,7 @@ def test_ctrl_c_stops_every_job_and_keeps_their_runs(tmp_path: Path) -> None:
 
 
 def test_default_jobs_and_each_jobs_memory_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainbench.harness.runner
+    import trainbench.harness.prepare
     from trainbench.verify.jobs import cores
     from trainbench.verify.run import _with_memory_share, default_jobs
 
@@ -744,7 +744,7 @@ def test_default_jobs_and_each_jobs_memory_share(monkeypatch: pytest.MonkeyPatch
     assert default_jobs(False, plans) == 1  # the thorough run: each sweep has the machine
     if not torch.cuda.is_available():
         assert default_jobs(True, plans) == min(2, cores())
-    monkeypatch.setattr(trainbench.harness.runner, "available_bytes", lambda device: 8 * 2**30)
+    monkeypatch.setattr(trainbench.harness.prepare, "available_bytes", lambda device: 8 * 2**30)
     mlp = next(p for p in plans if p.folder == "mlp-heads")
     shared = _with_memory_share(mlp, 2)
     assert dict(shared.settings) == dict(mlp.settings) | {"max_memory": 2 * 2**30}

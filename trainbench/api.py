@@ -148,7 +148,7 @@ class SweepResult:
     @property
     def ratios(self) -> pd.DataFrame:
         """Several targets: per target, metric and size, its value over the first target's."""
-        from trainbench.harness.analysis import ratios
+        from trainbench.harness.breakdown import ratios
 
         return pd.DataFrame(ratios(self.run.points, [v.name for v in self.experiment.variants]))
 
@@ -303,7 +303,7 @@ def _spec_of(factory: Factory) -> str | None:
 def preflight(exp: Experiment, cfg: SweepConfig) -> None:
     """Build a target's smallest point and run its forward and backward pass once, so that
     a target that breaks the contract fails before any folder is made."""
-    from trainbench.harness.runner import validate, with_defaults
+    from trainbench.harness.prepare import validate, with_defaults
 
     cfg = with_defaults(exp, cfg)
     validate(exp, cfg)
@@ -316,7 +316,7 @@ def preflight(exp: Experiment, cfg: SweepConfig) -> None:
 
 
 def _first_backward(exp: Experiment, cfg: SweepConfig, label: str) -> None:
-    from trainbench.harness.runner import DTYPES, resolve_device
+    from trainbench.harness.prepare import DTYPES, resolve_device
     from trainbench.measure.memory import is_out_of_memory
 
     device = resolve_device(cfg.device)
@@ -542,7 +542,7 @@ def load(folder: str | Path) -> SweepResult:
 def prepare(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
     """Check a configuration of ``exp`` before anything runs (SweepError says what is
     wrong) and complete it with the experiment's defaults."""
-    from trainbench.harness.runner import validate, with_defaults
+    from trainbench.harness.prepare import validate, with_defaults
 
     validate(exp, cfg)
     return with_defaults(exp, cfg)

@@ -350,7 +350,7 @@ def modules_table(summary: Mapping[str, Any], size_name: str = "n") -> Table:
 
 def modules_lines(summary: Mapping[str, Any], size_name: str = "n") -> list[str]:
     """Per variant, the module whose backward FLOPs grow fastest, with its share."""
-    from trainbench.harness.analysis import fastest_module
+    from trainbench.harness.breakdown import fastest_module
 
     mods = summary.get("modules") or []
     lines = []

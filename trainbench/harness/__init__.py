@@ -2,8 +2,16 @@
 
 __all__ = [
     "analysis",
+    "breakdown",
+    "counting",
+    "hierarchy",
+    "instruments",
     "limits",
+    "passes",
+    "prepare",
+    "records",
     "resume",
     "runner",
     "state",
+    "sweep",
 ]

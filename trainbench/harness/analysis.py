@@ -2,27 +2,28 @@
 
 :func:`fit_points` fits every metric of every variant (times from their raw samples,
 counts from their values), :func:`judge_claims` judges the claims that apply to the run
-against those fits, and :func:`finish` does both for a run's result, also for a partial
-run. ``trainbench.harness.runner`` re-exports all three.
+against those fits (a time claim also against the memory hierarchy:
+:mod:`trainbench.harness.hierarchy`), and :func:`finish` does both for a run's result, also
+for a partial run, with the breakdown per module and per target
+(:mod:`trainbench.harness.breakdown`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainbench.claims.parse import Claim, run_claims
 from trainbench.experiments.builtin import Experiment
-from trainbench.measure import caches as hierarchy
+from trainbench.harness.breakdown import module_fits, ratio_lines
+from trainbench.harness.hierarchy import cache_crossings
 from trainbench.measure.point import NOISY_SPREAD, undercounted_text
 from trainbench.measure.span import SPAN_METRICS
 from trainbench.results.files import FIT_METRICS, METRIC_LABELS, TIME_METRICS
 from trainbench.stats.fit import (
     MIN_RANGE,
     MIN_SIZES,
-    TOP_RANGE,
     OrderFit,
     fit_order,
     judge,
@@ -196,7 +197,7 @@ def judge_claims(
             cc = claims_by_id[c.control]
             control_fit = fits.get((cc.variant, cc.metric))
         hier = (
-            _hierarchy(c, fit, points, samples, caches, exp.size_name, seed)
+            cache_crossings(c, fit, points, samples, caches, exp.size_name, seed)
             if c.metric in TIME_METRICS and points and caches
             else None
         )
@@ -300,90 +301,6 @@ def _disagreement(
             f"counted FLOPs as k = {flops_fit.exponent:.2f} ({why})")
 
 
-@dataclass(frozen=True)
-class _Hierarchy:
-    """What the caches say about one time claim's fit window."""
-
-    records: list[dict[str, Any]]  # the crossings inside the window, with their steps
-    note: str  # "; the working set passes L3 (32 MiB) between L = 1024 and 2048; ..."
-    beyond: OrderFit | None  # the fit beyond the last crossing, where it has enough sizes
-    beyond_text: str
-    step_at: str | None  # the crossings, where the time per work steps up at them
-
-
-def _hierarchy(
-    c: Claim,
-    fit: OrderFit,
-    points: Sequence[Mapping[str, Any]],
-    samples: Sequence[Mapping[str, Any]] | None,
-    caches: Sequence[Mapping[str, Any]],
-    symbol: str,
-    seed: int,
-) -> _Hierarchy | None:
-    """The cache crossings inside the fit window of a time claim, the step of the time per
-    unit of work across each, and the fit over the sizes beyond the last one (at least
-    MIN_SIZES spanning TOP_RANGE); None where no crossing lies inside the window."""
-    fit_to = fit.fit_from * fit.size_range
-    inside = hierarchy.in_window(
-        hierarchy.run_crossings(points, c.variant, caches), fit.fit_from, fit_to
-    )
-    if not inside:
-        return None
-    tpw = hierarchy.time_per_work(points, c.variant, c.metric)
-    records, texts = [], []
-    for x in inside:
-        ratio = tpw.ratio(x)
-        records.append(x.to_dict() | {"time_per_work_ratio": ratio, "work_unit": tpw.unit})
-        text = x.text(symbol)
-        if ratio is not None:
-            if abs(ratio - 1) < 0.05:
-                moved = "stayed within 5%"
-            else:
-                moved = f"rose {ratio:.2f}×" if ratio >= 1 else f"fell {1 / ratio:.2f}×"
-            text += f"; time per {tpw.unit} {moved} there"
-        texts.append(text)
-    located = hierarchy.step_at_crossings(tpw, inside, fit.fit_from, fit_to, c.tolerance)
-    sizes = hierarchy.beyond_last(
-        sorted({int(p["size"]) for p in points if p.get("variant") == c.variant}), inside, fit_to
-    )
-    beyond, beyond_text = None, ""
-    if len(sizes) >= MIN_SIZES and sizes[-1] >= TOP_RANGE * sizes[0]:
-        data, rounds = _time_data(points, samples, c.variant, c.metric, sizes)
-        try:
-            beyond = fit_order(sizes, data, seed=seed, window=None, rounds=rounds)
-            beyond_text = f"{symbol} = {sizes[0]}..{sizes[-1]}, {len(sizes)} sizes"
-        except ValueError:
-            beyond = None
-    return _Hierarchy(
-        records=records,
-        note="".join(f"; {t}" for t in texts),
-        beyond=beyond,
-        beyond_text=beyond_text,
-        step_at="; ".join(x.text(symbol) for x in inside) if located else None,
-    )
-
-
-def _time_data(
-    points: Sequence[Mapping[str, Any]],
-    samples: Sequence[Mapping[str, Any]] | None,
-    variant: str,
-    metric: str,
-    sizes: Sequence[int],
-) -> tuple[list[Any], list[list[int]] | None]:
-    """The raw repeats and their pass labels of a time at ``sizes``, as :func:`fit_points`
-    fits them; the points' medians where the run's samples are not at hand."""
-    phase = metric[:3]
-    raw: dict[int, tuple[list[float], list[int]]] = {n: ([], []) for n in sizes}
-    for smp in samples or []:
-        if smp["variant"] == variant and smp["phase"] == phase and smp["size"] in raw:
-            raw[smp["size"]][0].append(smp["sample_s"])
-            raw[smp["size"]][1].append(smp.get("round", 0))
-    if all(raw[n][0] for n in sizes):
-        return [raw[n][0] for n in sizes], [raw[n][1] for n in sizes]
-    median = {p["size"]: p.get(metric) for p in points if p.get("variant") == variant}
-    return [median.get(n) if median.get(n) is not None else math.nan for n in sizes], None
-
-
 def _fitted_points(
     points: Sequence[Mapping[str, Any]], variant: str, fit: OrderFit
 ) -> list[Mapping[str, Any]]:
@@ -454,113 +371,3 @@ def finish(
         notes.extend(n for n in ratio_notes if n not in notes)
     result.claims = [c | {"partial": partial} for c in judged]
     result.notes.extend(n for n in notes if n not in result.notes)  # a resumed run has them
-
-
-MODULE_METRICS = ("bwd_flops", "fwd_flops", "saved_bytes")  # in trainbench.measure.modules' order
-_MODULE_INDEX = {"fwd_flops": 0, "bwd_flops": 1, "saved_bytes": 2}
-
-
-def module_fits(
-    points: Sequence[Mapping[str, Any]], min_fit_size: int = 1, size_name: str = "n"
-) -> list[dict[str, Any]]:
-    """Per variant, module and metric (--by-module): the growth order of the module's
-    counts over the sizes it was counted at, and its share of the point's total at the
-    largest. Empty where no point was counted per module."""
-    out: list[dict[str, Any]] = []
-    for v in sorted({p["variant"] for p in points}):
-        rows = sorted(
-            (p for p in points if p["variant"] == v and p["size"] >= min_fit_size
-             and isinstance(p.get("modules"), dict)),
-            key=lambda p: p["size"],
-        )  # fmt: skip
-        if len(rows) < 3:
-            continue
-        names = sorted({n for p in rows for n in p["modules"]})
-        top = rows[-1]
-        for name in names:
-            for metric in MODULE_METRICS:
-                i = _MODULE_INDEX[metric]
-                values = [float((p["modules"].get(name) or [0, 0, 0])[i]) for p in rows]
-                if not any(values):
-                    continue
-                total = top.get(metric) or 0
-                record: dict[str, Any] = {
-                    "variant": v, "module": name, "metric": metric, "at_size": top["size"],
-                    "value": int(values[-1]),
-                    "share": values[-1] / total if total else None,
-                }  # fmt: skip
-                try:
-                    fit = fit_order([p["size"] for p in rows], values, n_boot=0)
-                except ValueError as err:  # zero at some sizes: not a growth to fit
-                    record.update(order=None, note=str(err))
-                else:
-                    record.update(exponent=fit.exponent, poly_degree=fit.poly_degree,
-                                  best_class=fit.best_class,
-                                  order=module_order(fit, size_name))  # fmt: skip
-                out.append(record)
-    return out
-
-
-def module_order(fit: OrderFit, size_name: str = "n") -> str:
-    """``n²`` (an exact polynomial's degree), else ``k = 1.52``."""
-    if fit.poly_degree is not None:
-        return {0: "1", 1: size_name}.get(fit.poly_degree, f"{size_name}^{fit.poly_degree}")
-    return f"k = {fit.exponent:.2f}"
-
-
-def fastest_module(modules: Sequence[Mapping[str, Any]], variant: str,
-                   metric: str = "bwd_flops") -> Mapping[str, Any] | None:  # fmt: skip
-    """The module whose ``metric`` grows fastest (the deepest of equals: the most precise
-    place), None where none was fitted."""
-    mine = [m for m in modules if m["variant"] == variant and m["metric"] == metric
-            and m.get("exponent") is not None]  # fmt: skip
-    if not mine:
-        return None
-    order = lambda m: (m.get("poly_degree") if m.get("poly_degree") is not None  # noqa: E731
-                       else m["exponent"], m["module"].count("."))  # fmt: skip
-    return max(mine, key=order)
-
-
-RATIO_METRICS = ("bwd_s", "fwd_s", "bwd_flops", "saved_bytes")
-
-
-def ratios(points: Sequence[Mapping[str, Any]], variants: Sequence[str]) -> list[dict[str, Any]]:
-    """Several targets in one sweep: at every size both measured, each target's value of
-    each metric over the first target's (``variants[0]``)."""
-    if len(variants) < 2:
-        return []
-    by = {(p["variant"], p["size"]): p for p in points}
-    first, out = variants[0], []
-    for v in variants[1:]:
-        for size in sorted(s for (w, s) in by if w == v and (first, s) in by):
-            a, b = by[(first, size)], by[(v, size)]
-            for metric in RATIO_METRICS:
-                x, y = a.get(metric), b.get(metric)
-                timed = metric not in TIME_METRICS or (a.get("rounds") and b.get("rounds"))
-                if timed and isinstance(x, (int, float)) and isinstance(y, (int, float)) and x:
-                    if not (math.isnan(x) or math.isnan(y)):
-                        out.append({"variant": v, "over": first, "metric": metric,
-                                    "size": size, "ratio": y / x})  # fmt: skip
-    return out
-
-
-RATIO_LABELS = {"bwd_s": "backward time", "fwd_s": "forward time", "bwd_flops": "backward FLOPs",
-                "saved_bytes": "saved bytes"}  # fmt: skip
-
-
-def ratio_lines(
-    points: Sequence[Mapping[str, Any]], variants: Sequence[str], size_name: str = "n"
-) -> list[str]:
-    """Several targets: each one's metrics over the first's at the largest size both have
-    ("sdpa / eager at n = 1024: backward time 0.31×, ...")."""
-    rows = ratios(points, variants)
-    lines = []
-    for v in variants[1:]:
-        mine = [r for r in rows if r["variant"] == v]
-        if not mine:
-            continue
-        top = max(r["size"] for r in mine)
-        parts = [f"{RATIO_LABELS[r['metric']]} {r['ratio']:.3g}×" for r in mine
-                 if r["size"] == top]  # fmt: skip
-        lines.append(f"{v} / {variants[0]} at {size_name} = {top}: {', '.join(parts)}")
-    return lines

@@ -67,11 +67,11 @@ def _bytes_text(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def _secs_text(s: float) -> str:
+def secs_text(s: float) -> str:
     return f"{s:.0f}" if s >= 10 else f"{s:.2g}"
 
 
-def _sizes_text(sizes: Sequence[int]) -> str:
+def sizes_text(sizes: Sequence[int]) -> str:
     return ", ".join(map(str, sizes))
 
 

@@ -43,7 +43,7 @@ class RunResult:
     failed: list[dict[str, Any]] = field(default_factory=list)
     # how the timing passes went: how many, why they stopped, the interval widths reached
     schedule: dict[str, Any] = field(default_factory=dict)
-    # --by-module: per variant, module and metric, its order and share (analysis.module_fits)
+    # --by-module: per variant, module and metric, its order and share (breakdown.module_fits)
     modules: list[dict[str, Any]] = field(default_factory=list)
     # where an earlier run in the same folder was moved to (not part of the summary)
     kept_earlier: Path | None = None

@@ -207,7 +207,7 @@ class PlanError(ValueError):
 def check_plans(plans: Sequence[RunPlan]) -> None:
     """Raise PlanError for a run that cannot start (its options or settings are wrong)."""
     from trainbench.experiments.builtin import EXPERIMENTS
-    from trainbench.harness.runner import validate
+    from trainbench.harness.prepare import validate
 
     for plan in plans:
         try:
@@ -285,7 +285,7 @@ def _with_memory_share(plan: RunPlan, jobs: int) -> RunPlan:
     takes by default) where the claims file does not set it."""
     if plan.experiment == "trainability" or "max_memory" in plan.settings:
         return plan
-    from trainbench.harness.runner import available_bytes, resolve_device
+    from trainbench.harness.prepare import available_bytes, resolve_device
 
     device = resolve_device(str(plan.settings.get("device", "auto")))
     share = available_bytes(device) // (2 * jobs)
