@@ -1000,11 +1000,8 @@ def trainability(
     quiet: Quiet = False,
 ) -> None:
     """Problems 1a, 1c, 2: gradient signal at initialisation and training, against depth."""
-    from trainbench.trainability.run import (
-        TrainabilityConfig,
-        TrainabilityError,
-        run_trainability,
-    )
+    from trainbench.trainability.config import TrainabilityConfig, TrainabilityError
+    from trainbench.trainability.run import run_trainability
 
     # the default depths train at their default subset; depths given are trained, all of them
     trained_at: tuple[int, ...] | None = None
@@ -1264,10 +1261,11 @@ def verify(
     """Run the experiments the claims need, judge every claim, write results and a report.
 
     Exit 0 when every claim's verdict is the one the claims file expects, 1 otherwise."""
-    from trainbench.claims.parse import ClaimsError, default_claims, load_claims
+    from trainbench.claims.claim import ClaimsError
+    from trainbench.claims.parse import default_claims, load_claims
     from trainbench.harness.runner import SweepError
     from trainbench.results.files import ResultsError
-    from trainbench.trainability.run import TrainabilityError
+    from trainbench.trainability.config import TrainabilityError
     from trainbench.verify.run import (
         PlanError,
         check_plans,

@@ -13,7 +13,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trainbench.claims.parse import Claim, run_claims
+from trainbench.claims.claim import Claim
+from trainbench.claims.parse import run_claims
 from trainbench.experiments.builtin import Experiment
 from trainbench.measure import caches as hierarchy
 from trainbench.measure.point import NOISY_SPREAD, undercounted_text

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainbench.claims.parse import Claim, run_claims
+from trainbench.claims.claim import Claim
+from trainbench.claims.parse import run_claims
 from trainbench.core.lock import hold
 from trainbench.core.settings import SweepConfig, SweepError, first_line
 from trainbench.core.version import __version__
