@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trainbench.claims.parse import Claim
+from trainbench.claims.claim import Claim
 from trainbench.experiments.builtin import EXPERIMENTS
 from trainbench.harness.analysis import fit_points, judge_claims
 from trainbench.measure.caches import (

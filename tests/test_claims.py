@@ -1,5 +1,6 @@
-"""Tests for the claims file (:mod:`trainbench.claims.parse`): the shipped file, ``parse_order``,
-malformed files (every one a one-line ClaimsError naming the file), ``ClaimSet.select`` and
+"""Tests for the claims file (:mod:`trainbench.claims.parse`, :mod:`trainbench.claims.claim`):
+the shipped file, ``parse_order``, malformed files (every one a one-line ClaimsError naming
+the file), ``ClaimSet.select`` and
 "adding a claim is editing the file, not code" (a claim added to a copy is judged by a run).
 
 No torch work except one tiny real sweep (about a second).
@@ -16,14 +17,11 @@ from typing import Any
 
 import pytest
 
+from trainbench.claims.claim import Claim, ClaimsError, ClaimSet, parse_order
 from trainbench.claims.parse import (
     DEFAULT_CLAIMS,
-    Claim,
-    ClaimsError,
-    ClaimSet,
     default_claims,
     load_claims,
-    parse_order,
     run_claims,
     shipped_claims,
 )

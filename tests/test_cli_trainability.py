@@ -24,7 +24,7 @@ import trainbench.harness.runner
 import trainbench.trainability.files
 import trainbench.trainability.run
 from trainbench.models import ugcnn
-from trainbench.trainability.run import TrainabilityConfig
+from trainbench.trainability.config import TrainabilityConfig
 
 VARIANTS = ["plain", "heads", "residual", "cnn", "rescnn", "ugcnn"]
 DEPTHS = [2, 4]

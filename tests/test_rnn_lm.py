@@ -1,4 +1,5 @@
-"""Tests of Problem 4's RNN language model and its cells (:mod:`trainbench.models.rnn_lm`).
+"""Tests of Problem 4's RNN language model and its cells (:mod:`trainbench.models.rnn_lm`,
+:mod:`trainbench.models.rnn_cells`).
 
 Counts are exact: FLOPs, graph nodes and depth are compared with the closed forms.
 """
@@ -11,18 +12,8 @@ from torch import nn
 
 from trainbench.measure.point import count_point
 from trainbench.models import rnn_lm
-from trainbench.models.rnn_lm import (
-    CELLS,
-    GRU,
-    RNNLM,
-    UGRNN,
-    UGRNN2,
-    GRUTorch,
-    GRUTorchFast,
-    NoRecurrence,
-    RNNLMConfig,
-    make_words,
-)
+from trainbench.models.rnn_cells import GRU, UGRNN, UGRNN2, GRUTorch, GRUTorchFast, NoRecurrence
+from trainbench.models.rnn_lm import CELLS, RNNLM, RNNLMConfig, make_words
 
 CPU = torch.device("cpu")
 B, V, H = 2, 11, 8

@@ -10,7 +10,7 @@ import pytest
 import targets_for_tests as T
 import torch
 
-from trainbench.claims.parse import parse_order_class
+from trainbench.claims.claim import parse_order_class
 from trainbench.core.settings import SweepError
 from trainbench.experiments.target import (
     MAX_SIZES,

@@ -30,7 +30,14 @@ from trainbench.models import ugcnn
 from trainbench.models.residual_mlp import PlainMLP, ResidualMLP
 from trainbench.models.ugcnn import CNNStack, convolve, make_images
 from trainbench.results.files import to_json
+from trainbench.trainability.config import (
+    ACTIVATIONS,
+    VARIANTS,
+    TrainabilityConfig,
+    TrainabilityError,
+)
 from trainbench.trainability.files import FILES, activation_rows, training_rows, write_files
+from trainbench.trainability.gradients import gradient_signal, layer_grad_norms, training_loss
 from trainbench.trainability.judge import (
     GATE,
     KEPT,
@@ -40,19 +47,9 @@ from trainbench.trainability.judge import (
     gates,
     judge,
 )
-from trainbench.trainability.run import (
-    ACTIVATIONS,
-    VARIANTS,
-    TrainabilityConfig,
-    TrainabilityError,
-    build,
-    gradient_signal,
-    layer_grad_norms,
-    run_trainability,
-    train,
-    training_loss,
-    units,
-)
+from trainbench.trainability.run import run_trainability, units
+from trainbench.trainability.tasks import build
+from trainbench.trainability.training import train
 
 F64 = torch.float64
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ import torch
 from trainbench.experiments.builtin import EXPERIMENTS
 from trainbench.measure.point import count_point, graph_stats
 from trainbench.models import rnn_lm
-from trainbench.models.rnn_lm import UGRNNX, UGRNNXScan
+from trainbench.models.rnn_cells import UGRNNX, UGRNNXScan
 
 H, B = 4, 3
 CPU = torch.device("cpu")

@@ -13,7 +13,7 @@ from torch import nn
 
 import trainbench
 import trainbench.measure.counting as counting
-from trainbench.claims.parse import Claim
+from trainbench.claims.claim import Claim
 from trainbench.harness.analysis import _disagreement, undercounted
 from trainbench.measure.point import count_point, undercounted_text
 from trainbench.stats.fit import fit_order

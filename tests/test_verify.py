@@ -26,10 +26,11 @@ from typer.testing import Result
 
 import trainbench.claims.parse
 import trainbench.experiments.builtin
-from trainbench.claims.parse import Claim, ClaimsError, default_claims, load_claims
+from trainbench.claims.claim import Claim, ClaimsError
+from trainbench.claims.parse import default_claims, load_claims
 from trainbench.experiments.builtin import FULL, PER_HEAD, Experiment
 from trainbench.stats.fit import fit_order, judge
-from trainbench.trainability.run import VARIANTS
+from trainbench.trainability.config import VARIANTS
 from trainbench.verify.run import (
     FALLBACK,
     VERIFY_FILE,
@@ -736,19 +737,19 @@ def test_ctrl_c_stops_every_job_and_keeps_their_runs(tmp_path: Path) -> None:
 
 
 def test_default_jobs_and_each_jobs_memory_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainbench.harness.prepare
+    import trainbench.verify.run
     from trainbench.verify.jobs import cores
-    from trainbench.verify.run import _with_memory_share, default_jobs
+    from trainbench.verify.run import default_jobs, with_memory_share
 
     plans = plan_runs(default_claims(), quick=True)
     assert default_jobs(False, plans) == 1  # the thorough run: each sweep has the machine
     if not torch.cuda.is_available():
         assert default_jobs(True, plans) == min(2, cores())
-    monkeypatch.setattr(trainbench.harness.prepare, "available_bytes", lambda device: 8 * 2**30)
+    monkeypatch.setattr(trainbench.verify.run, "available_bytes", lambda device: 8 * 2**30)
     mlp = next(p for p in plans if p.folder == "mlp-heads")
-    shared = _with_memory_share(mlp, 2)
+    shared = with_memory_share(mlp, 2)
     assert dict(shared.settings) == dict(mlp.settings) | {"max_memory": 2 * 2**30}
     told = replace(mlp, settings=dict(mlp.settings) | {"max_memory": 123})
-    assert _with_memory_share(told, 2).settings["max_memory"] == 123  # the file's value kept
+    assert with_memory_share(told, 2).settings["max_memory"] == 123  # the file's value kept
     train = next(p for p in plans if p.folder == "trainability")
-    assert _with_memory_share(train, 2) is train
+    assert with_memory_share(train, 2) is train

@@ -29,7 +29,7 @@ from trainbench.core.version import __version__
 
 _EXPORTS = {
     "EXPERIMENTS": "trainbench.experiments.builtin",
-    "Claim": "trainbench.claims.parse",
+    "Claim": "trainbench.claims.claim",
     "Experiment": "trainbench.experiments.builtin",
     "Variant": "trainbench.experiments.builtin",
     "OrderFit": "trainbench.stats.fit",

@@ -31,7 +31,8 @@ from typing import Any
 import pandas as pd
 from torch import Tensor
 
-from trainbench.claims.parse import Claim, parse_order_class, shipped_claims
+from trainbench.claims.claim import Claim, parse_order_class
+from trainbench.claims.parse import shipped_claims
 from trainbench.core.settings import SweepConfig, SweepError, first_line
 from trainbench.experiments.builtin import EXPERIMENTS, Experiment
 from trainbench.experiments.target import (

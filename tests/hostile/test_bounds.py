@@ -9,7 +9,8 @@ import re
 import pytest
 from cli_helpers import invoke
 
-from trainbench.claims.parse import DEFAULT_CLAIMS, ClaimsError, experiment_vocabulary, parse_claims
+from trainbench.claims.claim import ClaimsError
+from trainbench.claims.parse import DEFAULT_CLAIMS, experiment_vocabulary, parse_claims
 from trainbench.core.settings import BOUNDS, WHOLE, bound_words
 
 # the option of mlp-heads (trainability for steps) that each bounded setting is

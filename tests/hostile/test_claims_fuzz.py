@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import tomllib
 
-from trainbench.claims.parse import DEFAULT_CLAIMS, ClaimsError, experiment_vocabulary, parse_claims
+from trainbench.claims.claim import ClaimsError
+from trainbench.claims.parse import DEFAULT_CLAIMS, experiment_vocabulary, parse_claims
 from trainbench.core.settings import BOUNDS
 from trainbench.verify.run import PlanError, check_plans, check_run_tables, plan_runs
 

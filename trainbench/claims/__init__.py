@@ -1,5 +1,6 @@
 """The claims file: parsing and validating claims."""
 
 __all__ = [
+    "claim",
     "parse",
 ]

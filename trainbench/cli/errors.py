@@ -84,8 +84,8 @@ def interrupted(err: BaseException, kept: str) -> typer.Exit:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """What a core call raises for settings or files a user gave: one line and exit 2."""
-    from trainbench.claims.parse import ClaimsError
-    from trainbench.trainability.run import TrainabilityError
+    from trainbench.claims.claim import ClaimsError
+    from trainbench.trainability.config import TrainabilityError
 
     return (SweepError, TrainabilityError, ClaimsError)
 

@@ -147,11 +147,8 @@ def trainability(
     quiet: Quiet = SHARED_DEFAULT["quiet"],
 ) -> None:
     """Problems 1a, 1c, 2: gradient signal at initialisation and training, against depth."""
-    from trainbench.trainability.run import (
-        TrainabilityConfig,
-        TrainabilityError,
-        run_trainability,
-    )
+    from trainbench.trainability.config import TrainabilityConfig, TrainabilityError
+    from trainbench.trainability.run import run_trainability
 
     # the default depths train at their default subset; depths given are trained, all of them
     trained_at: tuple[int, ...] | None = None

@@ -67,7 +67,8 @@ def verify(
     """Run the experiments the claims need, judge every claim, write results and a report.
 
     Exit 0 when every claim's verdict is the one the claims file expects, 1 otherwise."""
-    from trainbench.claims.parse import ClaimsError, default_claims, load_claims
+    from trainbench.claims.claim import ClaimsError
+    from trainbench.claims.parse import default_claims, load_claims
     from trainbench.results.files import ResultsError
     from trainbench.verify.run import (
         PlanError,

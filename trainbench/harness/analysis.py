@@ -14,7 +14,8 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from trainbench.claims.parse import Claim, run_claims
+from trainbench.claims.claim import Claim
+from trainbench.claims.parse import run_claims
 from trainbench.experiments.builtin import Experiment
 from trainbench.harness.breakdown import module_fits, ratio_lines
 from trainbench.harness.hierarchy import cache_crossings

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from trainbench.claims.parse import Claim
+from trainbench.claims.claim import Claim
 from trainbench.core.lock import hold
 from trainbench.core.settings import SweepConfig, SweepError
 from trainbench.core.version import __version__

@@ -1,5 +1,9 @@
 """The problem set's models, one file per family."""
 
-from trainbench.models.mlp_heads import MLPHeads, MLPHeadsConfig
-
-__all__ = ["MLPHeads", "MLPHeadsConfig"]
+__all__ = [
+    "mlp_heads",
+    "residual_mlp",
+    "rnn_cells",
+    "rnn_lm",
+    "ugcnn",
+]

@@ -22,8 +22,9 @@ from typing import Any
 
 import pandas as pd
 
+from trainbench.core.vocabulary import CNN_VARIANTS, MLP_VARIANTS
 from trainbench.results.files import atomic_write_text, to_json
-from trainbench.trainability.judge import CNN_VARIANTS, MLP_VARIANTS, median
+from trainbench.trainability.judge import median
 
 FILES = (
     "summary.json",

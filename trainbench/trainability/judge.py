@@ -13,14 +13,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trainbench.claims.parse import Claim, default_claims
-from trainbench.core.vocabulary import (  # noqa: F401  (the families, used by the plots)
-    BASELINES,
-    CNN_ACTIVATION,
-    CNN_VARIANTS,
-    FAMILIES,
-    MLP_VARIANTS,
-)
+from trainbench.claims.claim import Claim
+from trainbench.claims.parse import default_claims
+from trainbench.core.vocabulary import BASELINES, CNN_ACTIVATION, CNN_VARIANTS, FAMILIES
 
 KEPT = 1e-3  # a first/last gradient ratio at or above this has kept the signal
 LOST = 1e-6  # at or below this it has lost it

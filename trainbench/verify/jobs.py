@@ -8,11 +8,14 @@ so that the reference times are each taken with the machine to itself.
 
 A child is started with ``spawn`` (a forked torch process can deadlock in its thread
 pools) and sends back its progress, each plan's summary, or the one-line error that
-ended it.
+ended it. What a child runs for each plan is given (:func:`run_jobs`' ``run``:
+:func:`trainbench.verify.run.run_plan`); under ``spawn`` it travels by reference, so it
+must be a module-level function.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import queue
@@ -21,6 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from trainbench.core.settings import first_line
+from trainbench.report.pages import ReportError, render_run
+
+# What runs one plan in a child: (plan, out, resume, on_progress) -> the run's summary.
+PlanRunner = Callable[..., dict[str, Any]]
 
 # How long a child that was told to stop may take to save what it measured.
 STOP_GRACE_S = 30.0
@@ -48,11 +57,12 @@ def cores() -> int:
 
 
 def _worker(
-    out: str, resume: bool, report: str | None, core: int | None, tasks: Any, messages: Any
-) -> None:
+    run: PlanRunner, out: str, resume: bool, report: str | None, core: int | None, tasks: Any,
+    messages: Any,
+) -> None:  # fmt: skip
     """The child's body: the plans it is given (``(index, plan)`` from ``tasks``, until
-    None), each run into its folder under ``out``, then its plots drawn for the report in
-    ``report`` (where given); on ``core`` alone where given. One child runs several plans
+    None), each run by ``run`` into its folder under ``out``, then its plots drawn for the
+    report in ``report`` (where given); on ``core`` alone where given. One child runs several plans
     in turn, so that each plan does not pay for starting torch again."""
     # Started with SIGINT ignored (see Job): out of the terminal's process group first, so
     # that only the parent's one interrupt (Job.interrupt) reaches this process; ended
@@ -70,31 +80,25 @@ def _worker(
             pass
     index = None
     try:
-        from trainbench.verify.run import run_plan
-
         while (task := tasks.get()) is not None:
             index, plan = task
-            _run_one(index, plan, out, resume, report, messages, run_plan)
+            _run_one(index, plan, out, resume, report, messages, run)
             index = None
     except KeyboardInterrupt:
         messages.put(("interrupted", index))
     except BaseException as err:  # noqa: BLE001 - every error goes back to the parent
-        from trainbench.core.settings import first_line
-
         messages.put(("error", index, type(err).__name__, first_line(err)))
 
 
 def _run_one(
     index: int, plan: Any, out: str, resume: bool, report: str | None, messages: Any,
-    run_plan: Callable[..., dict[str, Any]],
+    run_plan: PlanRunner,
 ) -> None:  # fmt: skip
     """One plan in the child: its run, then its report plots; "done" with both."""
     summary = run_plan(plan, Path(out), resume,
                        lambda *what: messages.put(("progress", index, *what)))  # fmt: skip
     rendered, stop = None, False
     if report is not None:
-        from trainbench.report.pages import ReportError, render_run
-
         try:
             rendered = render_run(Path(out) / plan.folder, Path(report))
         except KeyboardInterrupt:  # the run is saved: send it, then stop
@@ -111,8 +115,6 @@ def _end_with_parent() -> None:
     PR_SET_PDEATHSIG): a child left measuring after its parent was killed would write into
     a run nobody reads."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGINT), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -126,15 +128,15 @@ class Job:
     :meth:`poll` it for their results, :meth:`interrupt` or :meth:`finish` it."""
 
     def __init__(
-        self, out: Path, resume: bool, report: Path | None = None, core: int | None = None,
-        name: str = "trainbench verify job",
+        self, run: PlanRunner, out: Path, resume: bool, report: Path | None = None,
+        core: int | None = None, name: str = "trainbench verify job",
     ) -> None:  # fmt: skip
         ctx = multiprocessing.get_context("spawn")
         self.tasks: Any = ctx.Queue()
         self.messages: Any = ctx.Queue()
         self.process = ctx.Process(
             target=_worker,
-            args=(str(out), resume, None if report is None else str(report), core,
+            args=(run, str(out), resume, None if report is None else str(report), core,
                   self.tasks, self.messages),
             name=name, daemon=True,
         )  # fmt: skip
@@ -216,6 +218,7 @@ def stop_jobs(jobs: list[Job], grace: float = STOP_GRACE_S) -> None:
 
 def run_jobs(
     plans: Sequence[Any],
+    run: PlanRunner,
     jobs: int,
     out: Path,
     resume: bool,
@@ -223,7 +226,8 @@ def run_jobs(
     on_done: Callable[[int, dict[str, Any], Any], None],
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> None:
-    """Run ``plans`` in up to ``jobs`` children at once, each child on a core of its own
+    """Run ``plans`` in up to ``jobs`` children at once (``run(plan, out, resume,
+    on_progress)`` in each: a module-level function), each child on a core of its own
     where there is one for it (no migrations) and given the next plan as it finishes one:
     the sweeps in their order, then the trainability run. With the claims file's order the
     two RNN LM sweeps (whose backwards are bound by memory traffic) then overlap for less
@@ -237,7 +241,7 @@ def run_jobs(
     allowed = allowed_cores()
     count = min(jobs, len(plans))
     free = allowed if len(allowed) >= count else []
-    workers = [Job(out, resume, report, core=free[k] if free else None,
+    workers = [Job(run, out, resume, report, core=free[k] if free else None,
                    name=f"trainbench verify job {k + 1}") for k in range(count)]  # fmt: skip
     try:
         while waiting or any(w.current is not None for w in workers):

@@ -15,10 +15,35 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainbench.claims.parse import Claim, ClaimSet
-from trainbench.core.settings import first_line
-from trainbench.results.files import FORMAT_VERSION, atomic_write_text, to_json
+import torch
+
+from trainbench.claims.claim import Claim, ClaimSet
+from trainbench.claims.parse import default_claims
+from trainbench.core.lock import hold
+from trainbench.core.settings import SweepConfig, SweepError, first_line
+from trainbench.core.vocabulary import MLP_VARIANTS
+from trainbench.experiments.builtin import BUILT_IN, EXPERIMENTS
+from trainbench.harness.prepare import available_bytes, resolve_device, validate
+from trainbench.harness.runner import run_sweep
+from trainbench.results.files import (
+    FORMAT_VERSION,
+    ResultsError,
+    atomic_write_text,
+    keep_earlier_run,
+    read_summary,
+    to_json,
+)
 from trainbench.results.verdicts import verdict_rows
+from trainbench.trainability.config import (
+    ACTIVATIONS,
+    JUDGED_OPTIMIZER,
+    VARIANTS,
+    TrainabilityConfig,
+    TrainabilityError,
+)
+from trainbench.trainability.files import write_files
+from trainbench.trainability.judge import activation_of
+from trainbench.trainability.run import run_trainability
 from trainbench.verify.jobs import JobError, cores, run_jobs
 
 VERIFY_FILE = "verify.json"
@@ -29,16 +54,12 @@ FALLBACK = {
     "thorough": {"min_size": 1, "max_size": 64},
     "quick": {"min_size": 1, "max_size": 32, "until": "confirmed"},
 }
-# trained = "claimed": only the variants (and baselines) of claims judged on a training
-# loss are trained, with the optimizer the claims are judged on; the others have their
-# gradient signal measured. "all": every variant. Both train with the optimizer the claims
-# are judged on (SGD).
-TRAINABILITY_FALLBACK = {
-    "thorough": {"depths": [2, 4, 8, 16, 32, 64], "train_depths": [2, 16], "steps": 3000,
-                 "seeds": 3, "jobs": 2, "trained": "all"},
-    "quick": {"depths": [2, 8, 16], "train_depths": [2, 8], "steps": 2000, "seeds": 1,
-              "finetune_steps": 0, "activations": ["sigmoid"], "trained": "claimed"},
-}
+# The trainability run's, under the sizes of the shipped claims file's [runs.trainability]
+# (trainability_fallback). trained = "claimed": only the variants (and baselines) of
+# claims judged on a training loss are trained, with the optimizer the claims are judged
+# on; the others have their gradient signal measured. "all": every variant. Both train
+# with the optimizer the claims are judged on (SGD).
+TRAINED = {"thorough": {"trained": "all"}, "quick": {"trained": "claimed"}}
 
 
 @dataclass(frozen=True)
@@ -54,8 +75,6 @@ class RunPlan:
     def folder(self) -> str:
         if self.experiment == "trainability":
             return "trainability"
-        from trainbench.experiments.builtin import EXPERIMENTS
-
         exp = EXPERIMENTS[self.experiment]
         return exp.folder(dict(exp.defaults) | dict(self.options))
 
@@ -101,6 +120,12 @@ class VerifyResult:
         }
 
 
+def trainability_fallback(mode: str) -> dict[str, Any]:
+    """The trainability run's settings where the claims file's [runs] table does not say:
+    the shipped claims file's ``[runs.trainability]`` for ``mode``, and :data:`TRAINED`."""
+    return dict(default_claims().runs.get("trainability", {}).get(mode, {})) | TRAINED[mode]
+
+
 def plan_runs(claim_set: ClaimSet, quick: bool) -> list[RunPlan]:
     """Group the claims by (experiment, options), in the order the file lists them."""
     mode = "quick" if quick else "thorough"
@@ -112,8 +137,8 @@ def plan_runs(claim_set: ClaimSet, quick: bool) -> list[RunPlan]:
         groups.setdefault(key, []).append(c)
     plans = []
     for (experiment, options), claims in groups.items():
-        fallback = TRAINABILITY_FALLBACK if experiment == "trainability" else FALLBACK
-        settings = dict(fallback[mode]) | dict(claim_set.runs.get(experiment, {}).get(mode, {}))
+        fallback = trainability_fallback(mode) if experiment == "trainability" else FALLBACK[mode]
+        settings = dict(fallback) | dict(claim_set.runs.get(experiment, {}).get(mode, {}))
         plan = RunPlan(experiment, json.loads(options), tuple(claims), {})
         if plan.folder != experiment:  # a run's own sizes, over its experiment's
             settings |= dict(claim_set.runs.get(plan.folder, {}).get(mode, {}))
@@ -133,8 +158,6 @@ def plan_runs(claim_set: ClaimSet, quick: bool) -> list[RunPlan]:
 def check_run_tables(claim_set: ClaimSet) -> None:
     """Raise PlanError for a ``[runs.<name>]`` that is neither an experiment nor the folder
     of a run of the file's claims (a misspelt run would be silently ignored)."""
-    from trainbench.experiments.builtin import EXPERIMENTS
-
     folders = {p.folder for p in plan_runs(claim_set, quick=False)}
     unknown = sorted(set(claim_set.runs) - folders - set(EXPERIMENTS) - {"trainability"})
     if unknown:
@@ -151,11 +174,8 @@ def widen(claim: Claim, tolerance: float) -> Claim:
     return replace(claim, tolerance=max(claim.tolerance, tolerance), check_class=False)
 
 
-def sweep_config(plan: RunPlan) -> Any:
+def sweep_config(plan: RunPlan) -> SweepConfig:
     """The SweepConfig of a sweep run."""
-    from trainbench.experiments.builtin import EXPERIMENTS
-    from trainbench.harness.runner import SweepConfig
-
     exp = EXPERIMENTS[plan.experiment]
     control = any(exp.variant(c.variant).split for c in plan.claims)
     return SweepConfig(
@@ -165,16 +185,7 @@ def sweep_config(plan: RunPlan) -> Any:
     )
 
 
-def trainability_config(plan: RunPlan) -> Any:
-    from trainbench.trainability.judge import activation_of
-    from trainbench.trainability.run import (
-        ACTIVATIONS,
-        JUDGED_OPTIMIZER,
-        MLP_VARIANTS,
-        VARIANTS,
-        TrainabilityConfig,
-    )
-
+def trainability_config(plan: RunPlan) -> TrainabilityConfig:
     wanted = {c.variant for c in plan.claims} | {c.baseline for c in plan.claims if c.baseline}
     settings = dict(plan.settings)
     trained = None
@@ -206,9 +217,6 @@ class PlanError(ValueError):
 
 def check_plans(plans: Sequence[RunPlan]) -> None:
     """Raise PlanError for a run that cannot start (its options or settings are wrong)."""
-    from trainbench.experiments.builtin import EXPERIMENTS
-    from trainbench.harness.prepare import validate
-
     for plan in plans:
         try:
             if plan.experiment == "trainability":
@@ -229,13 +237,6 @@ def run_plan(
 ) -> dict[str, Any]:
     """Run one plan into ``OUT/<its folder>`` and return its summary. Without ``resume`` an
     earlier run in that folder is kept under a new name; with it, it is continued."""
-    from trainbench.core.lock import hold
-    from trainbench.experiments.builtin import EXPERIMENTS
-    from trainbench.harness.runner import run_sweep
-    from trainbench.results.files import keep_earlier_run, read_summary
-    from trainbench.trainability.files import write_files
-    from trainbench.trainability.run import run_trainability
-
     name = plan.folder
     if plan.experiment == "trainability":
         folder = out / name
@@ -271,8 +272,6 @@ def run_plan(
 def default_jobs(quick: bool, plans: Sequence[RunPlan] = ()) -> int:
     """Two jobs for the quick run where there are two cores and every sweep runs on the CPU;
     one for the thorough run (and wherever a sweep would share a GPU with another)."""
-    import torch
-
     on_gpu = torch.cuda.is_available() and any(
         p.experiment != "trainability" and p.settings.get("device", "auto") != "cpu"
         for p in plans
@@ -280,13 +279,11 @@ def default_jobs(quick: bool, plans: Sequence[RunPlan] = ()) -> int:
     return min(2, cores()) if quick and not on_gpu else 1
 
 
-def _with_memory_share(plan: RunPlan, jobs: int) -> RunPlan:
+def with_memory_share(plan: RunPlan, jobs: int) -> RunPlan:
     """A sweep's plan with ``max_memory`` at its share of half the memory (what one run
     takes by default) where the claims file does not set it."""
     if plan.experiment == "trainability" or "max_memory" in plan.settings:
         return plan
-    from trainbench.harness.prepare import available_bytes, resolve_device
-
     device = resolve_device(str(plan.settings.get("device", "auto")))
     share = available_bytes(device) // (2 * jobs)
     return replace(plan, settings=dict(plan.settings) | {"max_memory": share})
@@ -315,8 +312,6 @@ def run_verify(
     earlier run in a folder is kept under a new name. ``report``: where the report
     will go; a job draws its run's plots there as it ends (``result.rendered``).
     """
-    from trainbench.core.lock import hold
-
     with hold(out / VERIFY_FILE):  # one verify per results folder (trainbench.core.lock)
         return _run_verify(
             plans, out, command=command, quick=quick, claims_file=claims_file,
@@ -336,10 +331,6 @@ def _run_verify(
     jobs: int,
     report: Path | None,
 ) -> VerifyResult:
-    from trainbench.harness.runner import SweepError
-    from trainbench.results.files import ResultsError
-    from trainbench.trainability.run import TrainabilityError
-
     result = VerifyResult(command, quick, claims_file, list(plans))
     started = time.time()
     done: dict[int, dict[str, Any]] = {}  # plan index -> its run's summary
@@ -347,8 +338,6 @@ def _run_verify(
     def save() -> None:
         result.summaries = [done[i] for i in sorted(done)]
         atomic_write_text(out / VERIFY_FILE, to_json(result.summary()))
-
-    from trainbench.experiments.builtin import BUILT_IN, EXPERIMENTS
 
     # A child process knows the built-in experiments only, and their own code only.
     if any(p.experiment != "trainability"
@@ -368,9 +357,9 @@ def _run_verify(
                 finished(i, run_plan(plan, out, resume, on_progress), None)
         else:
             # each job plans with its share of the memory (a run's default is half of it)
-            shared = [_with_memory_share(p, jobs) for p in plans]
+            shared = [with_memory_share(p, jobs) for p in plans]
             try:
-                run_jobs(shared, jobs, out, resume, report, finished, on_progress)
+                run_jobs(shared, run_plan, jobs, out, resume, report, finished, on_progress)
             except JobError as err:
                 errors = {"SweepError": SweepError, "TrainabilityError": TrainabilityError,
                           "ResultsError": ResultsError, "LockError": SweepError}  # fmt: skip
