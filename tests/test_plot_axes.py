@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainbench.plots.figures import _plain_text, _pyplot, _size_axis, log_scale
+from trainbench.plots.drawing import log_scale, plain_text, pyplot, size_axis
 
 
 @pytest.mark.parametrize(
@@ -20,8 +20,8 @@ from trainbench.plots.figures import _plain_text, _pyplot, _size_axis, log_scale
         ("5", "5"),
     ],
 )
-def test_log_labels_become_plain_text(mathtext: str, plain: str) -> None:
-    assert _plain_text(mathtext) == plain
+def test_log_labels_becomeplain_text(mathtext: str, plain: str) -> None:
+    assert plain_text(mathtext) == plain
 
 
 def _labels(ax, which: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -32,7 +32,7 @@ def _labels(ax, which: str) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_log_axis_labels_decades_and_narrow_ranges_without_mathtext() -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (wide, narrow) = plt.subplots(1, 2)
     wide.plot([1, 2, 3], [1e-4, 1e-2, 1.0])
     log_scale(wide)
@@ -47,13 +47,13 @@ def test_log_axis_labels_decades_and_narrow_ranges_without_mathtext() -> None:
         plt.close(fig)
 
 
-def test_base_two_axis_and_the_size_axis() -> None:
-    plt = _pyplot()
+def test_base_two_axis_and_thesize_axis() -> None:
+    plt = pyplot()
     fig, (two, size) = plt.subplots(1, 2)
     two.plot([2, 8, 32], [1, 2, 3])
     log_scale(two, "x", base=2)
     size.plot([1, 512], [1, 2])
-    _size_axis(size)
+    size_axis(size)
     try:
         assert {"2¹", "2³", "2⁵"} <= set(_labels(two, "x"))
         assert {"1", "2", "5", "10", "20", "50", "100", "200", "500"} <= set(_labels(size, "x"))

@@ -22,15 +22,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from trainbench.plots.figures import local_slopes, plot_family  # noqa: E402
 from trainbench.report.pages import (  # noqa: E402
     ReportError,
     default_out,
     load_runs,
-    local_slopes,
-    plot_family,
-    reproduce_command,
     write_report,
 )
+from trainbench.report.reproduce import reproduce_command  # noqa: E402
 from trainbench.results import fileset  # noqa: E402
 from trainbench.results.files import FORMAT_VERSION, to_json, write_run  # noqa: E402
 

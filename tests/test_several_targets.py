@@ -10,7 +10,7 @@ import targets_for_tests as T
 from cli_helpers import assert_one_line_error, invoke
 
 import trainbench
-from trainbench.report.pages import reproduce_command
+from trainbench.report.reproduce import reproduce_command
 
 SIZES = [8, 16, 32, 64, 128]
 FAST = {"repeats": 2, "max_passes": 2, "min_time": 0.002, "reference": "64", "threads": 1}

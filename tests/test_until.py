@@ -94,7 +94,7 @@ def test_until_is_checked_and_named_in_the_reproduce_command(tmp_path: Path) -> 
     assert bad.exit_code == 2 and "--until" in bad.stderr
     with pytest.raises(SweepError, match="--until"):
         trainbench.sweep(T.linear, SIZES, until="soon", **FAST)  # type: ignore[arg-type]
-    from trainbench.report.pages import reproduce_command
+    from trainbench.report.reproduce import reproduce_command
 
     summary = {"experiment": "mlp-heads", "config": {"min_size": 1, "max_size": 8,
                                                      "until": "confirmed"}}  # fmt: skip

@@ -1,6 +1,7 @@
 """The figures of a run."""
 
 __all__ = [
+    "drawing",
     "figures",
     "schedule",
 ]

@@ -1,18 +1,17 @@
 """The plots of `trainbench report`: per-family figures (time, FLOPs, graph, memory), the
-local slope and forward-against-backward figures of a sweep run, and the `Run` they draw,
-with the constants they use (families, axis labels, markers, figure sizes, title widths).
-Runs of the same name from several folders are overlaid: one colour per variant, one marker
-per device. No torch in here.
+local slope, time per unit of work and forward-against-backward figures of a sweep run, and
+the files they are written to, with the constants they use (families, axis labels, captions,
+title widths). Runs of the same name from several folders are overlaid: one colour per
+variant, one marker per device. A fitted line or exponent is the run's own fit (its summary's
+``fits``), never fitted again here. No torch in here.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,26 @@ import numpy as np
 import pandas as pd
 
 from trainbench.measure.caches import Crossing, run_crossings, time_per_work
+from trainbench.plots.drawing import (
+    DPI,
+    FIGSIZE,
+    MARKERS,
+    SIZE,
+    Run,
+    device_labels,
+    finish,
+    legend,
+    log_scale,
+    measured_variants,
+    point_records,
+    pyplot,
+    run_fit,
+    series,
+    size_axis,
+)
+from trainbench.plots.schedule import plot_schedule
 from trainbench.results.files import COUNT_METRICS, METRIC_LABELS
 from trainbench.results.verdicts import verdict_rows
-from trainbench.stats.fit import fit_exponent, window_start
 
 FAMILIES = {
     "time": ("bwd_s", "fwd_s"),
@@ -32,34 +48,13 @@ FAMILIES = {
 }
 Y_LABELS = {"time": "median time per pass (s)", "flops": "FLOPs per pass",
             "graph": "autograd graph: nodes, depth", "memory": "bytes"}  # fmt: skip
-SIZE = {"mlp-heads": ("L", "depth"), "ugcnn": ("L", "depth"), "rnn-lm": ("T", "len")}
 SWEEP_COLUMNS = ("variant", "size", "fwd_s", "fwd_iqr_s", "bwd_s", "bwd_iqr_s", *COUNT_METRICS)
-MARKERS = "osD^vP*X"
-FIGSIZE, WIDE, DPI = (7.0, 4.8), (10.0, 4.6), 110
+WIDE = (10.0, 4.6)
 TITLE_WIDTH, TITLE_LINES = 70, 3
 NBSP = "\u00a0"  # keeps " (k = 1.01 [0.97, 1.05])" on one title line
 CAPTION = "points: medians (bars ±IQR/2); lines: a + b·{0}^k fitted over the fit window"
 CROSSING_CAPTION = "; dotted verticals: cache crossings"
 PLOTS = (*FAMILIES, "time-per-work", "local-slope", "fwd-bwd", "schedule")
-
-
-@dataclass
-class Run:
-    folder: Path
-    name: str
-    summary: dict[str, Any]
-    points: pd.DataFrame
-    samples: pd.DataFrame
-    source: Path
-    label: str
-
-    @property
-    def experiment(self) -> str:
-        return str(self.summary["experiment"])
-
-    @property
-    def is_sweep(self) -> bool:
-        return self.experiment != "trainability"
 
 
 def local_slopes(sizes: Sequence[float], values: Sequence[float]) -> list[float]:
@@ -73,81 +68,30 @@ def local_slopes(sizes: Sequence[float], values: Sequence[float]) -> list[float]
     return out
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # A title at a fixed height, above the axes: matplotlib otherwise measures every tick
-    # label to place it (a third of a plot's drawing time, for the same picture here).
-    matplotlib.rcParams["axes.titley"] = 1.0
-    return plt
-
-
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def _plain_text(label: str) -> str:
-    """matplotlib's log tick label ("$\\mathdefault{2\\times10^{-3}}$") as plain text
-    ("2×10⁻³")."""
-    if not label.startswith("$"):
-        return label
-    text = label.strip("$").replace(r"\mathdefault{", "", 1).removesuffix("}")
-    text = text.replace(r"\times", "\u00d7").replace(r"\,", "")
-    return re.sub(r"\^\{([^}]*)\}", lambda m: m.group(1).translate(_SUPERSCRIPT), text)
-
-
-def log_scale(ax: Any, which: str = "y", base: float = 10) -> None:
-    """A log axis whose tick labels (matplotlib's choice of which to label) are plain text
-    with superscripts, not mathtext: parsing mathtext took a fifth of a report's drawing."""
-    from matplotlib.ticker import LogFormatterSciNotation
-
-    class PlainLog(LogFormatterSciNotation):
-        def __call__(self, x: float, pos: int | None = None) -> str:
-            return _plain_text(super().__call__(x, pos))
-
-    getattr(ax, f"set_{which}scale")("log", base=base)
-    axis = getattr(ax, f"{which}axis")
-    axis.set_major_formatter(PlainLog(base))
-    axis.set_minor_formatter(PlainLog(base, labelOnlyBase=False))
-
-
-def _variants(runs: Sequence[Run]) -> list[str]:
-    seen = [v for r in runs for v in (r.summary.get("config") or {}).get("variants") or []]
-    seen += [v for r in runs for v in r.points["variant"]]
-    measured = {v for r in runs for v in r.points["variant"]}
-    return [v for v in dict.fromkeys(seen) if v in measured]
-
-
-def _series(run: Run, variant: str, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sizes, positive values, and half-IQR error bars (zeros but for times)."""
-    if metric not in run.points.columns:
-        return np.empty(0), np.empty(0), np.empty(0)
-    rows = run.points[run.points["variant"] == variant].sort_values("size")
-    n, y = rows["size"].to_numpy(float), rows[metric].to_numpy(float)
-    iqr = metric.replace("_s", "_iqr_s")
-    err = rows[iqr].to_numpy(float) / 2 if metric.endswith("_s") else np.zeros(len(y))
-    ok = np.isfinite(y) & (y > 0)
-    return n[ok], y[ok], np.nan_to_num(err[ok])
-
-
-def _fit_from(run: Run, variant: str, metric: str, n: np.ndarray) -> float:
-    for rec in (run.summary.get("fits") or []) + (run.summary.get("claims") or []):
-        if rec.get("variant") == variant and rec.get("metric") == metric:
-            start = rec.get("fit_from") or (rec.get("fit_sizes") or [None])[0]
-            if start is not None:
-                return float(start)
-    return float(n[window_start(n)])
-
-
-def _fit_line(run: Run, variant: str, metric: str, n: np.ndarray, y: np.ndarray) -> Any:
-    sel = n >= _fit_from(run, variant, metric, n)
-    if sel.sum() < 3:
+def fit_line(run: Run, variant: str, metric: str, n: np.ndarray, y: np.ndarray) -> Any:
+    """The run's fit of ``metric`` of ``variant`` as a line over its fit window (fit_from to
+    fit_from · size_range; to the largest size where the range is not recorded); None where
+    the run did not fit it. An exact count's line is the polynomial the run found. Otherwise
+    the run records the exponent k of a + b·n^k, not a and b: those are the least squares,
+    relative errors, of the points in the window with the run's k (the exponent is not fitted
+    again)."""
+    fit = run_fit(run, variant, metric)
+    if fit is None or fit.get("exponent") is None or fit.get("fit_from") is None:
         return None
-    k, a, b = fit_exponent(n[sel], y[sel])
-    xs = np.geomspace(n[sel][0], n[sel][-1], 60)
-    ys = a + b * xs**k
+    low = float(fit["fit_from"])
+    high = low * float(fit["size_range"]) if fit.get("size_range") else max([low, *n])
+    xs = np.geomspace(low, high, 60)
+    if fit.get("poly_coefficients"):
+        ys = np.polynomial.polynomial.polyval(xs, [float(c) for c in fit["poly_coefficients"]])
+    else:
+        sel = (n >= low * (1 - 1e-9)) & (n <= high * (1 + 1e-9))
+        if sel.sum() < 3:
+            return None
+        k = float(fit["exponent"])
+        weight = 1.0 / y[sel]
+        basis = np.column_stack([np.ones(int(sel.sum())), n[sel] ** k])
+        (a, b), *_ = np.linalg.lstsq(basis * weight[:, None], y[sel] * weight, rcond=None)
+        ys = a + b * xs**k
     return xs[ys > 0], ys[ys > 0]
 
 
@@ -157,12 +101,7 @@ def _crossings(run: Run, variant: str) -> list[Crossing]:
     caches = (run.summary.get("environment") or {}).get("caches")
     if not caches or "working_set_bytes" not in run.points.columns:
         return []
-    return run_crossings(_records(run), variant, caches)
-
-
-def _records(run: Run) -> list[dict[str, Any]]:
-    frame = run.points.astype(object).where(run.points.notna(), None)
-    return list(frame.to_dict("records"))
+    return run_crossings(point_records(run), variant, caches)
 
 
 def _crossing_lines(ax: Any, runs: Sequence[Run], variants: Sequence[str]) -> bool:
@@ -185,19 +124,10 @@ def _crossing_lines(ax: Any, runs: Sequence[Run], variants: Sequence[str]) -> bo
     return bool(seen)
 
 
-def _device_labels(runs: Sequence[Run]) -> list[str]:
-    labels = [r.label for r in runs]
-    if len(set(labels)) < len(labels):
-        labels = [f"{r.label} ({r.source})" for r in runs]
-    if len(set(labels)) < len(labels):
-        labels = [f"{label} #{i + 1}" for i, label in enumerate(labels)]
-    return labels
-
-
 def _title(runs: Sequence[Run], metrics: Sequence[str], fallback: str) -> str:
     """A line per claim on these metrics, wrapped; shortened (controls by id only, then no
     measured order, then ids only) until it fits TITLE_LINES lines."""
-    labels = _device_labels(runs)
+    labels = device_labels(runs)
     rows = [{r["id"]: r for r in verdict_rows([run.summary])} for run in runs]
     claims = [c for c in runs[0].summary.get("claims") or [] if c.get("metric") in metrics]
     if not claims:
@@ -222,18 +152,6 @@ def _title(runs: Sequence[Run], metrics: Sequence[str], fallback: str) -> str:
     return "\n".join(wrapped)
 
 
-def _legend(ax: Any, runs: Sequence[Run], variants: Sequence[str], styles: Any) -> None:
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=f"C{i}", marker="o", label=v) for i, v in enumerate(variants)]
-    handles += [Line2D([], [], color="0.35", ls=ls, marker="o", mfc=mfc, alpha=alpha, label=text)
-                for text, ls, mfc, alpha in styles]  # fmt: skip
-    if len(runs) > 1:
-        handles += [Line2D([], [], color="0.35", ls="none", marker=MARKERS[i % len(MARKERS)],
-                           label=lab) for i, lab in enumerate(_device_labels(runs))]  # fmt: skip
-    ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.85)
-
-
 def _reference_slopes(ax: Any, n0: float, y0: float, n_max: float, letter: str) -> None:
     """Faint n¹ and n² through (n0, y0), drawn without widening the axes."""
     ylim = ax.get_ylim()
@@ -246,35 +164,12 @@ def _reference_slopes(ax: Any, n0: float, y0: float, n_max: float, letter: str) 
                     color="0.5", xytext=(2, -10), textcoords="offset points")  # fmt: skip
 
 
-def _size_axis(ax: Any) -> None:
-    """A log x axis labelled with plain numbers (1, 2, 5, 10, 20, ...), no minor ticks (a
-    tick is costly to draw, and these would be unlabelled)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.xaxis.set_minor_locator(NullLocator())
-
-
-def _finish(fig: Any, ax: Any, xlabel: str, title: str, caption: str) -> None:
-    _size_axis(ax)
-    ax.set_xlabel(xlabel, fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(title, fontsize=9.5, loc="left")
-    fig.text(0.01, 0.01, caption, fontsize=7.5, color="0.35", ha="left", va="bottom")
-    # Fixed margins: tight_layout measured every label and took half of a report's time.
-    lines, below = title.count("\n") + 1, caption.count("\n") + 1
-    fig.subplots_adjust(left=0.11, right=0.975, bottom=0.115 + 0.025 * below,
-                        top=0.975 - 0.037 * lines)  # fmt: skip
-
-
 def plot_family(runs: Sequence[Run], family: str) -> tuple[Any, list[str]]:
     """A figure of one metric family (time, flops, graph, memory) for runs of one experiment,
     overlaid; None where nothing was counted. Also what was skipped, as notes."""
-    plt = _pyplot()
+    plt = pyplot()
     letter = SIZE.get(runs[0].experiment, ("n",))[0]
-    variants, metrics = _variants(runs), FAMILIES[family]
+    variants, metrics = measured_variants(runs), FAMILIES[family]
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ax.set_xscale("log")
     log_scale(ax)
@@ -285,7 +180,7 @@ def plot_family(runs: Sequence[Run], family: str) -> tuple[Any, list[str]]:
         drawn = False
         for i, run in enumerate(runs):
             for vi, variant in enumerate(variants):
-                n, y, err = _series(run, variant, metric)
+                n, y, err = series(run, variant, metric)
                 if not len(n):
                     continue
                 drawn, color = True, f"C{vi}"
@@ -293,7 +188,7 @@ def plot_family(runs: Sequence[Run], family: str) -> tuple[Any, list[str]]:
                 yerr = np.vstack([np.minimum(err, 0.95 * y), err]) if err.any() else None
                 ax.errorbar(n, y, yerr=yerr, fmt=MARKERS[i % len(MARKERS)], color=color, ms=5,
                             mfc=mfc or color, alpha=alpha, capsize=2, elinewidth=1)  # fmt: skip
-                line = _fit_line(run, variant, metric, n, y)
+                line = fit_line(run, variant, metric, n, y)
                 if line is not None:
                     ax.plot(*line, ls, color=color, alpha=alpha, lw=1.5)
         if drawn:
@@ -310,14 +205,14 @@ def plot_family(runs: Sequence[Run], family: str) -> tuple[Any, list[str]]:
     _reference_slopes(ax, anchor[0], anchor[1], n_max, letter)
     crossed = family == "time" and _crossing_lines(ax, runs, variants)
     ax.set_ylabel(Y_LABELS[family], fontsize=10)
-    _legend(ax, runs, variants, styles)
+    legend(ax, runs, variants, styles)
     caption = CAPTION.format(letter) + f"; dotted: slopes {letter}¹, {letter}²"
     caption += CROSSING_CAPTION if crossed else ""
     caption += "".join(
         f"; {m}: " + ("CUDA only" if m == "peak bytes" else "not counted") for m in skipped
     )
     fallback = f"{name}: {' and '.join(METRIC_LABELS[m] for m in metrics)} against {letter}"
-    _finish(fig, ax, f"size {letter}", _title(runs, metrics, fallback), caption)
+    finish(fig, ax, f"size {letter}", _title(runs, metrics, fallback), caption)
     return fig, notes
 
 
@@ -349,7 +244,7 @@ def plot_figure(
     elif family == "time-per-work":
         fig = _plot_time_per_work([run])
     elif family == "schedule":
-        fig = _plot_schedule([run])
+        fig = plot_schedule([run])
     else:
         fig, _ = plot_family([run], family)
     if fig is not None and path is not None:
@@ -358,14 +253,16 @@ def plot_figure(
 
 
 def _plot_local_slope(runs: Sequence[Run]) -> Any:
-    plt = _pyplot()
+    """The log-log slope of the times between consecutive sizes. Not a fit the run made (a
+    slope between two adjacent sizes, no window): computed here, from the points."""
+    plt = pyplot()
     letter = SIZE.get(runs[0].experiment, ("n",))[0]
-    variants = _variants(runs)
+    variants = measured_variants(runs)
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for i, run in enumerate(runs):
         for vi, variant in enumerate(variants):
             for metric, ls, alpha in (("bwd_s", "-", 1.0), ("fwd_s", "--", 0.45)):
-                n, y, _ = _series(run, variant, metric)
+                n, y, _ = series(run, variant, metric)
                 if len(n) > 1:
                     ax.plot(np.sqrt(n[:-1] * n[1:]), local_slopes(n, y), ls, alpha=alpha,
                             marker=MARKERS[i % len(MARKERS)], color=f"C{vi}", ms=4)  # fmt: skip
@@ -375,24 +272,24 @@ def _plot_local_slope(runs: Sequence[Run]) -> Any:
     low, high = ax.get_ylim()
     ax.set_ylim(max(low, -1.0), min(max(high, 2.5), 4.0))
     ax.set_ylabel(f"local slope  d log t / d log {letter}", fontsize=10)
-    _legend(ax, runs, variants, [("backward", "-", None, 1.0), ("forward", "--", "none", 0.45)])
+    legend(ax, runs, variants, [("backward", "-", None, 1.0), ("forward", "--", "none", 0.45)])
     title = (f"{runs[0].name}: local slope of the time between consecutive sizes (1: linear, "
              "2: quadratic); where it settles, the fixed overheads have ended")  # fmt: skip
     caption = f"each point lies at the geometric mean of two consecutive {letter}; y within [-1, 4]"
-    _finish(fig, ax, f"size {letter}", "\n".join(textwrap.wrap(title, TITLE_WIDTH)), caption)
+    finish(fig, ax, f"size {letter}", "\n".join(textwrap.wrap(title, TITLE_WIDTH)), caption)
     return fig
 
 
 def _plot_time_per_work(runs: Sequence[Run]) -> Any:
     """Backward seconds per backward FLOP (per graph node where the FLOPs are not counted)
     against size, log-log, with the cache crossings; None where nothing can be drawn."""
-    plt = _pyplot()
+    plt = pyplot()
     letter = SIZE.get(runs[0].experiment, ("n",))[0]
-    variants = _variants(runs)
+    variants = measured_variants(runs)
     fig, ax = plt.subplots(figsize=FIGSIZE)
     units: dict[str, tuple[str, str | None]] = {}
     for i, run in enumerate(runs):
-        records = _records(run)
+        records = point_records(run)
         for vi, variant in enumerate(variants):
             tpw = time_per_work(records, variant, "bwd_s")
             if not tpw.sizes:
@@ -407,36 +304,36 @@ def _plot_time_per_work(runs: Sequence[Run]) -> Any:
     log_scale(ax)
     crossed = _crossing_lines(ax, runs, variants)
     ax.set_ylabel("backward time per unit of work (s)", fontsize=10)
-    _legend(ax, runs, variants, [(f"per {u}", ls, mfc, 1.0) for u, (ls, mfc) in units.items()])
+    legend(ax, runs, variants, [(f"per {u}", ls, mfc, 1.0) for u, (ls, mfc) in units.items()])
     title = (f"{runs[0].name}: backward time per unit of work; flat where the time grows as its "
              "work, a step where the working set outgrows a cache")  # fmt: skip
     caption = "medians of the backward time over the exact work of the same pass"
     caption += CROSSING_CAPTION if crossed else ""
-    _finish(fig, ax, f"size {letter}", "\n".join(textwrap.wrap(title, TITLE_WIDTH)), caption)
+    finish(fig, ax, f"size {letter}", "\n".join(textwrap.wrap(title, TITLE_WIDTH)), caption)
     return fig
 
 
 def _plot_fwd_bwd(runs: Sequence[Run]) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     letter = SIZE.get(runs[0].experiment, ("n",))[0]
-    variants = _variants(runs)
+    variants = measured_variants(runs)
     fig, (left, right) = plt.subplots(1, 2, figsize=WIDE)
     for i, run in enumerate(runs):
         marker = MARKERS[i % len(MARKERS)]
         for vi, variant in enumerate(variants):
             color = f"C{vi}"
-            nf, fwd, _ = _series(run, variant, "fwd_s")
-            nb, bwd, _ = _series(run, variant, "bwd_s")
+            nf, fwd, _ = series(run, variant, "fwd_s")
+            nb, bwd, _ = series(run, variant, "bwd_s")
             left.plot(nb, bwd, "-", marker=marker, color=color, ms=4)
             left.plot(nf, fwd, "--", marker=marker, color=color, ms=4, mfc="none", alpha=0.55)
             common, fi, bi = np.intersect1d(nf, nb, return_indices=True)
             right.plot(common, bwd[bi] / fwd[fi], "-", marker=marker, color=color, ms=4)
-            n1, f1, _ = _series(run, variant, "fwd_flops")
-            n2, b1, _ = _series(run, variant, "bwd_flops")
+            n1, f1, _ = series(run, variant, "fwd_flops")
+            n2, b1, _ = series(run, variant, "bwd_flops")
             common, fi, bi = np.intersect1d(n1, n2, return_indices=True)
             right.plot(common, b1[bi] / f1[fi], ":", color=color, alpha=0.6, lw=1.5)
     for ax in (left, right):
-        _size_axis(ax)
+        size_axis(ax)
         log_scale(ax)
         ax.set_xlabel(f"size {letter}", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
@@ -445,20 +342,14 @@ def _plot_fwd_bwd(runs: Sequence[Run]) -> Any:
     right.set_ylabel("backward / forward", fontsize=10)
     left.set_title("time: backward (solid), forward (dashed)", fontsize=9.5)
     right.set_title("ratio: time (solid), FLOPs (dotted); grey: 2×", fontsize=9.5)
-    _legend(left, runs, variants, [])
+    legend(left, runs, variants, [])
     fig.suptitle(f"{runs[0].name}: forward against backward", fontsize=10.5)
     fig.subplots_adjust(left=0.075, right=0.985, bottom=0.12, top=0.86, wspace=0.22)
     return fig
 
 
-def _plot_schedule(runs: Sequence[Run]) -> Any:
-    from trainbench.plots.schedule import plot_schedule  # (it draws with this module's parts)
-
-    return plot_schedule(runs)
-
-
 def _save(fig: Any, path: Path, fmt: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         fig.savefig(tmp, format=fmt, dpi=DPI)
@@ -469,7 +360,9 @@ def _save(fig: Any, path: Path, fmt: str) -> Path:
     return path
 
 
-def _sweep_plots(runs: Sequence[Run], prefix: str, plots: Path, fmt: str) -> tuple[list, list]:
+def sweep_plots(runs: Sequence[Run], prefix: str, plots: Path, fmt: str) -> tuple[list, list]:
+    """Every figure of sweep runs of one name, written to ``plots/<prefix>-<plot>.<fmt>``:
+    the figures made (path, caption) and what was skipped, as notes."""
     made, notes = [], []
     if all(r.points.empty for r in runs):
         return made, [f"{runs[0].name}: no point measured yet"]
@@ -478,7 +371,7 @@ def _sweep_plots(runs: Sequence[Run], prefix: str, plots: Path, fmt: str) -> tup
         notes += skipped
         if fig is not None:
             made.append((_save(fig, plots / f"{prefix}-{family}.{fmt}", fmt), family))
-    fig = _plot_schedule(runs)
+    fig = plot_schedule(runs)
     if fig is not None:
         made.append((_save(fig, plots / f"{prefix}-schedule.{fmt}", fmt),
                      "the backward on P processors, simulated"))  # fmt: skip

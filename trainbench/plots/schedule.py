@@ -6,6 +6,8 @@ of the recorded backward graph (``sched_p{P}_flops``): all in FLOPs, the time of
 machine on which only the counted products take time. A band per P shows Brent's bounds
 max(W/P, S) ≤ T_P ≤ (W - S)/P + S. Where the span grows as the work (a chain) every
 line is the same; where it is flat (no recurrence), T_P falls towards it as P grows.
+The exponents k of the work and the span in the legend are the run's own fits (its summary's
+``fits``), not fitted again here.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ import numpy as np
 import pandas as pd
 
 from trainbench.measure.span import PROCESSORS, SCHEDULE_COLUMNS
-from trainbench.plots.figures import (
+from trainbench.plots.drawing import (
     DPI,
     FIGSIZE,
     SIZE,
     Run,
-    _pyplot,
-    _size_axis,
-    _variants,
     log_scale,
+    measured_variants,
+    pyplot,
+    run_fit,
+    size_axis,
 )
-from trainbench.stats.fit import fit_exponent, window_start
 
 COLUMNS = ("bwd_flops", *SCHEDULE_COLUMNS, "span_flops")  # T_1, T_2 .. T_16, T_∞
 CAPTION = ("greedy list scheduling of the recorded backward graph, each node costing its "
@@ -45,11 +47,12 @@ def schedule_table(points: pd.DataFrame, variant: str) -> pd.DataFrame:
     return table[table[list(COLUMNS)].notna().all(axis=1) & (table["span_flops"] > 0)]
 
 
-def _exponent(n: np.ndarray, y: np.ndarray) -> float | None:
-    start = window_start(n)
-    if len(n) - start < 3:
-        return None
-    return float(fit_exponent(n[start:], y[start:])[0])
+def _exponent(run: Run, variant: str, metric: str) -> float | None:
+    """The exponent the run fitted to ``metric`` of ``variant``; None where it fitted none.
+    (The work, ``bwd_flops``, and the span, ``span_flops``, are fitted by the run; the T_P
+    columns between them are not, and get no exponent.)"""
+    fit = run_fit(run, variant, metric)
+    return None if fit is None or fit.get("exponent") is None else float(fit["exponent"])
 
 
 def _labels() -> list[str]:
@@ -60,11 +63,11 @@ def plot_schedule(runs: Sequence[Run]) -> Any:
     """One panel per variant of the first run; None where no point has the schedule (a run
     made before it was recorded, or FLOPs that could not be counted)."""
     run = runs[0]
-    tables = [(v, schedule_table(run.points, v)) for v in _variants([run])]
+    tables = [(v, schedule_table(run.points, v)) for v in measured_variants([run])]
     tables = [(v, t) for v, t in tables if len(t)]
     if not tables:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     letter = SIZE.get(run.experiment, ("n",))[0]
     cols = min(len(tables), 3)
     rows = -(-len(tables) // cols)
@@ -81,14 +84,14 @@ def plot_schedule(runs: Sequence[Run]) -> Any:
                 low, high = np.maximum(work / p, depth), (work - depth) / p + depth
                 ax.fill_between(n, low, high, color=colors[j], alpha=0.14, lw=0)
             ends = j in (0, len(COLUMNS) - 1)  # work and span: a fitted order each
-            k = _exponent(n, y) if ends else None
+            k = _exponent(run, variant, column) if ends else None
             text = label + (f", k = {k:.2f}" if k is not None else "")
             ls = "-" if ends else "--"
             ax.plot(n, y, ls, marker="o", ms=3.5, color=colors[j], lw=1.4, label=text)
         if (table["sched_p2_flops"] == table["bwd_flops"]).all():  # every line is one
             ax.text(0.97, 0.04, "every P the same: a chain (span = work)", ha="right",
                     va="bottom", fontsize=8, color="0.3", transform=ax.transAxes)  # fmt: skip
-        _size_axis(ax)
+        size_axis(ax)
         log_scale(ax)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlabel(f"size {letter}", fontsize=9.5)

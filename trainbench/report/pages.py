@@ -1,7 +1,9 @@
 """`trainbench report`: loads result folders as runs and writes OUT/report.md (the verdict
-table, then per run its plots, notes, environment and reproducing command) and OUT/report.html
-(the same, self-contained); the figures in OUT/plots/ come from trainbench.plots.figures, which this
-module re-exports. Runs of the same name from several folders are overlaid. No torch in here.
+table, then per run its plots, notes, environment and reproducing command, from
+trainbench.report.reproduce) and OUT/report.html (the same, self-contained); the figures in
+OUT/plots/ come from trainbench.plots.figures (a sweep's) and trainbench.trainability.files
+(a trainability run's). Runs of the same name from several folders are overlaid. No torch in
+here.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import base64
 import html
 import json
 import os
-import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,27 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from trainbench.core.settings import SweepConfig, first_line
-from trainbench.plots.figures import (
-    CAPTION,
-    DPI,
-    FAMILIES,
-    FIGSIZE,
-    MARKERS,
-    NBSP,
-    SIZE,
-    SWEEP_COLUMNS,
-    TITLE_LINES,
-    TITLE_WIDTH,
-    WIDE,
-    Y_LABELS,
-    Run,
-    _pyplot,
-    _sweep_plots,
-    local_slopes,
-    plot_family,
-    plot_figure,
-)
+from trainbench.core.settings import first_line
+from trainbench.plots.drawing import Run, pyplot
+from trainbench.plots.figures import SWEEP_COLUMNS, sweep_plots
+from trainbench.report.reproduce import reproduce_command
 from trainbench.results.files import (
     ResultsError,
     atomic_write_text,
@@ -47,14 +31,11 @@ from trainbench.results.files import (
     read_summary,
 )
 from trainbench.results.verdicts import verdict_rows
+from trainbench.trainability.files import plot_all
 
-# this module's names, then trainbench.plots.figures's public ones, re-exported for existing callers
 __all__ = [
     "CSS", "FORMATS", "SAMPLE_COLUMNS", "ReportError", "Strong", "default_out", "load_runs",
-    "reproduce_command", "write_report",
-    "CAPTION", "DPI", "FAMILIES", "FIGSIZE", "MARKERS", "NBSP", "SIZE", "SWEEP_COLUMNS",
-    "TITLE_LINES", "TITLE_WIDTH", "WIDE", "Y_LABELS", "Run", "local_slopes", "plot_family",
-    "plot_figure",
+    "write_report",
 ]  # fmt: skip
 
 FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
@@ -128,100 +109,14 @@ def _load_run(folder: Path, source: Path) -> Run:
     return Run(folder, name, summary, points, samples, source, label or "unknown device")
 
 
-# --------------------------------------------------------------------------- commands
-
-
-def _arg(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(_arg(v) for v in value)
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-_DEFAULTS = SweepConfig(min_size=1, max_size=1, options={})
-
-
-def _add_pass_limits(cfg: Mapping[str, Any], add: Any) -> None:
-    """What ends a run's passes, where it is not the default: its precision, its cap on
-    passes, its time budget."""
-    for key in ("precision", "max_passes", "time_budget"):
-        value = cfg.get(key)
-        if value is not None and value != getattr(_DEFAULTS, key):
-            add(key.replace("_", "-"), value)
-
-
-def reproduce_command(summary: dict[str, Any]) -> str:
-    """The trainbench command line that makes a run like ``summary``'s, from its config."""
-    exp, cfg = str(summary.get("experiment", "")), summary.get("config") or {}
-    parts = ["trainbench", exp]
-
-    def add(flag: str, value: Any) -> None:
-        if value is not None:
-            parts.extend([f"--{flag}", _arg(value)])
-
-    options = cfg.get("options") or {}
-    if exp == "trainability":
-        for key in ("depths", "train_depths", "variants", "activations", "trained", "optimizers",
-                    "steps", "seeds", "finetune_steps", "lr_sgd", "lr_adam"):  # fmt: skip
-            add(key.replace("_", "-"), cfg.get(key))
-    elif exp not in SIZE and ("target" in options or "targets" in options):  # sweep TARGET
-        targets = options.get("targets") or [options["target"]]
-        parts[1:] = ["sweep", *(str(t) for t in targets)]
-        add("sizes", cfg.get("sizes"))
-        add("name", summary.get("run") or exp)
-        add("reference", options.get("reference"))
-        for c in summary.get("claims") or []:
-            if c.get("id") == "claim" or str(c.get("id")).startswith("claim:"):
-                add("claim", c.get("expected"))
-                add("metric", c.get("metric"))
-                add("tolerance", c.get("tolerance"))
-                break
-        add("repeats", cfg.get("repeats"))
-        add("min-time", cfg.get("min_time"))
-        _add_pass_limits(cfg, add)
-    else:
-        unit = SIZE.get(exp, ("n", "size"))[1]
-        listed = bool(cfg.get("size_list"))  # trainbench sweep EXPERIMENT --sizes ...
-        if listed:
-            parts[1:] = ["sweep", exp, "--sizes", _arg(cfg["size_list"])]
-            unit = "size"
-        else:
-            add(f"min-{unit}", cfg.get("min_size"))
-            add(f"max-{unit}", cfg.get("max_size"))
-        for key, value in options.items():
-            if listed:
-                add("option", f"{key}={_arg(value)}")
-            elif key != "kernel":  # fixed at 3; it has no flag
-                add(key.replace("_", "-"), value)
-        if cfg.get("control") is False:
-            parts.append("--no-control")
-        else:
-            add(f"control-max-{unit}", cfg.get("control_max_size"))
-        add("repeats", cfg.get("repeats"))
-        add("min-time", cfg.get("min_time"))
-        _add_pass_limits(cfg, add)
-        if cfg.get("until", "narrow") != "narrow":
-            add("until", cfg.get("until"))
-    add("threads", cfg.get("threads") or None)
-    if cfg.get("compile"):
-        parts.append("--compile")
-    if cfg.get("device") not in (None, "auto"):
-        add("device", cfg.get("device"))
-    add("seed", cfg.get("seed"))
-    if exp != "trainability":
-        add("dtype", cfg.get("dtype"))
-    return " ".join(shlex.quote(p) for p in parts)
-
-
 # --------------------------------------------------------------------------- plots
 
 
 def _trainability_plots(run: Run, prefix: str, plots: Path) -> list[tuple[Path, str]]:
-    """trainability_report.plot_all's figures (PNG whatever the format), renamed."""
-    from trainbench.trainability.files import plot_all
-
+    """trainbench.trainability.files.plot_all's figures (PNG whatever the format), renamed."""
     if not run.summary.get("gradient_signal"):
         return []
-    plt = _pyplot()
+    plt = pyplot()
     before = set(plt.get_fignums())
     with tempfile.TemporaryDirectory(dir=plots, prefix=".tmp-") as tmp:
         try:
@@ -366,7 +261,7 @@ Rendered = tuple[list[tuple[Path, str]], list[str]]  # a group's plots (path, ca
 
 def _render(group: Sequence[Run], name: str, plots: Path, fmt: str) -> Rendered:
     if group[0].is_sweep:
-        return _sweep_plots(group, name, plots, fmt)
+        return sweep_plots(group, name, plots, fmt)
     made: list[tuple[Path, str]] = []
     for i, run in enumerate(group):
         made += _trainability_plots(run, name if i == 0 else f"{name}-{i + 1}", plots)

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from trainbench.core.vocabulary import CNN_VARIANTS, MLP_VARIANTS
+from trainbench.plots.drawing import log_scale, pyplot
 from trainbench.results.files import atomic_write_text, to_json
 from trainbench.trainability.judge import median
 
@@ -141,9 +142,7 @@ def _figure(plt: Any, n: int, sharey: bool = True) -> tuple[Any, list[Any]]:
 
 
 def plot_all(folder: Path, summary: Mapping[str, Any]) -> list[Path]:
-    from trainbench.plots.figures import _pyplot, log_scale
-
-    plt = _pyplot()
+    plt = pyplot()
     out = []
     signal, training = summary["gradient_signal"], summary["training"]
     panels = _panels(summary)
@@ -286,8 +285,7 @@ def _relative_axes(ax: Any, log_scale: Any, title: str, xlabel: str) -> None:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

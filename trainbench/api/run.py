@@ -1,45 +1,26 @@
-"""The Python API: sweep any model's size and read how its backward cost grows.
-
-::
-
-    import torch
-    import trainbench
-
-    def attention(n):                       # the TARGET contract: n -> (() -> scalar loss)
-        q = torch.randn(8, n, 64, requires_grad=True)
-        return lambda: torch.softmax(q @ q.transpose(1, 2), -1).matmul(q).sum()
-
-    result = trainbench.sweep(attention, "16:512", claim="O(n^2)", metric="bwd_flops")
-    result.points            # DataFrame: one row per (variant, size)
-    result.fits              # DataFrame: one row per (variant, metric)
-    result.verdict("O(n^2)", metric="bwd_flops")
-    result.plot("flops")     # a matplotlib Figure
-    result.save("results")   # results/attention/, readable by `trainbench report`
-
-The built-in experiments run through the same function (``trainbench.sweep("mlp-heads",
-"1:64")``) and the command line calls it too: one implementation.
+"""A sweep run from Python: a target resolved as an experiment (:func:`resolve`: a built-in
+name, a function of the size, a TARGET text, several targets), checked on its smallest point
+(:func:`preflight`), swept (:func:`sweep`, with :func:`make_config` and :func:`claims_for`),
+and asserted in a test suite (:func:`assert_order`). The command line calls the same
+functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from torch import Tensor
-
-from trainbench.claims.claim import Claim, parse_order_class
+from trainbench.api.result import DEFAULT_TOLERANCE, ClaimVerdict, SweepResult, user_claim
+from trainbench.claims.claim import Claim
 from trainbench.claims.parse import shipped_claims
-from trainbench.core.settings import SweepConfig, SweepError, first_line
+from trainbench.core.settings import SweepConfig, SweepError, bytes_of, first_line
 from trainbench.experiments.builtin import EXPERIMENTS, Experiment
 from trainbench.experiments.target import (
     DEFAULT_REFERENCE,
     MAX_SIZES,
     MAX_TARGET_SIZE,
-    MODEL,
     Factory,
     TargetError,
     check_name,
@@ -49,179 +30,11 @@ from trainbench.experiments.target import (
     target_experiment,
     targets_experiment,
 )
-from trainbench.measure.caches import work_metric_for
+from trainbench.harness import runner  # runner.run_sweep read when called (tests replace it)
+from trainbench.harness.prepare import DTYPES, resolve_device, validate, with_defaults
+from trainbench.measure.memory import is_out_of_memory
 from trainbench.measure.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
-from trainbench.results.files import (
-    COMPILE_COLUMNS,
-    FIT_METRICS,
-    METRIC_LABELS,
-    POINT_COLUMNS,
-    TIME_METRICS,
-    keep_earlier_run,
-    write_run,
-)
-from trainbench.stats.fit import K_MAX, OrderFit
-
-DEFAULT_TOLERANCE = 0.15
-
-
-@dataclass(frozen=True)
-class ClaimVerdict:
-    """A claim judged against a sweep's fits."""
-
-    claim: str  # "O(n^2)"
-    metric: str
-    variant: str
-    verdict: str  # confirmed | refuted | inconclusive
-    reason: str
-    exponent: float | None
-    ci_low: float | None
-    ci_high: float | None
-    best_class: str | None
-
-    def __str__(self) -> str:
-        return f"{self.metric} of {self.variant} is {self.claim}: {self.verdict} ({self.reason})"
-
-
-def user_claim(
-    order: str, experiment: str, *, metric: str = "bwd_s", variant: str = MODEL.name,
-    tolerance: float = DEFAULT_TOLERANCE,
-) -> Claim:  # fmt: skip
-    """The claim "``metric`` of ``variant`` grows as ``order``" (``O(n log n)``, ``O(n^2)`` ...)."""
-    try:
-        exponent, order_class = parse_order_class(order)
-    except ValueError as err:
-        raise SweepError(f"--claim: {err}") from None
-    if exponent > K_MAX:
-        raise SweepError(f"--claim {order}: exponents above {K_MAX:g} cannot be fitted")
-    if metric not in FIT_METRICS:
-        raise SweepError(f"--metric {metric!r}: unknown (known: {', '.join(FIT_METRICS)})")
-    if not 0 < tolerance < 5:
-        raise SweepError(f"--tolerance must lie between 0 and 5, got {tolerance:g}")
-    return Claim(
-        id="claim",
-        problem="",
-        statement=f"{METRIC_LABELS[metric]} of {experiment} ({variant}): {order}",
-        experiment=experiment,
-        variant=variant,
-        metric=metric,
-        metrics=(metric,),
-        expected=exponent,
-        order_class=order_class,
-        tolerance=tolerance,
-        # a time is judged beside its work (its FLOPs, counted in the same run), as the
-        # built-in claims are: docs/method.md, "Judging a claim"
-        work_metric=work_metric_for(metric) if metric in TIME_METRICS else None,
-    )
-
-
-@dataclass
-class SweepResult:
-    """What :func:`sweep` measured: the run, and views of it as DataFrames."""
-
-    run: Any  # trainbench.harness.runner.RunResult
-    experiment: Experiment
-    folder: Path | None = None  # where the run was written, if it was
-
-    @property
-    def name(self) -> str:
-        return str(self.run.run or self.run.experiment)
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return dict(self.run.summary())
-
-    @property
-    def points(self) -> pd.DataFrame:
-        """One row per (variant, size): medians, IQRs, counts, efficiency, noise."""
-        extra = [c for c in COMPILE_COLUMNS if any(c in p for p in self.run.points)]
-        return pd.DataFrame(self.run.points, columns=[*POINT_COLUMNS, *extra])
-
-    @property
-    def samples(self) -> pd.DataFrame:
-        return pd.DataFrame(self.run.samples)
-
-    @property
-    def fits(self) -> pd.DataFrame:
-        """One row per (variant, metric): exponent k, its interval, class, verdict."""
-        return pd.DataFrame(self.run.fits)
-
-    @property
-    def ratios(self) -> pd.DataFrame:
-        """Several targets: per target, metric and size, its value over the first target's."""
-        from trainbench.harness.breakdown import ratios
-
-        return pd.DataFrame(ratios(self.run.points, [v.name for v in self.experiment.variants]))
-
-    @property
-    def modules(self) -> pd.DataFrame:
-        """--by-module: one row per (variant, module, metric): its order and its share of
-        the total at the largest size."""
-        return pd.DataFrame(self.run.modules)
-
-    @property
-    def claims(self) -> pd.DataFrame:
-        """One row per claim judged in the run."""
-        return pd.DataFrame(self.run.claims)
-
-    def verdict(
-        self,
-        claim: str,
-        metric: str = "bwd_s",
-        *,
-        variant: str | None = None,
-        tolerance: float = DEFAULT_TOLERANCE,
-    ) -> ClaimVerdict:
-        """Judge "``metric`` grows as ``claim``" (``O(n)``, ``O(n log n)``, ``O(n^2)`` ...)
-        against this run's fits."""
-        from trainbench.harness.analysis import judge_claims
-
-        variant = variant or self.experiment.variants[0].name
-        c = user_claim(claim, self.experiment.name, metric=metric, variant=variant,
-                       tolerance=tolerance)  # fmt: skip
-        judged = judge_claims(
-            self.experiment, self._fits(), {p["variant"] for p in self.run.points},
-            self.run.config.get("options"), [c], points=self.run.points,
-        )  # fmt: skip
-        if not judged:
-            why = f"no points of variant {variant!r}"
-            return ClaimVerdict(claim, metric, variant, "inconclusive", why, *[None] * 4)
-        r = judged[0]
-        return ClaimVerdict(
-            claim=claim, metric=metric, variant=variant, verdict=r["verdict"],
-            reason=r["reason"], exponent=r.get("exponent"), ci_low=r.get("ci_low"),
-            ci_high=r.get("ci_high"), best_class=r.get("best_class"),
-        )  # fmt: skip
-
-    def _fits(self) -> dict[tuple[str, str], OrderFit]:
-        """The run's fits as OrderFit objects (as the run made them: nothing refitted)."""
-        names = {f.name for f in dataclass_fields(OrderFit)}
-        return {
-            (r["variant"], r["metric"]): OrderFit(**{k: v for k, v in r.items() if k in names})
-            for r in self.run.fits
-        }
-
-    def plot(self, family: str = "time", path: str | Path | None = None) -> Any:
-        """A log-log figure of one metric family (time, flops, graph, memory), as
-        ``trainbench report`` draws it; written to ``path`` where given."""
-        from trainbench.report.pages import plot_figure
-
-        return plot_figure(self.summary, self.points, self.samples, family, path)
-
-    def save(self, folder: str | Path) -> Path:
-        """Write the run to ``folder/<name>/`` (summary.json, measurements.csv, samples.csv),
-        where ``trainbench report`` reads it."""
-        from trainbench.core.lock import hold
-
-        target = Path(folder) / self.name
-        with hold(target):  # one writer per run folder (trainbench.core.lock)
-            if target != self.folder:  # an earlier run there is kept, renamed with its time
-                keep_earlier_run(target)
-            self.run.files = write_run(
-                target, self.run.summary(), self.run.points, self.run.samples
-            )
-        self.folder = target
-        return target
+from trainbench.results.files import METRIC_LABELS, TIME_METRICS
 
 
 def resolve(
@@ -304,8 +117,6 @@ def _spec_of(factory: Factory) -> str | None:
 def preflight(exp: Experiment, cfg: SweepConfig) -> None:
     """Build a target's smallest point and run its forward and backward pass once, so that
     a target that breaks the contract fails before any folder is made."""
-    from trainbench.harness.prepare import validate, with_defaults
-
     cfg = with_defaults(exp, cfg)
     validate(exp, cfg)
     label = str(cfg.options.get("target", exp.name)).rpartition(":")[2]
@@ -317,9 +128,6 @@ def preflight(exp: Experiment, cfg: SweepConfig) -> None:
 
 
 def _first_backward(exp: Experiment, cfg: SweepConfig, label: str) -> None:
-    from trainbench.harness.prepare import DTYPES, resolve_device
-    from trainbench.measure.memory import is_out_of_memory
-
     device = resolve_device(cfg.device)
     for variant in exp.variants if several_targets(exp) else exp.variants[:1]:
         name = variant.name if several_targets(exp) else label
@@ -381,9 +189,6 @@ def sweep(
     ``by_module``: also count FLOPs and saved bytes per module of the model, to this depth
     of its module tree (:mod:`trainbench.measure.modules`; ``SweepResult.modules``).
     """
-    from trainbench.core.settings import bytes_of
-    from trainbench.harness.runner import run_sweep
-
     if isinstance(max_memory, str):  # "8GiB", as the CLI takes it
         max_memory = bytes_of(max_memory, "max_memory")
     exp = resolve(target, name=name, reference=reference)
@@ -398,8 +203,8 @@ def sweep(
     if exp.name not in EXPERIMENTS:
         preflight(exp, cfg)
     folder_root = Path(out) if out is not None else None
-    result = run_sweep(exp, cfg, out_dir=folder_root, on_progress=on_progress,
-                       claims=claims, resume=resume)  # fmt: skip
+    result = runner.run_sweep(exp, cfg, out_dir=folder_root, on_progress=on_progress,
+                              claims=claims, resume=resume)  # fmt: skip
     folder = folder_root / exp.folder(cfg.options) if folder_root is not None else None
     return SweepResult(result, exp, folder)
 
@@ -450,9 +255,6 @@ def _size_list(sizes: Sequence[int]) -> list[int]:
     return values
 
 
-__all__ = ["ClaimVerdict", "SweepResult", "sweep", "user_claim"]
-
-
 class OrderAssertionError(AssertionError):
     """:func:`assert_order`'s failure: the claim was not confirmed; the message is the
     verdict and its reason."""
@@ -495,61 +297,14 @@ def assert_order(
     return judged
 
 
-def load(folder: str | Path) -> SweepResult:
-    """A saved sweep (a folder ``trainbench sweep`` or :meth:`SweepResult.save` wrote) read
-    back as the :class:`SweepResult` it was: its points, samples, fits and verdicts as they
-    were measured and judged, to judge other claims (:meth:`SweepResult.verdict`) or plot,
-    without measuring. A run of a user's target does not import the target: the loaded
-    result cannot measure. ResultsError (one line) for a folder that is not a sweep run."""
-    from trainbench.harness.runner import RunResult
-    from trainbench.results.files import read_run
-
-    path = Path(folder)
-    summary, _, samples = read_run(path)
-    name = str(summary["experiment"])
-    config = summary.get("config") or {}
-    exp = EXPERIMENTS.get(name)
-    if exp is None:
-        spec = config.get("target")
-
-        def not_here(n: int) -> Callable[[], Tensor]:
-            raise TargetError(f"{name}: a run loaded from {path} cannot measure its target")
-
-        reference = str((config.get("options") or {}).get("reference", DEFAULT_REFERENCE))
-        names = list(dict.fromkeys(  # in their run's order: as its points list them
-            [str(p.get("variant")) for p in summary.get("points") or []]
-            + [str(v) for v in config.get("variants") or []]))
-        if len(names) > 1:  # several targets swept together
-            targets = (config.get("options") or {}).get("targets") or names
-            specs = {v: str(t) for v, t in zip(names, targets, strict=False)}
-            exp = targets_experiment(dict.fromkeys(names, not_here), name, specs=specs,
-                                     reference=reference)  # fmt: skip
-        else:
-            exp = target_experiment(not_here, name, spec=str(spec) if spec else None,
-                                    reference=reference)  # fmt: skip
-    run = RunResult(
-        experiment=name, config=config, environment=summary.get("environment") or {},
-        baseline=summary.get("baseline") or {}, points=list(summary.get("points") or []),
-        samples=samples.to_dict("records"), fits=list(summary.get("fits") or []),
-        claims=list(summary.get("claims") or []), complete=bool(summary.get("complete")),
-        notes=list(summary.get("notes") or []), run=str(summary.get("run") or name),
-        failed=list(summary.get("failed_points") or []),
-        schedule=dict(summary.get("schedule") or {}),
-        modules=list(summary.get("modules") or []),
-    )  # fmt: skip
-    return SweepResult(run, exp, path)
-
-
 def prepare(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
     """Check a configuration of ``exp`` before anything runs (SweepError says what is
     wrong) and complete it with the experiment's defaults."""
-    from trainbench.harness.prepare import validate, with_defaults
-
     validate(exp, cfg)
     return with_defaults(exp, cfg)
 
 
-def run(
+def measure(
     exp: Experiment,
     cfg: SweepConfig,
     *,
@@ -558,8 +313,7 @@ def run(
     resume: bool = False,
     claims: Sequence[Claim] | None = None,
 ) -> Any:
-    """Measure one sweep of ``exp`` (written to ``out/<folder>/`` as it goes) and judge it."""
-    from trainbench.harness.runner import run_sweep
-
-    return run_sweep(exp, cfg, out_dir=out, on_progress=on_progress, resume=resume,
-                     claims=claims)  # fmt: skip
+    """Measure one sweep of ``exp`` (written to ``out/<folder>/`` as it goes) and judge it;
+    the harness's RunResult."""
+    return runner.run_sweep(exp, cfg, out_dir=out, on_progress=on_progress, resume=resume,
+                            claims=claims)  # fmt: skip
