@@ -146,8 +146,8 @@ def _build_mlp_heads(
 MLP_HEADS = Experiment(
     name="mlp-heads",
     title="Problem 1b: the L-layer MLP with a loss head on every layer",
-    size_name="L",
-    size_option="depth",
+    size_name=BUILT_IN_SPECS["mlp-heads"].size_name,
+    size_option=BUILT_IN_SPECS["mlp-heads"].size_option,
     summary=BUILT_IN_SPECS["mlp-heads"].summary,
     options=BUILT_IN_SPECS["mlp-heads"].options,
     variants=(FULL, PER_HEAD),
@@ -182,8 +182,8 @@ def _build_rnn_lm(
 RNN_LM = Experiment(
     name="rnn-lm",
     title="Problem 4: the RNN language model, against the sentence length T",
-    size_name="T",
-    size_option="len",
+    size_name=BUILT_IN_SPECS["rnn-lm"].size_name,
+    size_option=BUILT_IN_SPECS["rnn-lm"].size_option,
     summary=BUILT_IN_SPECS["rnn-lm"].summary,
     options=BUILT_IN_SPECS["rnn-lm"].options,
     variants=(FULL, PER_STEP),
@@ -232,8 +232,8 @@ def _ugcnn_bytes(depth: int, o: Mapping[str, Any], itemsize: int) -> int:
 UGCNN = Experiment(
     name="ugcnn",
     title="Problem 2: a stack of L UGCNN layers with a loss head on every layer",
-    size_name="L",
-    size_option="depth",
+    size_name=BUILT_IN_SPECS["ugcnn"].size_name,
+    size_option=BUILT_IN_SPECS["ugcnn"].size_option,
     summary=BUILT_IN_SPECS["ugcnn"].summary,
     options=BUILT_IN_SPECS["ugcnn"].options,
     variants=(FULL, PER_HEAD),

@@ -18,17 +18,35 @@ from trainbench.core.vocabulary import RNN_CELLS
 
 @dataclass(frozen=True)
 class Declared:
-    """A built-in experiment's command: its one-line help and its options."""
+    """A built-in experiment's command: its one-line help, its size (the problem's letter
+    and the word of its flags) and its options."""
 
     summary: str
-    options: tuple[OptionSpec, ...]
+    size_name: str  # L, T
+    size_option: str  # depth, len: --max-depth, --min-depth, --control-max-depth
+    size_words: str  # "depth", "sentence length": the help of --max-depth
+    max_size: int  # the default of --max-depth
+    control_max_size: int  # the default of --control-max-depth
+    control_help: str
+    model: tuple[OptionSpec, ...]  # the model's options
+
+    @property
+    def options(self) -> tuple[OptionSpec, ...]:
+        """Its sizes (--max-UNIT, --min-UNIT, --control-max-UNIT), then its model's options."""
+        sizes = size_options(self.size_option, self.size_words, self.size_name, self.max_size,
+                             self.control_max_size, self.control_help)  # fmt: skip
+        return (*sizes, *self.model)
 
 
 MLP_HEADS = Declared(
     summary="Problem 1b: backprop time of the L-layer MLP with a loss head per layer, against L.",
-    options=(
-        *size_options("depth", "depth", "L", 64, 32,
-                      "Largest depth for the per-head control (it is O(L²))."),
+    size_name="L",
+    size_option="depth",
+    size_words="depth",
+    max_size=64,
+    control_max_size=32,
+    control_help="Largest depth for the per-head control (it is O(L²)).",
+    model=(
         dimension("width", 256, "Hidden width (size of I)."),
         dimension("batch", 64, "Batch size (size of b)."),
         dimension("in_dim", 32, "Input dimension (size of K)."),
@@ -40,9 +58,13 @@ MLP_HEADS = Declared(
 
 RNN_LM = Declared(
     summary="Problem 4: backprop time of the RNN language model against the sentence length T.",
-    options=(
-        *size_options("len", "sentence length", "T", 256, 64,
-                      "Largest T for the per-step control (it is O(T²))."),
+    size_name="T",
+    size_option="len",
+    size_words="sentence length",
+    max_size=256,
+    control_max_size=64,
+    control_help="Largest T for the per-step control (it is O(T²)).",
+    model=(
         choice("cell", "ugrnn", RNN_CELLS,
                "ugrnn, ugrnn2 (Problem 3), gru (Problem 5), gru-torch (nn.GRUCell's "
                "convention), gru-torch-fast (the same, fused products), torch-gru (nn.GRU), "
@@ -56,9 +78,13 @@ RNN_LM = Declared(
 
 UGCNN = Declared(
     summary="Problem 2: backprop time of a stack of L UGCNN layers (a head on each), against L.",
-    options=(
-        *size_options("depth", "depth", "L", 32, 32,
-                      "Largest depth for the per-head control (it is O(L²))."),
+    size_name="L",
+    size_option="depth",
+    size_words="depth",
+    max_size=32,
+    control_max_size=32,
+    control_help="Largest depth for the per-head control (it is O(L²)).",
+    model=(
         dimension("channels", 8, "Channels of every box (size of j).", high=4096),
         dimension("image_size", 16, "Images are SIZE × SIZE pixels (x, y).", high=4096),
         dimension("batch", 8, "Images per batch (b)."),

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import torch
 
+from trainbench.core.options import MAX_DIM, OptionSpec
 from trainbench.core.settings import SweepConfig, SweepError
 from trainbench.experiments.builtin import Experiment
 from trainbench.measure.watchdog import MAX_POINT_TIMEOUT
@@ -81,36 +82,33 @@ def check_memory(
         )
 
 
-# Whole-number model options (widths, batches, sizes) lie in [MIN_OPTION or 1, MAX_OPTION].
-MIN_OPTION = {"vocab": 2}
-MAX_OPTION = 1_000_000
+def option_spec(exp: Experiment, name: str) -> OptionSpec | None:
+    """What ``exp`` declares of its model option ``name`` (an experiment that declares no
+    options, such as one made in Python: what its default's type allows)."""
+    spec = exp.option(name)
+    if spec is not None or exp.options:
+        return spec
+    default = exp.defaults.get(name)
+    if isinstance(default, int) and not isinstance(default, bool):
+        return OptionSpec(name, int, default, low=1, high=MAX_DIM)
+    if isinstance(default, str):
+        return OptionSpec(name, str, default, choices=tuple(exp.choices.get(name, ())))
+    return None
 
 
 def with_defaults(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
-    """The configuration with the experiment's default for every model option left out."""
+    """The configuration with the experiment's default for every model option left out;
+    SweepError where an option is unknown or its value is not what its declaration allows."""
     unknown = sorted(set(cfg.options) - set(exp.defaults)) if exp.defaults else []
     if unknown:
         raise SweepError(
             f"{exp.name}: unknown option {unknown[0]!r} (known: {', '.join(exp.defaults)})"
         )
     for name, value in cfg.options.items():
-        default = exp.defaults.get(name)
-        if isinstance(default, int) and not isinstance(default, bool):
-            least = MIN_OPTION.get(name, 1)
-            if type(value) is not int or not least <= value <= MAX_OPTION:
-                raise SweepError(
-                    f"{exp.name}: option {name} must be a whole number from {least} to "
-                    f"{MAX_OPTION}, got {value!r}"
-                )
-        elif isinstance(default, str) and not isinstance(value, str):
-            raise SweepError(f"{exp.name}: option {name} must be a name, got {value!r}")
-        allowed = exp.choices.get(name)
-        if allowed and value not in allowed:
-            raise SweepError(
-                f"{exp.name}: option {name} must be one of {', '.join(allowed)}, got {value!r}"
-            )
-    if exp.name == "ugcnn" and int(cfg.options.get("kernel", 3)) % 2 != 1:
-        raise SweepError(f"ugcnn: option kernel must be odd, got {cfg.options['kernel']!r}")
+        spec = option_spec(exp, name)
+        problem = spec.problem(value) if spec is not None else None
+        if problem:
+            raise SweepError(f"{exp.name}: option {name} {problem}")
     return replace(cfg, options=dict(exp.defaults) | dict(cfg.options))
 
 

@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SIZE = {"mlp-heads": ("L", "depth"), "ugcnn": ("L", "depth"), "rnn-lm": ("T", "len")}
+from trainbench.experiments.specs import BUILT_IN_SPECS
+
+# each built-in experiment's size: its letter (L, T) and the word of its flags (depth, len)
+SIZE = {name: (d.size_name, d.size_option) for name, d in BUILT_IN_SPECS.items()}
 MARKERS = "osD^vP*X"
 FIGSIZE, DPI = (7.0, 4.8), 110
 
