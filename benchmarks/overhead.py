@@ -44,7 +44,8 @@ from pathlib import Path
 
 import torch
 
-from trainbench.measure.point import Forward, time_round
+from trainbench.measure.graph import Forward
+from trainbench.measure.timing import time_round
 
 GOAL = 1.05
 # (batch, in features, out features): from a statement of a few µs to a small product.

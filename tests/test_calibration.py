@@ -25,16 +25,13 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from trainbench.stats.fit import CONFIRMED, REFUTED
-from trainbench.stats.noise import (
+from trainbench.core.vocabulary import CONFIRMED, REFUTED
+from trainbench.stats.noise import Trial, TrialResult, Workload, run_trials
+from trainbench.stats.simulator import (
     LOADED,
     QUIET,
     SILENT,
     NoiseModel,
-    Trial,
-    TrialResult,
-    Workload,
-    run_trials,
     simulate_passes,
     slowness_series,
 )

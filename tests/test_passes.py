@@ -14,7 +14,7 @@ import targets_for_tests as T
 from torch import Tensor
 
 import trainbench
-from trainbench.measure import point as measure
+from trainbench.measure import timing as measure
 
 SIZES = [2, 4, 8]
 

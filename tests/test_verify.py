@@ -28,7 +28,8 @@ import trainbench.claims.parse
 import trainbench.experiments.builtin
 from trainbench.claims.parse import Claim, ClaimsError, default_claims, load_claims
 from trainbench.experiments.builtin import FULL, PER_HEAD, Experiment
-from trainbench.stats.fit import fit_order, judge
+from trainbench.stats.fit import fit_order
+from trainbench.stats.judge import judge
 from trainbench.trainability.run import VARIANTS
 from trainbench.verify.run import (
     FALLBACK,

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from trainbench.claims.parse import Claim, parse_order_class, shipped_claims
 from trainbench.core.settings import SweepConfig, SweepError, first_line
+from trainbench.core.vocabulary import FIT_METRICS, METRIC_LABELS, TIME_METRICS
 from trainbench.experiments.builtin import EXPERIMENTS, Experiment
 from trainbench.experiments.target import (
     DEFAULT_REFERENCE,
@@ -50,16 +51,9 @@ from trainbench.experiments.target import (
 )
 from trainbench.measure.caches import work_metric_for
 from trainbench.measure.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
-from trainbench.results.files import (
-    COMPILE_COLUMNS,
-    FIT_METRICS,
-    METRIC_LABELS,
-    POINT_COLUMNS,
-    TIME_METRICS,
-    keep_earlier_run,
-    write_run,
-)
-from trainbench.stats.fit import K_MAX, OrderFit
+from trainbench.results.files import COMPILE_COLUMNS, POINT_COLUMNS, keep_earlier_run, write_run
+from trainbench.stats.fit import OrderFit
+from trainbench.stats.power import K_MAX
 
 DEFAULT_TOLERANCE = 0.15
 

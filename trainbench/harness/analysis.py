@@ -14,20 +14,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainbench.claims.parse import Claim, run_claims
+from trainbench.core.vocabulary import FIT_METRICS, METRIC_LABELS, SPAN_METRICS, TIME_METRICS
 from trainbench.experiments.builtin import Experiment
 from trainbench.measure import caches as hierarchy
-from trainbench.measure.point import NOISY_SPREAD, undercounted_text
-from trainbench.measure.span import SPAN_METRICS
-from trainbench.results.files import FIT_METRICS, METRIC_LABELS, TIME_METRICS
-from trainbench.stats.fit import (
-    MIN_RANGE,
-    MIN_SIZES,
-    TOP_RANGE,
-    OrderFit,
-    fit_order,
-    judge,
-    order_label,
-)
+from trainbench.measure.point import undercounted_text
+from trainbench.measure.timing import NOISY_SPREAD
+from trainbench.stats.fit import OrderFit, fit_order
+from trainbench.stats.judge import MIN_RANGE, MIN_SIZES, judge, order_label
+from trainbench.stats.power import TOP_RANGE
 
 if TYPE_CHECKING:
     from trainbench.harness.state import RunResult
@@ -153,7 +147,7 @@ def judge_claims(
     carries ``noisy_points``. ``caches``: the machine's (the run environment's
     ``caches``): a time claim whose fit window holds a point where the working set
     passes a cache names it in its reason, carries ``crossings``, and is judged by the
-    cache rule of :func:`trainbench.stats.fit.judge` (``samples``: the raw timings, for the
+    cache rule of :func:`trainbench.stats.judge.judge` (``samples``: the raw timings, for the
     fit beyond the last crossing; without them the points' medians are fitted).
     ``fit_notes``: :func:`fit_points`' notes, for the reason of a claim it could not fit.
     """

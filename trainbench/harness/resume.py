@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainbench.core.settings import SweepConfig, SweepError
+from trainbench.core.vocabulary import COUNT_METRICS, SCHEDULE_COLUMNS, SPAN_METRICS
 from trainbench.harness.state import Point
-from trainbench.measure.point import Timing
-from trainbench.measure.span import SCHEDULE_COLUMNS, SPAN_METRICS
-from trainbench.results.files import COUNT_METRICS, ResultsError, read_run
+from trainbench.measure.timing import Timing
+from trainbench.results.files import ResultsError, read_run
 from trainbench.results.fileset import disagreements
 
 if TYPE_CHECKING:

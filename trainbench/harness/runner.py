@@ -39,6 +39,7 @@ from trainbench.claims.parse import Claim, run_claims
 from trainbench.core.lock import hold
 from trainbench.core.settings import SweepConfig, SweepError, first_line
 from trainbench.core.version import __version__
+from trainbench.core.vocabulary import CONFIRMED, SCHEDULE_COLUMNS, SPAN_METRICS, TIME_METRICS
 from trainbench.experiments.builtin import Experiment
 from trainbench.harness.analysis import finish
 from trainbench.harness.analysis import fit_points as fit_points  # re-exported
@@ -56,29 +57,20 @@ from trainbench.measure import point as measure
 from trainbench.measure import watchdog
 from trainbench.measure.memory import free_memory, is_out_of_memory
 from trainbench.measure.modules import count_modules
-from trainbench.measure.point import (
+from trainbench.measure.point import PointMetrics, compile_forward, count_point
+from trainbench.measure.threads import default_threads, keeps_torch_threads
+from trainbench.measure.timing import (
     NOISY_SPREAD,
-    PointMetrics,
     Probe,
     Timing,
     VisitPlan,
-    compile_forward,
-    count_point,
     matmul_rate,
     time_round,
 )
-from trainbench.measure.span import SCHEDULE_COLUMNS, SPAN_METRICS
-from trainbench.measure.threads import default_threads, keeps_torch_threads
 from trainbench.measure.watchdog import MAX_POINT_TIMEOUT, PointTimeout, deadline, watching_signals
-from trainbench.results.files import (
-    FORMAT_VERSION,
-    TIME_METRICS,
-    environment,
-    keep_earlier_run,
-    write_run,
-)
+from trainbench.results.files import FORMAT_VERSION, environment, keep_earlier_run, write_run
 from trainbench.stats import drift
-from trainbench.stats.fit import CONFIRMED, fit_order, window_start
+from trainbench.stats.fit import fit_order, window_start
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 UNTIL = ("narrow", "confirmed")  # what ends a variant's passes (SweepConfig.until)
@@ -290,7 +282,7 @@ def unspanned_note(points: Sequence[Point], size_name: str) -> str | None:
 
 
 def _schedule_columns(schedule: Mapping[str, int] | None) -> dict[str, int | None]:
-    """T_P by column (trainbench.measure.span.SCHEDULE_COLUMNS); empty where not recorded."""
+    """T_P by column (trainbench.core.vocabulary.SCHEDULE_COLUMNS); empty where not recorded."""
     return {c: (schedule or {}).get(c) for c in SCHEDULE_COLUMNS}
 
 

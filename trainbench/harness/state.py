@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainbench.measure.point import PointMetrics, Timing, VisitPlan
+from trainbench.measure.point import PointMetrics
+from trainbench.measure.timing import Timing, VisitPlan
 from trainbench.results.files import FORMAT_VERSION
 
 

@@ -4,10 +4,12 @@ __all__ = [
     "caches",
     "counting",
     "flops",
+    "graph",
     "memory",
     "modules",
     "point",
     "span",
     "threads",
+    "timing",
     "watchdog",
 ]

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainbench.core.vocabulary import COUNT_METRICS, METRIC_LABELS
 from trainbench.measure.caches import Crossing, run_crossings, time_per_work
-from trainbench.results.files import COUNT_METRICS, METRIC_LABELS
 from trainbench.results.verdicts import verdict_rows
-from trainbench.stats.fit import fit_exponent, window_start
+from trainbench.stats.fit import window_start
+from trainbench.stats.power import fit_exponent
 
 FAMILIES = {
     "time": ("bwd_s", "fwd_s"),

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainbench.measure.span import PROCESSORS, SCHEDULE_COLUMNS
+from trainbench.core.vocabulary import PROCESSORS, SCHEDULE_COLUMNS
 from trainbench.plots.figures import (
     DPI,
     FIGSIZE,
@@ -28,7 +28,8 @@ from trainbench.plots.figures import (
     _variants,
     log_scale,
 )
-from trainbench.stats.fit import fit_exponent, window_start
+from trainbench.stats.fit import window_start
+from trainbench.stats.power import fit_exponent
 
 COLUMNS = ("bwd_flops", *SCHEDULE_COLUMNS, "span_flops")  # T_1, T_2 .. T_16, T_∞
 CAPTION = ("greedy list scheduling of the recorded backward graph, each node costing its "

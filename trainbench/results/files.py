@@ -29,32 +29,12 @@ from typing import Any
 import pandas as pd
 
 from trainbench.core.settings import first_line
+from trainbench.core.vocabulary import SCHEDULE_COLUMNS, SPAN_METRICS, TIME_METRICS
 from trainbench.measure.caches import read_caches
-from trainbench.measure.span import SCHEDULE_COLUMNS, SPAN_METRICS
 from trainbench.results import fileset
 
 FORMAT_VERSION = 1
 
-# Metrics of a point, in table order. Counts are exact; times are medians.
-TIME_METRICS = ("fwd_s", "bwd_s")
-COUNT_METRICS = ("fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes")
-# the backward weighted by what each node computes (trainbench.measure.span): bwd_bytes, span_flops,
-# span_bytes; and T_P, its simulated P-processor schedule, in FLOPs
-FIT_METRICS = TIME_METRICS + COUNT_METRICS + ("peak_bytes", "working_set_bytes", *SPAN_METRICS)
-METRIC_LABELS = {
-    "fwd_s": "forward time",
-    "bwd_s": "backward time",
-    "fwd_flops": "forward FLOPs",
-    "bwd_flops": "backward FLOPs",
-    "graph_nodes": "graph nodes",
-    "graph_depth": "graph depth",
-    "saved_bytes": "saved bytes",
-    "peak_bytes": "peak bytes",
-    "working_set_bytes": "working set (parameters, gradients, saved activations)",
-    "bwd_bytes": "backward bytes moved",
-    "span_flops": "span FLOPs",
-    "span_bytes": "span bytes",
-}
 POINT_COLUMNS = (
     "variant",
     "size",
@@ -172,6 +152,8 @@ def environment(
     *, device: Any, dtype: Any, threads: int, seed: int, version: str
 ) -> dict[str, Any]:
     """What a reader needs to know about where and how the numbers were taken."""
+    # torch is imported here, where a run is written, not at the top: reading a run (a
+    # report, a comparison) loads no torch.
     import torch
 
     dev = torch.device(device)
