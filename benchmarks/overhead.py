@@ -3,7 +3,7 @@
     python benchmarks/overhead.py [--threads N] [--rounds 7] [--min-time 0.05]
                                   [--skip-verify] [--json PATH]
 
-trainbench times a point with ``trainbench.measure.point.time_round``: the forward on
+trainbench times a point with ``trainbench.measure.timing.time_round``: the forward on
 its own (a fresh graph each run), then the backward on one graph kept with
 ``retain_graph=True``, both through ``torch.utils.benchmark.Timer``'s
 ``blocked_autorange``. If that machinery (the Timer's block-size estimate, its

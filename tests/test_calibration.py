@@ -93,7 +93,7 @@ def test_silent_machine_gives_the_true_times() -> None:
 
 
 def test_harness_rule_blocks_per_visit() -> None:
-    """Short statements get three blocks a visit, long ones one (trainbench.measure.point)."""
+    """Short statements get three blocks a visit, long ones one (trainbench.measure.timing)."""
     values, labels = simulate_passes(
         SIZES, Workload("n^2"), 4, SILENT, np.random.default_rng(0), 3, visit_s=0.01
     )

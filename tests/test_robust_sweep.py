@@ -28,14 +28,9 @@ from trainbench.harness.runner import (
     run_sweep,
 )
 from trainbench.measure.point import count_point
-from trainbench.results.files import (
-    FORMAT_VERSION,
-    ResultsError,
-    keep_earlier_run,
-    read_run,
-    read_summary,
-    write_run,
-)
+from trainbench.results.files import keep_earlier_run, write_run
+from trainbench.results.reading import read_run, read_summary
+from trainbench.results.schema import FORMAT_VERSION, ResultsError
 
 EXP = EXPERIMENTS["mlp-heads"]
 RNN = EXPERIMENTS["rnn-lm"]

@@ -227,7 +227,7 @@ def _rnn_run(tmp_path, cell: str = "none", **kw):
 def test_a_run_writes_reads_back_and_resumes_its_spans(tmp_path) -> None:
     import pandas as pd
 
-    from trainbench.results.files import read_run
+    from trainbench.results.reading import read_run
 
     result = _rnn_run(tmp_path)
     folder = tmp_path / "rnn-lm-none"
@@ -250,7 +250,7 @@ def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, mo
     import trainbench.measure.point
     from trainbench.harness.analysis import fit_points
     from trainbench.report.pages import render_run
-    from trainbench.results.files import read_run
+    from trainbench.results.reading import read_run
 
     _rnn_run(tmp_path / "with")
     made = render_run(tmp_path / "with" / "rnn-lm-none", tmp_path / "report")[0]

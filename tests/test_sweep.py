@@ -21,7 +21,7 @@ from trainbench.harness.runner import (
     size_grid,
 )
 from trainbench.models import mlp_heads
-from trainbench.results.files import FORMAT_VERSION, POINT_COLUMNS
+from trainbench.results.schema import FORMAT_VERSION, POINT_COLUMNS
 
 EXP = EXPERIMENTS["mlp-heads"]
 TINY = {"width": 8, "batch": 4, "in_dim": 3, "activation": "sigmoid", "impl": "einsum"}

@@ -51,7 +51,8 @@ from trainbench.experiments.target import (
 )
 from trainbench.measure.caches import work_metric_for
 from trainbench.measure.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
-from trainbench.results.files import COMPILE_COLUMNS, POINT_COLUMNS, keep_earlier_run, write_run
+from trainbench.results.files import keep_earlier_run, write_run
+from trainbench.results.schema import COMPILE_COLUMNS, POINT_COLUMNS
 from trainbench.stats.fit import OrderFit
 from trainbench.stats.power import K_MAX
 
@@ -495,7 +496,7 @@ def load(folder: str | Path) -> SweepResult:
     without measuring. A run of a user's target does not import the target: the loaded
     result cannot measure. ResultsError (one line) for a folder that is not a sweep run."""
     from trainbench.harness.runner import RunResult
-    from trainbench.results.files import read_run
+    from trainbench.results.reading import read_run
 
     path = Path(folder)
     summary, _, samples = read_run(path)

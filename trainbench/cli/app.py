@@ -861,7 +861,9 @@ def sweep_command(
 def _earlier_trainability(folder: Path, resume: bool) -> tuple[dict | None, Path | None]:
     """With --resume, the earlier run's summary to continue; without, the earlier run kept
     under a new name (and that name)."""
-    from trainbench.results.files import ResultsError, keep_earlier_run, read_summary
+    from trainbench.results.files import keep_earlier_run
+    from trainbench.results.reading import read_summary
+    from trainbench.results.schema import ResultsError
 
     try:
         if resume:
@@ -1139,7 +1141,8 @@ def compare_runs(
     exact count: its degree or exponent rose), or a count that rose. Times' values are
     said (slower, faster) but are not regressions by themselves. Exit 1 on a regression."""
     from trainbench.results.compare import as_records, compare, regressions
-    from trainbench.results.files import ResultsError, read_summary
+    from trainbench.results.reading import read_summary
+    from trainbench.results.schema import ResultsError
 
     try:
         summaries = [read_summary(Path(folder)) for folder in (old, new)]
@@ -1266,7 +1269,7 @@ def verify(
     Exit 0 when every claim's verdict is the one the claims file expects, 1 otherwise."""
     from trainbench.claims.parse import ClaimsError, default_claims, load_claims
     from trainbench.harness.runner import SweepError
-    from trainbench.results.files import ResultsError
+    from trainbench.results.schema import ResultsError
     from trainbench.trainability.run import TrainabilityError
     from trainbench.verify.run import (
         PlanError,

@@ -68,7 +68,9 @@ from trainbench.measure.timing import (
     time_round,
 )
 from trainbench.measure.watchdog import MAX_POINT_TIMEOUT, PointTimeout, deadline, watching_signals
-from trainbench.results.files import FORMAT_VERSION, environment, keep_earlier_run, write_run
+from trainbench.results.environment import environment
+from trainbench.results.files import keep_earlier_run, write_run
+from trainbench.results.schema import FORMAT_VERSION
 from trainbench.stats import drift
 from trainbench.stats.fit import fit_order, window_start
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from trainbench.measure.point import PointMetrics
 from trainbench.measure.timing import Timing, VisitPlan
-from trainbench.results.files import FORMAT_VERSION
+from trainbench.results.schema import FORMAT_VERSION
 
 
 @dataclass

@@ -8,6 +8,7 @@ __all__ = [
     "memory",
     "modules",
     "point",
+    "recurrent",
     "span",
     "threads",
     "timing",

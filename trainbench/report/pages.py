@@ -39,13 +39,9 @@ from trainbench.plots.figures import (
     plot_family,
     plot_figure,
 )
-from trainbench.results.files import (
-    ResultsError,
-    atomic_write_text,
-    read_json,
-    read_run,
-    read_summary,
-)
+from trainbench.results.files import atomic_write_text
+from trainbench.results.reading import read_json, read_run, read_summary
+from trainbench.results.schema import ResultsError
 from trainbench.results.verdicts import verdict_rows
 
 # this module's names, then trainbench.plots.figures's public ones, re-exported for existing callers
@@ -76,7 +72,8 @@ def load_runs(paths: Sequence[Path]) -> list[Run]:
     """Every run under ``paths`` (run folders, or folders of run folders), in order.
 
     ReportError (one line naming the folder or file) for anything that is not a run:
-    see :func:`trainbench.results.files.read_run` and :func:`trainbench.results.files.read_summary`.
+    see :func:`trainbench.results.reading.read_run` and
+    :func:`trainbench.results.reading.read_summary`.
     """
     try:
         return [_load_run(folder, Path(p)) for p in paths for folder in _run_folders(Path(p))]

@@ -76,7 +76,7 @@ class Trial:
     model: NoiseModel = QUIET
     passes: int = 12
     blocks_per_visit: int = 3
-    visit_s: float | None = 0.01  # the harness's rule (trainbench.measure.point)
+    visit_s: float | None = 0.01  # the harness's rule (trainbench.measure.timing)
     gap_s: float = 0.01  # the other phase's visit, untimed here
     n_boot: int = 200
     labelled: bool = True  # give fit_order the pass labels (False: medians per size)

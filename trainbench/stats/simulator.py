@@ -140,7 +140,7 @@ def visit_plan(
     """Blocks per visit and runs per block for statements of true times ``t``.
 
     Without ``visit_s``: ``blocks_per_visit`` blocks of ``max(1, round(block_s / t))`` runs.
-    With it, the harness's rule (``trainbench.measure.point``): a visit of about ``visit_s`` in up
+    With it, the harness's rule (``trainbench.measure.timing``): a visit of about ``visit_s`` in up
     to ``blocks_per_visit`` blocks, as many as fit, of ``round(visit_s / blocks / t)`` runs.
     """
     if visit_s is None:

@@ -408,7 +408,7 @@ class TrainabilityResult:
     complete: bool = False
 
     def summary(self) -> dict[str, Any]:
-        from trainbench.results.files import FORMAT_VERSION
+        from trainbench.results.schema import FORMAT_VERSION
 
         return {
             "format_version": FORMAT_VERSION,
@@ -486,7 +486,7 @@ def run_trainability(
     records are kept, not measured again.
     """
     from trainbench.core.version import __version__
-    from trainbench.results.files import environment
+    from trainbench.results.environment import environment
 
     cfg.validate()
     # One thread a worker unless told otherwise, as for the sweeps: on a shared CPU a

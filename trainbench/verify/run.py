@@ -17,7 +17,8 @@ from typing import Any
 
 from trainbench.claims.parse import Claim, ClaimSet
 from trainbench.core.settings import first_line
-from trainbench.results.files import FORMAT_VERSION, atomic_write_text, to_json
+from trainbench.results.files import atomic_write_text, to_json
+from trainbench.results.schema import FORMAT_VERSION
 from trainbench.results.verdicts import verdict_rows
 from trainbench.verify.jobs import JobError, cores, run_jobs
 
@@ -232,7 +233,8 @@ def run_plan(
     from trainbench.core.lock import hold
     from trainbench.experiments.builtin import EXPERIMENTS
     from trainbench.harness.runner import run_sweep
-    from trainbench.results.files import keep_earlier_run, read_summary
+    from trainbench.results.files import keep_earlier_run
+    from trainbench.results.reading import read_summary
     from trainbench.trainability.files import write_files
     from trainbench.trainability.run import run_trainability
 
@@ -337,7 +339,7 @@ def _run_verify(
     report: Path | None,
 ) -> VerifyResult:
     from trainbench.harness.runner import SweepError
-    from trainbench.results.files import ResultsError
+    from trainbench.results.schema import ResultsError
     from trainbench.trainability.run import TrainabilityError
 
     result = VerifyResult(command, quick, claims_file, list(plans))
