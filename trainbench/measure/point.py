@@ -138,7 +138,7 @@ def count_point(forward: Forward, device: torch.device) -> dict[str, Any]:
     param_bytes = sum(st.nbytes() for st in storages.values())
     _clear(stats.leaves)
     with flop_counter() as counter:
-        dag = span.recordrun_backward(roots, counter) if CHARGES_NODES else None
+        dag = span.record_backward(roots, counter) if CHARGES_NODES else None
         if dag is None:  # pragma: no cover - a torch without the private dispatch class
             run_backward(roots, retain_graph=True)
     bwd_flops = counter.get_total_flops()

@@ -172,7 +172,7 @@ def time_forward(forward: Forward, *, threads: int, min_time: float) -> Timing:
     return time_statement(forward, threads=threads, min_time=min_time)
 
 
-def timerun_backward(forward: Forward, *, threads: int, min_time: float) -> Timing:
+def time_backward(forward: Forward, *, threads: int, min_time: float) -> Timing:
     """Backward alone, on one graph built here and kept with ``retain_graph=True``."""
     roots = list(forward())
     return time_statement(
@@ -183,7 +183,7 @@ def timerun_backward(forward: Forward, *, threads: int, min_time: float) -> Timi
 def time_round(forward: Forward, *, threads: int, min_time: float) -> tuple[Timing, Timing]:
     """One round of a point: its forward timed, then its backward."""
     fwd = time_forward(forward, threads=threads, min_time=min_time)
-    bwd = timerun_backward(forward, threads=threads, min_time=min_time)
+    bwd = time_backward(forward, threads=threads, min_time=min_time)
     return fwd, bwd
 
 
