@@ -20,9 +20,9 @@ SCHEDULE_COLUMNS = tuple(f"sched_p{p}_flops" for p in PROCESSORS)
 # --metric may name.
 FIT_METRICS = TIME_METRICS + COUNT_METRICS + ("peak_bytes", "working_set_bytes", *SPAN_METRICS)
 # The fitted metrics that a claim of a claims file may not name. The working set (parameters,
-# their gradients, the saved activations) is fitted for every run so that a time can be set
-# against the caches and a peak_bytes claim can be judged on it where no allocator peak is
-# read (a CPU); a claim about memory names peak_bytes.
+# their gradients, the saved activations) is fitted for every run to set a time against the
+# caches, and stands in for peak_bytes where no allocator peak is read (a CPU): a claim
+# about the peak names peak_bytes and is judged on the working set there.
 UNCLAIMED_METRICS = ("working_set_bytes",)
 # The metrics a claim on a sweep may name: the fitted ones, less UNCLAIMED_METRICS, in the
 # same order.
@@ -41,6 +41,8 @@ METRIC_LABELS = {
     "span_flops": "span FLOPs",
     "span_bytes": "span bytes",
 }
+
+# the metrics a trainability claim may name
 TRAINABILITY_METRICS = ("gradient_ratio", "final_loss", "deep_head_loss")
 # the activations (and initialisations) a trainability claim may be judged under
 TRAINABILITY_ACTIVATIONS = ("sigmoid", "sigmoid-glorot", "tanh", "relu")
