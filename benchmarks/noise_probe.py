@@ -1,4 +1,5 @@
-"""This machine's timing noise, measured: the parameters of ``trainbench.stats.noise.NoiseModel``.
+"""This machine's timing noise, measured: the parameters of
+``trainbench.stats.simulator.NoiseModel``.
 
     python benchmarks/noise_probe.py [--seconds 40] [--block-ms 2] [--size 256]
                                      [--chain 4] [--json PATH] [--series PATH]
@@ -308,7 +309,7 @@ def estimate(
     runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], spikes.astype(int), [0]]))))[::2]
 
     return {
-        # The fields of trainbench.stats.noise.NoiseModel.
+        # The fields of trainbench.stats.simulator.NoiseModel.
         "model": model,
         # More detail.
         "drift_sd_bins": round(drift_sd, 4),

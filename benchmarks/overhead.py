@@ -3,7 +3,7 @@
     python benchmarks/overhead.py [--threads N] [--rounds 7] [--min-time 0.05]
                                   [--skip-verify] [--json PATH]
 
-trainbench times a point with ``trainbench.measure.point.time_round``: the forward on
+trainbench times a point with ``trainbench.measure.timing.time_round``: the forward on
 its own (a fresh graph each run), then the backward on one graph kept with
 ``retain_graph=True``, both through ``torch.utils.benchmark.Timer``'s
 ``blocked_autorange``. If that machinery (the Timer's block-size estimate, its
@@ -44,7 +44,8 @@ from pathlib import Path
 
 import torch
 
-from trainbench.measure.point import Forward, time_round
+from trainbench.measure.graph import Forward
+from trainbench.measure.timing import time_round
 
 GOAL = 1.05
 # (batch, in features, out features): from a statement of a few µs to a small product.

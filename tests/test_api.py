@@ -24,8 +24,10 @@ import trainbench
 import trainbench.harness.runner
 from trainbench.api import ClaimVerdict, SweepResult
 from trainbench.core.settings import SweepError
+from trainbench.core.vocabulary import COUNT_METRICS
 from trainbench.experiments.target import TargetError
-from trainbench.results.files import COUNT_METRICS, POINT_COLUMNS, read_run
+from trainbench.results.reading import read_run
+from trainbench.results.schema import POINT_COLUMNS
 from trainbench.stats.fit import fit_order
 
 SIZES = [4, 8, 16, 32, 64]

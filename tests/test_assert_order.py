@@ -10,7 +10,7 @@ import targets_for_tests as T
 
 import trainbench
 from trainbench.api import OrderAssertionError
-from trainbench.results.files import ResultsError
+from trainbench.results.schema import ResultsError
 
 SIZES = [4, 8, 16, 32, 64]
 FAST = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}

@@ -30,7 +30,8 @@ from cli_helpers import files_under, invoke
 from fake_instruments import measure_with
 
 import trainbench.trainability.run
-from trainbench.results.files import FORMAT_VERSION, write_run
+from trainbench.results.files import write_run
+from trainbench.results.schema import FORMAT_VERSION
 
 USAGE = 2
 COMMANDS = ("mlp-heads", "rnn-lm", "ugcnn", "trainability", "report", "verify")

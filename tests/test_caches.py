@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from trainbench.claims.claim import Claim
+from trainbench.core.vocabulary import CONFIRMED, INCONCLUSIVE, REFUTED
 from trainbench.experiments.builtin import EXPERIMENTS
 from trainbench.harness.analysis import fit_points, judge_claims
 from trainbench.measure.caches import (
@@ -23,7 +24,8 @@ from trainbench.measure.caches import (
     step_at_crossings,
     time_per_work,
 )
-from trainbench.stats.fit import CONFIRMED, INCONCLUSIVE, REFUTED, OrderFit, judge
+from trainbench.stats.fit import OrderFit
+from trainbench.stats.judge import judge
 
 SIZES = [2**k for k in range(2, 12)]  # 4 .. 2048; the fit window is 16 .. 2048
 SAVED_PER_SIZE, PARAM_BYTES = 4096, 1000

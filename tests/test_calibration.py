@@ -25,16 +25,13 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from trainbench.stats.fit import CONFIRMED, REFUTED
-from trainbench.stats.noise import (
+from trainbench.core.vocabulary import CONFIRMED, REFUTED
+from trainbench.stats.noise import Trial, TrialResult, Workload, run_trials
+from trainbench.stats.simulator import (
     LOADED,
     QUIET,
     SILENT,
     NoiseModel,
-    Trial,
-    TrialResult,
-    Workload,
-    run_trials,
     simulate_passes,
     slowness_series,
 )
@@ -96,7 +93,7 @@ def test_silent_machine_gives_the_true_times() -> None:
 
 
 def test_harness_rule_blocks_per_visit() -> None:
-    """Short statements get three blocks a visit, long ones one (trainbench.measure.point)."""
+    """Short statements get three blocks a visit, long ones one (trainbench.measure.timing)."""
     values, labels = simulate_passes(
         SIZES, Workload("n^2"), 4, SILENT, np.random.default_rng(0), 3, visit_s=0.01
     )

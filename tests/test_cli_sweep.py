@@ -12,7 +12,7 @@ import targets_for_tests as T
 from cli_helpers import assert_one_line_error, files_under, invoke
 from fake_instruments import measure_with
 
-import trainbench.results.files
+import trainbench.results.reading
 
 FAST = (
     "--repeats", "1", "--max-passes", "1", "--min-time", "0.002", "--reference", "64",
@@ -234,11 +234,11 @@ def test_resume_of_a_compiled_run_keeps_how_each_point_compiled(tmp_path: Path) 
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     folder = tmp_path / "linear"
-    before = trainbench.results.files.read_run(folder)[1]
+    before = trainbench.results.reading.read_run(folder)[1]
     assert list(before["compiled"]) == [True, True, True] or before["compile_note"].notna().all()
     again = invoke(*args, "--resume")
     assert again.exit_code == 0, again.output
-    after = trainbench.results.files.read_run(folder)[1]
+    after = trainbench.results.reading.read_run(folder)[1]
     for column in ("compiled", "compile_s", "eager_s", "speedup"):
         assert list(after[column]) == list(before[column]), column
 

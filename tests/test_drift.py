@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from trainbench.stats import drift
-from trainbench.stats.fit import fit_order, judge
+from trainbench.stats.fit import fit_order
+from trainbench.stats.judge import judge
 
 SIZES = [8, 11, 16, 23, 32, 45, 64, 91, 128]
 

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 
 from trainbench.cli.render import fits_table, verdict_lines
-from trainbench.stats.fit import (
-    CONFIRMED,
-    REFUTED,
-    crossover_text,
-    exact_polynomial,
-    fit_order,
-    judge,
-    polynomial_text,
-)
+from trainbench.core.vocabulary import CONFIRMED, REFUTED
+from trainbench.stats.exact import crossover_text, exact_polynomial, polynomial_text
+from trainbench.stats.fit import fit_order
+from trainbench.stats.judge import judge
 
 # GPT-2 (two layers, eager attention): its backward FLOPs over the sequence length n
 SIZES = np.array([64, 128, 256, 512, 1024, 2048], dtype=float)

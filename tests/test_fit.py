@@ -22,21 +22,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from trainbench.stats.fit import (
-    CLASSES,
-    CONFIRMED,
-    INCONCLUSIVE,
-    K_MAX,
-    REFUTED,
-    OrderFit,
-    Verdict,
-    choose_class,
-    exact_polynomial_degree,
-    fit_exponent,
-    fit_order,
-    judge,
-    order_label,
-)
+from trainbench.core.vocabulary import CONFIRMED, INCONCLUSIVE, REFUTED
+from trainbench.stats.classes import CLASSES, choose_class
+from trainbench.stats.exact import exact_polynomial_degree
+from trainbench.stats.fit import OrderFit, fit_order
+from trainbench.stats.judge import Verdict, judge, order_label
+from trainbench.stats.power import K_MAX, fit_exponent
 
 POW2 = 2.0 ** np.arange(11)  # 1 .. 1024
 SQRT2 = np.unique(np.round(np.sqrt(2.0) ** np.arange(15)))  # 1 .. 128, 14 sizes

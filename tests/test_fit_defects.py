@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from trainbench.cli.render import points_table
-from trainbench.stats.fit import K_MAX, REFUTED, OrderFit, exponent_text, fit_order, judge
+from trainbench.core.vocabulary import REFUTED
+from trainbench.stats.fit import OrderFit, fit_order
+from trainbench.stats.judge import exponent_text, judge
+from trainbench.stats.power import K_MAX
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
 

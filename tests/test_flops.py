@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from trainbench.measure import flops
+from trainbench.measure import flops, recurrent
 from trainbench.measure.flops import EXTRA_FLOP_FORMULAS
 from trainbench.measure.point import count_point, flop_counter
 
@@ -177,7 +177,7 @@ def test_lstm_counts_the_same_under_count_point() -> None:
 
 def test_mkldnn_backward_called_by_hand_counts_every_gradient() -> None:
     gh, rows, b = 4 * HID, T * B, B
-    f = flops.mkldnn_rnn_layer_backward_flop(
+    f = recurrent.mkldnn_rnn_layer_backward_flop(
         (T, B, IN), (gh, IN), (gh, HID), (gh,), (gh,), (B, HID), (B, HID),
         (T, B, HID), (B, HID), (B, HID), (T, B, HID), None, None,
         False, 2, HID, 1, True, True, False, [], False, (1,), out_shape=None,
@@ -245,9 +245,9 @@ def cudnn_counts(rnn: nn.RNNBase, x: Tensor | PackedSequence, hx: Any = None) ->
         c0 is not None and c0.requires_grad,
         any(w.requires_grad for w in rnn._flat_weights),
     ]
-    fwd = flops.cudnn_rnn_flop(*cudnn_args(aten._cudnn_rnn, rnn, x), out_shape=None)
+    fwd = recurrent.cudnn_rnn_flop(*cudnn_args(aten._cudnn_rnn, rnn, x), out_shape=None)
     bwd_args = cudnn_args(aten._cudnn_rnn_backward, rnn, x, mask)
-    return fwd, flops.cudnn_rnn_backward_flop(*bwd_args, out_shape=None)
+    return fwd, recurrent.cudnn_rnn_backward_flop(*bwd_args, out_shape=None)
 
 
 RNN_CASES = [  # (layers, bidirectional, batch_first, bias, input requires grad, h0 requires grad)

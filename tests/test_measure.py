@@ -6,13 +6,9 @@ import pytest
 import torch
 
 from trainbench.experiments.builtin import EXPERIMENTS
-from trainbench.measure.point import (
-    count_point,
-    flop_counter,
-    graph_stats,
-    matmul_rate,
-    measure_point,
-)
+from trainbench.measure.graph import graph_stats
+from trainbench.measure.point import count_point, flop_counter, measure_point
+from trainbench.measure.timing import matmul_rate
 from trainbench.models import mlp_heads
 
 CPU = torch.device("cpu")

@@ -15,7 +15,7 @@ from fake_instruments import measure_with
 from torch import Tensor
 
 import trainbench
-from trainbench.measure import point as measure
+from trainbench.measure import timing as measure
 
 SIZES = [2, 4, 8]
 

@@ -31,7 +31,8 @@ from trainbench.report.pages import (  # noqa: E402
 )
 from trainbench.report.reproduce import reproduce_command  # noqa: E402
 from trainbench.results import fileset  # noqa: E402
-from trainbench.results.files import FORMAT_VERSION, to_json, write_run  # noqa: E402
+from trainbench.results.files import to_json, write_run
+from trainbench.results.schema import FORMAT_VERSION
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
 CONTROL_SIZES = [2, 4, 8, 16, 32, 64]

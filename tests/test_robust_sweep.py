@@ -25,14 +25,9 @@ from trainbench.harness.prepare import available_bytes
 from trainbench.harness.runner import SweepConfig, SweepError
 from trainbench.harness.state import Progress
 from trainbench.measure.point import count_point
-from trainbench.results.files import (
-    FORMAT_VERSION,
-    ResultsError,
-    keep_earlier_run,
-    read_run,
-    read_summary,
-    write_run,
-)
+from trainbench.results.files import keep_earlier_run, write_run
+from trainbench.results.reading import read_run, read_summary
+from trainbench.results.schema import FORMAT_VERSION, ResultsError
 
 EXP = EXPERIMENTS["mlp-heads"]
 RNN = EXPERIMENTS["rnn-lm"]

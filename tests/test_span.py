@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 
+from trainbench.core import vocabulary
 from trainbench.experiments.builtin import EXPERIMENTS
 from trainbench.measure import span
 from trainbench.measure.point import count_point
@@ -103,7 +104,7 @@ def test_the_nodes_costs_add_up_to_the_counted_backward_of_every_model() -> None
             c = count_point(exp.forward(variant.name, 4, opts, CPU, torch.float32), CPU)
             assert c["span_flops"] is not None and 0 < c["span_flops"] <= c["bwd_flops"]
             assert c["span_bytes"] is not None and 0 < c["span_bytes"] <= c["bwd_bytes"]
-            ts = [c["schedule"][col] for col in span.SCHEDULE_COLUMNS]
+            ts = [c["schedule"][col] for col in vocabulary.SCHEDULE_COLUMNS]
             assert c["bwd_flops"] >= ts[0] and ts == sorted(ts, reverse=True)
             assert ts[-1] >= c["span_flops"]
 
@@ -226,7 +227,7 @@ def _rnn_run(tmp_path, cell: str = "none", **kw):
 def test_a_run_writes_reads_back_and_resumes_its_spans(tmp_path) -> None:
     import pandas as pd
 
-    from trainbench.results.files import read_run
+    from trainbench.results.reading import read_run
 
     result = _rnn_run(tmp_path)
     folder = tmp_path / "rnn-lm-none"
@@ -249,7 +250,7 @@ def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, mo
     import trainbench.measure.point
     from trainbench.harness.analysis import fit_points
     from trainbench.report.pages import render_run
-    from trainbench.results.files import read_run
+    from trainbench.results.reading import read_run
 
     _rnn_run(tmp_path / "with")
     made = render_run(tmp_path / "with" / "rnn-lm-none", tmp_path / "report")[0]
@@ -260,7 +261,7 @@ def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, mo
     folder = tmp_path / "without" / "rnn-lm-none"
     assert all(p["span_flops"] is None and p["sched_p2_flops"] is None for p in result.points)
     assert all(p["graph_depth"] > 0 and p["bwd_flops"] > 0 for p in result.points)
-    assert not any(f["metric"] in span.SPAN_METRICS for f in result.fits)
+    assert not any(f["metric"] in vocabulary.SPAN_METRICS for f in result.fits)
     # one note says why, none per metric
     said = [n for n in result.notes if "span" in n or "bwd_bytes" in n]
     assert len(said) == 1 and said[0].startswith("span not recorded at full at T = 1, ")
@@ -270,7 +271,7 @@ def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, mo
     assert plots and not any(p.name.endswith("-schedule.png") for p, _ in plots)
     # a file written before the columns existed reads back with them empty
     table = pd.read_csv(folder / "measurements.csv")
-    table.drop(columns=[*span.SPAN_METRICS, *span.SCHEDULE_COLUMNS]).to_csv(
+    table.drop(columns=[*vocabulary.SPAN_METRICS, *vocabulary.SCHEDULE_COLUMNS]).to_csv(
         folder / "measurements.csv", index=False
     )
     _, points, samples = read_run(folder, as_set=False)
@@ -278,7 +279,7 @@ def test_a_run_without_spans_reads_back_fits_and_plots_without_them(tmp_path, mo
     records = points.astype(object).where(points.notna(), None).to_dict("records")
     fits, notes = fit_points(records, samples.to_dict("records"))
     assert ("full", "graph_depth") in fits
-    assert not any(metric in span.SPAN_METRICS for _, metric in fits)
+    assert not any(metric in vocabulary.SPAN_METRICS for _, metric in fits)
 
 
 def test_the_points_table_shows_the_span_where_a_run_has_it(tmp_path, monkeypatch) -> None:

@@ -15,7 +15,7 @@ from trainbench.experiments.builtin import EXPERIMENTS
 from trainbench.harness.prepare import plan, resolve_device, size_grid
 from trainbench.harness.runner import SweepConfig, SweepError, run_sweep
 from trainbench.models import mlp_heads
-from trainbench.results.files import FORMAT_VERSION, POINT_COLUMNS
+from trainbench.results.schema import FORMAT_VERSION, POINT_COLUMNS
 
 EXP = EXPERIMENTS["mlp-heads"]
 TINY = {"width": 8, "batch": 4, "in_dim": 3, "activation": "sigmoid", "impl": "einsum"}

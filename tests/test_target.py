@@ -12,6 +12,7 @@ import torch
 
 from trainbench.claims.claim import parse_order_class
 from trainbench.core.settings import SweepError
+from trainbench.core.vocabulary import CONFIRMED, INCONCLUSIVE, REFUTED
 from trainbench.experiments.target import (
     MAX_SIZES,
     TargetError,
@@ -22,7 +23,8 @@ from trainbench.experiments.target import (
     parse_sizes,
     target_experiment,
 )
-from trainbench.stats.fit import CONFIRMED, INCONCLUSIVE, REFUTED, fit_order, judge
+from trainbench.stats.fit import fit_order
+from trainbench.stats.judge import judge
 
 MODEL_SOURCE = textwrap.dedent(
     """

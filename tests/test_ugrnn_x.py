@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from trainbench.experiments.builtin import EXPERIMENTS
-from trainbench.measure.point import count_point, graph_stats
+from trainbench.measure.graph import graph_stats
+from trainbench.measure.point import count_point
 from trainbench.models import rnn_lm
 from trainbench.models.rnn_cells import UGRNNX, UGRNNXScan
 

@@ -17,7 +17,7 @@ from fake_instruments import measure_with
 import trainbench
 from trainbench.claims.parse import default_claims
 from trainbench.core.settings import SweepError
-from trainbench.measure.point import Timing
+from trainbench.measure.timing import Timing
 from trainbench.stats.noise import Trial, Workload, run_trial
 from trainbench.verify.run import plan_runs, trainability_config
 

@@ -29,7 +29,8 @@ import trainbench.experiments.builtin
 from trainbench.claims.claim import Claim, ClaimsError
 from trainbench.claims.parse import default_claims, load_claims
 from trainbench.experiments.builtin import FULL, PER_HEAD, Experiment
-from trainbench.stats.fit import fit_order, judge
+from trainbench.stats.fit import fit_order
+from trainbench.stats.judge import judge
 from trainbench.trainability.config import VARIANTS
 from trainbench.verify.run import (
     FALLBACK,

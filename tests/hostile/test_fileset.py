@@ -20,7 +20,8 @@ from cli_helpers import assert_one_line_error, invoke
 import trainbench
 import trainbench.results.files
 from trainbench.core.lock import lock_path
-from trainbench.results.files import ResultsError, read_run
+from trainbench.results.reading import read_run
+from trainbench.results.schema import ResultsError
 
 SIZES = [1, 2, 4, 8, 16, 32]
 COMMON = {"repeats": 2, "max_passes": 2, "min_time": 0.002, "threads": 1, "reference": "64"}

@@ -17,6 +17,7 @@ from torch import Tensor
 from trainbench.claims.claim import Claim, parse_order_class
 from trainbench.core.lock import hold
 from trainbench.core.settings import SweepError
+from trainbench.core.vocabulary import FIT_METRICS, METRIC_LABELS, TIME_METRICS
 from trainbench.experiments.builtin import EXPERIMENTS, Experiment
 from trainbench.experiments.target import (
     DEFAULT_REFERENCE,
@@ -30,16 +31,8 @@ from trainbench.harness.breakdown import ratios
 from trainbench.harness.runner import RunResult
 from trainbench.measure.caches import work_metric_for
 from trainbench.plots.figures import plot_figure
-from trainbench.results.files import (
-    COMPILE_COLUMNS,
-    FIT_METRICS,
-    METRIC_LABELS,
-    POINT_COLUMNS,
-    TIME_METRICS,
-    keep_earlier_run,
-    read_run,
-    write_run,
-)
+from trainbench.results.files import COMPILE_COLUMNS, POINT_COLUMNS, keep_earlier_run, write_run
+from trainbench.results.reading import read_run
 from trainbench.stats.fit import K_MAX, OrderFit
 
 DEFAULT_TOLERANCE = 0.15

@@ -16,6 +16,7 @@ from trainbench.api.result import DEFAULT_TOLERANCE, ClaimVerdict, SweepResult, 
 from trainbench.claims.claim import Claim
 from trainbench.claims.parse import shipped_claims
 from trainbench.core.settings import SweepConfig, SweepError, bytes_of, first_line
+from trainbench.core.vocabulary import METRIC_LABELS, TIME_METRICS
 from trainbench.experiments.builtin import EXPERIMENTS, Experiment
 from trainbench.experiments.target import (
     DEFAULT_REFERENCE,
@@ -34,7 +35,6 @@ from trainbench.harness import runner  # runner.run_sweep read when called (test
 from trainbench.harness.prepare import DTYPES, resolve_device, validate, with_defaults
 from trainbench.measure.memory import is_out_of_memory
 from trainbench.measure.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
-from trainbench.results.files import METRIC_LABELS, TIME_METRICS
 
 
 def resolve(

@@ -9,8 +9,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from trainbench.results.files import METRIC_LABELS
-from trainbench.stats.fit import crossover_text, polynomial_text
+from trainbench.core.vocabulary import METRIC_LABELS
+from trainbench.stats.exact import crossover_text, polynomial_text
 
 VERDICT_STYLE = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}
 

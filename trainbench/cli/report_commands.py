@@ -64,7 +64,8 @@ def compare_runs(
     exact count: its degree or exponent rose), or a count that rose. Times' values are
     said (slower, faster) but are not regressions by themselves. Exit 1 on a regression."""
     from trainbench.results.compare import as_records, compare, regressions
-    from trainbench.results.files import ResultsError, read_summary
+    from trainbench.results.reading import read_summary
+    from trainbench.results.schema import ResultsError
 
     try:
         summaries = [read_summary(Path(folder)) for folder in (old, new)]

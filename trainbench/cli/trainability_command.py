@@ -24,7 +24,9 @@ Resume = shared("resume")
 def _earlier_trainability(folder: Path, resume: bool) -> tuple[dict | None, Path | None]:
     """With --resume, the earlier run's summary to continue; without, the earlier run kept
     under a new name (and that name)."""
-    from trainbench.results.files import ResultsError, keep_earlier_run, read_summary
+    from trainbench.results.files import keep_earlier_run
+    from trainbench.results.reading import read_summary
+    from trainbench.results.schema import ResultsError
 
     try:
         if resume:

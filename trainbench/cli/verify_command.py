@@ -69,7 +69,7 @@ def verify(
     Exit 0 when every claim's verdict is the one the claims file expects, 1 otherwise."""
     from trainbench.claims.claim import ClaimsError
     from trainbench.claims.parse import default_claims, load_claims
-    from trainbench.results.files import ResultsError
+    from trainbench.results.schema import ResultsError
     from trainbench.verify.run import (
         PlanError,
         check_plans,

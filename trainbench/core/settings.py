@@ -8,6 +8,7 @@ without importing one another; ``trainbench.harness.runner`` re-exports both.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +89,6 @@ UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 1
 def bytes_of(text: str, flag: str = "--max-memory") -> int:
     """``8GiB``, ``500MB``, ``1.5g``, ``1000000``: a positive number of bytes; SweepError
     naming ``flag`` otherwise."""
-    import re
-
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
     if m is None or unit not in UNITS:

@@ -16,20 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from trainbench.claims.claim import Claim
 from trainbench.claims.parse import run_claims
+from trainbench.core.vocabulary import FIT_METRICS, METRIC_LABELS, SPAN_METRICS, TIME_METRICS
 from trainbench.experiments.builtin import Experiment
 from trainbench.harness.breakdown import module_fits, ratio_lines
 from trainbench.harness.hierarchy import cache_crossings
-from trainbench.measure.point import NOISY_SPREAD, undercounted_text
-from trainbench.measure.span import SPAN_METRICS
-from trainbench.results.files import FIT_METRICS, METRIC_LABELS, TIME_METRICS
-from trainbench.stats.fit import (
-    MIN_RANGE,
-    MIN_SIZES,
-    OrderFit,
-    fit_order,
-    judge,
-    order_label,
-)
+from trainbench.measure.point import undercounted_text
+from trainbench.measure.timing import NOISY_SPREAD
+from trainbench.stats.fit import OrderFit, fit_order
+from trainbench.stats.judge import MIN_RANGE, MIN_SIZES, judge, order_label
 
 if TYPE_CHECKING:
     from trainbench.harness.state import RunResult

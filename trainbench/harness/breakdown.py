@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trainbench.results.files import TIME_METRICS
+from trainbench.core.vocabulary import TIME_METRICS
 from trainbench.stats.fit import OrderFit, fit_order
 
 MODULE_METRICS = ("bwd_flops", "fwd_flops", "saved_bytes")  # in trainbench.measure.modules' order

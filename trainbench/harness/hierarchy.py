@@ -13,7 +13,9 @@ from typing import Any
 
 from trainbench.claims.parse import Claim
 from trainbench.measure import caches as cache_model
-from trainbench.stats.fit import MIN_SIZES, TOP_RANGE, OrderFit, fit_order
+from trainbench.stats.fit import OrderFit, fit_order
+from trainbench.stats.judge import MIN_SIZES
+from trainbench.stats.power import TOP_RANGE
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,8 @@ from trainbench.core.settings import SweepConfig
 from trainbench.experiments.builtin import Experiment
 from trainbench.harness.state import Point
 from trainbench.measure.modules import count_modules
-from trainbench.measure.point import (
-    Probe,
-    Timing,
-    VisitPlan,
-    compile_forward,
-    count_point,
-    matmul_rate,
-    time_round,
-)
+from trainbench.measure.point import Timing, compile_forward, count_point, time_round
+from trainbench.measure.timing import Probe, VisitPlan, matmul_rate
 
 
 def count(

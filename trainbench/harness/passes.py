@@ -12,15 +12,16 @@ from typing import Any
 
 from trainbench.claims.parse import Claim, run_claims
 from trainbench.core.settings import SweepError, first_line
+from trainbench.core.vocabulary import CONFIRMED, TIME_METRICS
 from trainbench.experiments.builtin import Experiment
 from trainbench.harness.analysis import fit_points, judge_claims
 from trainbench.harness.state import Point
 from trainbench.harness.sweep import Sweep, what_failed
 from trainbench.measure.memory import free_memory, is_out_of_memory
-from trainbench.measure.point import Probe, Timing
+from trainbench.measure.point import Timing
+from trainbench.measure.timing import Probe
 from trainbench.measure.watchdog import PointTimeout, deadline
-from trainbench.results.files import TIME_METRICS
-from trainbench.stats.fit import CONFIRMED, fit_order, window_start
+from trainbench.stats.fit import fit_order, window_start
 
 PASS_ID_STRIDE = 100_000  # pass ids of the groups that memory splits a pass into
 FALLBACK_PASSES = 12  # passes per group where they are split

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from trainbench.core.vocabulary import SPAN_METRICS
 from trainbench.harness.state import Point
 from trainbench.measure import point as measure
-from trainbench.measure.point import NOISY_SPREAD, PointMetrics, Timing
-from trainbench.measure.span import SCHEDULE_COLUMNS, SPAN_METRICS
-from trainbench.results.files import FORMAT_VERSION
+from trainbench.measure.point import PointMetrics, Timing
+from trainbench.measure.span import SCHEDULE_COLUMNS
+from trainbench.measure.timing import NOISY_SPREAD
+from trainbench.results.schema import FORMAT_VERSION
 from trainbench.stats import drift
 
 

@@ -1,7 +1,7 @@
 """Resuming a sweep (``--resume``): the earlier run read back and checked against this one.
 
 :func:`read_earlier` reads the run in the output folder (strictly, with
-:func:`trainbench.results.files.read_run`), refuses it when it was run with other settings
+:func:`trainbench.results.reading.read_run`), refuses it when it was run with other settings
 than this run's (:func:`_difference` names the first; only those in
 RESUME_MAY_CHANGE may differ), and turns its points back into points in progress,
 with every timing round on disk, for the sweep to continue. :class:`_Earlier` carries
@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainbench.core.settings import SweepConfig, SweepError
+from trainbench.core.vocabulary import COUNT_METRICS, SCHEDULE_COLUMNS, SPAN_METRICS
 from trainbench.harness.state import Point
-from trainbench.measure.point import Timing
-from trainbench.measure.span import SCHEDULE_COLUMNS, SPAN_METRICS
-from trainbench.results.files import COUNT_METRICS, ResultsError, read_run
+from trainbench.measure.timing import Timing
 from trainbench.results.fileset import disagreements
+from trainbench.results.reading import read_run
+from trainbench.results.schema import ResultsError
 
 if TYPE_CHECKING:
     import torch
@@ -101,7 +102,7 @@ def _machine(device: torch.device) -> dict[str, Any]:
     """What ties a run's times to one machine: the device's name, the CPU, torch's version."""
     import torch
 
-    from trainbench.results.files import cpu_model
+    from trainbench.results.environment import cpu_model
 
     cpu = cpu_model()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu

@@ -46,7 +46,8 @@ from trainbench.harness.state import Progress, RunResult
 from trainbench.harness.sweep import Sweep
 from trainbench.measure.threads import default_threads, keeps_torch_threads
 from trainbench.measure.watchdog import watching_signals
-from trainbench.results.files import environment, keep_earlier_run
+from trainbench.results.environment import environment
+from trainbench.results.files import keep_earlier_run
 
 
 @keeps_torch_threads

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainbench.measure.point import PointMetrics, Timing, VisitPlan
-from trainbench.results.files import FORMAT_VERSION
+from trainbench.measure.point import PointMetrics
+from trainbench.measure.timing import Timing, VisitPlan
+from trainbench.results.schema import FORMAT_VERSION
 
 
 @dataclass

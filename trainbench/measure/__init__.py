@@ -4,10 +4,13 @@ __all__ = [
     "caches",
     "counting",
     "flops",
+    "graph",
     "memory",
     "modules",
     "point",
+    "recurrent",
     "span",
     "threads",
+    "timing",
     "watchdog",
 ]

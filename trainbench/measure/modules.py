@@ -30,8 +30,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.utils.module_tracker import ModuleTracker
+
+from trainbench.measure import span
+from trainbench.measure.counting import CHARGES_NODES, totals_counter
+from trainbench.measure.graph import leaf_tensors
 
 GLOBAL = "Global"
 
@@ -43,8 +48,6 @@ def depth_of(name: str) -> int:
 
 def next_sequence_nr() -> int:
     """The sequence number autograd gives the next node it makes in this thread."""
-    import torch
-
     return int(torch._C._autograd._get_sequence_nr())
 
 
@@ -101,12 +104,6 @@ def count_modules(forward: Any, depth: int) -> dict[str, list[int]]:
     """One forward and backward of ``forward`` (the harness's contract: ``() -> roots``),
     counted per module to ``depth``: {module: [forward FLOPs, backward FLOPs, saved bytes]}
     (saved bytes leave the parameters out, as ``saved_bytes`` does)."""
-    import torch
-
-    from trainbench.measure import span
-    from trainbench.measure.counting import CHARGES_NODES, totals_counter
-    from trainbench.measure.point import leaf_tensors
-
     charges = ModuleCharges(depth)
     pending: list[tuple[int, int, tuple[str, ...]]] = []
 

@@ -42,9 +42,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-PROCESSORS = (2, 4, 8, 16)  # the simulated machines besides P = 1 (work) and P = ∞ (span)
-SPAN_METRICS = ("bwd_bytes", "span_flops", "span_bytes")
-SCHEDULE_COLUMNS = tuple(f"sched_p{p}_flops" for p in PROCESSORS)
+from trainbench.core.vocabulary import PROCESSORS, SCHEDULE_COLUMNS
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainbench.core.vocabulary import COUNT_METRICS, METRIC_LABELS
 from trainbench.measure.caches import Crossing, run_crossings, time_per_work
 from trainbench.plots.drawing import (
     DPI,
@@ -37,7 +38,6 @@ from trainbench.plots.drawing import (
     size_axis,
 )
 from trainbench.plots.schedule import plot_schedule
-from trainbench.results.files import COUNT_METRICS, METRIC_LABELS
 from trainbench.results.verdicts import verdict_rows
 
 FAMILIES = {

@@ -23,13 +23,9 @@ from trainbench.core.settings import first_line
 from trainbench.plots.drawing import Run, pyplot
 from trainbench.plots.figures import SWEEP_COLUMNS, sweep_plots
 from trainbench.report.reproduce import reproduce_command
-from trainbench.results.files import (
-    ResultsError,
-    atomic_write_text,
-    read_json,
-    read_run,
-    read_summary,
-)
+from trainbench.results.files import atomic_write_text
+from trainbench.results.reading import read_json, read_run, read_summary
+from trainbench.results.schema import ResultsError
 from trainbench.results.verdicts import verdict_rows
 from trainbench.trainability.files import plot_all
 

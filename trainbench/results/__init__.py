@@ -2,7 +2,10 @@
 
 __all__ = [
     "compare",
+    "environment",
     "files",
     "fileset",
+    "reading",
+    "schema",
     "verdicts",
 ]

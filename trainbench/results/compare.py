@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from trainbench.results.files import FIT_METRICS, METRIC_LABELS, TIME_METRICS
+from trainbench.core.vocabulary import FIT_METRICS, METRIC_LABELS, TIME_METRICS
 
 REGRESSION, IMPROVEMENT, SAME = "regression", "improvement", "same"
 SLOWER, FASTER = "slower", "faster"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from trainbench.results.files import METRIC_LABELS
+from trainbench.core.vocabulary import METRIC_LABELS
 
 # a trainability claim's training loss, in words
 LOSS_WORDS = {"final_loss": "top prediction's loss", "deep_head_loss": "deep heads' best loss"}

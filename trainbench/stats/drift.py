@@ -20,6 +20,7 @@ No torch in here: numbers in, arrays out.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,8 +52,6 @@ def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
     if not np.isnan(x).any():
         return np.median(x, axis=axis)
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmedian(x, axis=axis)

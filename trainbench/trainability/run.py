@@ -48,7 +48,8 @@ import torch
 from trainbench.claims.claim import Claim
 from trainbench.core.version import __version__
 from trainbench.measure.threads import keeps_torch_threads
-from trainbench.results.files import FORMAT_VERSION, environment
+from trainbench.results.environment import environment
+from trainbench.results.schema import FORMAT_VERSION
 from trainbench.trainability.config import (
     ACTIVATIONS,
     VARIANTS,

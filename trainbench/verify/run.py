@@ -25,14 +25,9 @@ from trainbench.core.vocabulary import MLP_VARIANTS
 from trainbench.experiments.builtin import BUILT_IN, EXPERIMENTS
 from trainbench.harness.prepare import available_bytes, resolve_device, validate
 from trainbench.harness.runner import run_sweep
-from trainbench.results.files import (
-    FORMAT_VERSION,
-    ResultsError,
-    atomic_write_text,
-    keep_earlier_run,
-    read_summary,
-    to_json,
-)
+from trainbench.results.files import atomic_write_text, keep_earlier_run, to_json
+from trainbench.results.reading import read_summary
+from trainbench.results.schema import FORMAT_VERSION, ResultsError
 from trainbench.results.verdicts import verdict_rows
 from trainbench.trainability.config import (
     ACTIVATIONS,
