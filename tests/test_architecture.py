@@ -88,3 +88,26 @@ def test_help_loads_no_torch(args: list[str]) -> None:
                           cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("no torch")
+
+
+# Function-local imports of trainbench keep `trainbench --help` from loading torch; only the
+# command line needs them. The calibration module imports itself by name for its workers.
+LAZY = ("trainbench/cli/",)
+SELF = {"trainbench/stats/noise.py": "trainbench.stats.noise"}
+
+
+def test_imports_are_at_the_top_outside_the_command_line() -> None:
+    inner = []
+    for path in _modules():
+        rel = str(path.relative_to(ROOT))
+        if rel.startswith(LAZY):
+            continue
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                         [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+                if any(n.startswith("trainbench") and n != SELF.get(rel) for n in names):
+                    inner.append(f"{rel}:{node.lineno}")
+    assert inner == []

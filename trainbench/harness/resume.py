@@ -16,17 +16,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from trainbench.core.settings import SweepConfig, SweepError
 from trainbench.core.vocabulary import COUNT_METRICS, SCHEDULE_COLUMNS, SPAN_METRICS
 from trainbench.harness.state import Point
 from trainbench.measure.timing import Timing
+from trainbench.results.environment import cpu_model
 from trainbench.results.fileset import disagreements
 from trainbench.results.reading import read_run
 from trainbench.results.schema import ResultsError
 
 if TYPE_CHECKING:
-    import torch
-
     from trainbench.experiments.builtin import Experiment
     from trainbench.harness.state import RunResult
 
@@ -100,10 +101,6 @@ def _difference(
 
 def _machine(device: torch.device) -> dict[str, Any]:
     """What ties a run's times to one machine: the device's name, the CPU, torch's version."""
-    import torch
-
-    from trainbench.results.environment import cpu_model
-
     cpu = cpu_model()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     return {"device_name": name, "cpu_model": cpu, "torch_version": torch.__version__}
