@@ -32,10 +32,11 @@ from trainbench.api.run import claims_for as claims_for
 from trainbench.api.run import make_config as make_config
 from trainbench.api.run import measure as measure
 from trainbench.api.run import preflight as preflight
-from trainbench.api.run import prepare as prepare
 from trainbench.api.run import resolve as resolve
 from trainbench.api.run import several_targets as several_targets
 from trainbench.api.run import sweep as sweep
+from trainbench.harness.prepare import Prepared as Prepared
+from trainbench.harness.prepare import prepare as prepare
 
 __all__ = [
     "result",

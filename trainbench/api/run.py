@@ -32,7 +32,7 @@ from trainbench.experiments.target import (
     targets_experiment,
 )
 from trainbench.harness import runner  # runner.run_sweep read when called (tests replace it)
-from trainbench.harness.prepare import DTYPES, resolve_device, validate, with_defaults
+from trainbench.harness.prepare import DTYPES, Prepared, prepare, resolve_device
 from trainbench.measure.memory import is_out_of_memory
 from trainbench.measure.watchdog import DEFAULT_POINT_TIMEOUT, PointTimeout, deadline
 
@@ -114,11 +114,10 @@ def _spec_of(factory: Factory) -> str | None:
     return f"{module}:{qualname}"
 
 
-def preflight(exp: Experiment, cfg: SweepConfig) -> None:
+def preflight(exp: Experiment, cfg: SweepConfig | Prepared) -> None:
     """Build a target's smallest point and run its forward and backward pass once, so that
     a target that breaks the contract fails before any folder is made."""
-    cfg = with_defaults(exp, cfg)
-    validate(exp, cfg)
+    cfg = (cfg if isinstance(cfg, Prepared) else prepare(exp, cfg)).cfg
     label = str(cfg.options.get("target", exp.name)).rpartition(":")[2]
     try:
         with deadline(cfg.point_timeout):
@@ -200,12 +199,13 @@ def sweep(
         until=until, point_timeout=point_timeout, by_module=by_module,
     )  # fmt: skip
     claims = claims_for(exp, claim, metric=metric, tolerance=tolerance)
+    ready = prepare(exp, cfg)  # (the one check of the configuration)
     if exp.name not in EXPERIMENTS:
-        preflight(exp, cfg)
+        preflight(exp, ready)
     folder_root = Path(out) if out is not None else None
-    result = runner.run_sweep(exp, cfg, out_dir=folder_root, on_progress=on_progress,
-                              claims=claims, resume=resume)  # fmt: skip
-    folder = folder_root / exp.folder(cfg.options) if folder_root is not None else None
+    result = measure(exp, ready, out=folder_root, on_progress=on_progress, claims=claims,
+                     resume=resume)  # fmt: skip
+    folder = folder_root / exp.folder(ready.cfg.options) if folder_root is not None else None
     return SweepResult(result, exp, folder)
 
 
@@ -297,16 +297,9 @@ def assert_order(
     return judged
 
 
-def prepare(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
-    """Check a configuration of ``exp`` before anything runs (SweepError says what is
-    wrong) and complete it with the experiment's defaults."""
-    validate(exp, cfg)
-    return with_defaults(exp, cfg)
-
-
 def measure(
     exp: Experiment,
-    cfg: SweepConfig,
+    cfg: SweepConfig | Prepared,
     *,
     out: Path | None,
     on_progress: Callable[[Any], None] | None = None,

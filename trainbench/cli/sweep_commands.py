@@ -104,15 +104,15 @@ def measure_and_render(
 ) -> str | None:  # fmt: skip
     """Run a sweep of ``exp`` (an Experiment) with ``cfg`` into ``out`` and print it;
     return the verdict of the user's claim (``--claim``), where there is one."""
-    from trainbench.api import measure, prepare
+    from trainbench.api import Prepared, measure, prepare
     from trainbench.core.streams import stdout_to_stderr
     from trainbench.results.files import to_json
 
-    try:
-        cfg = prepare(exp, cfg)
+    try:  # (the one check of the configuration; a TARGET's was checked before its preflight)
+        ready = cfg if isinstance(cfg, Prepared) else prepare(exp, cfg)
     except SweepError as err:
         raise fail(str(err)) from None
-    folder = out / exp.folder(cfg.options)
+    folder = out / exp.folder(ready.cfg.options)
     check_writable(folder)
     progress = progress_bar(hidden=quiet or json_out, unit="points")
     name = folder.name
@@ -126,7 +126,7 @@ def measure_and_render(
     quiet_stdout = stdout_to_stderr() if json_out else contextlib.nullcontext()
     with exits(f"the points measured so far are in {folder}", _failed(folder)):
         with progress, quiet_stdout:
-            result = measure(exp, cfg, out=out, on_progress=on_progress, resume=resume,
+            result = measure(exp, ready, out=out, on_progress=on_progress, resume=resume,
                          claims=claims)  # fmt: skip
     if result.kept_earlier is not None:
         typer.echo(f"trainbench: the earlier run in {folder} was kept as {result.kept_earlier}",

@@ -99,7 +99,7 @@ def run_target(v: dict[str, Any]) -> None:
     check_min_time(v["min_time"])
     if v["strict"] and v["claim"] is None:
         raise fail("--strict needs --claim")
-    from trainbench.api import claims_for, make_config, preflight, resolve
+    from trainbench.api import claims_for, make_config, preflight, prepare, resolve
     from trainbench.core.streams import stdout_to_stderr
     from trainbench.experiments.builtin import EXPERIMENTS
 
@@ -126,6 +126,7 @@ def run_target(v: dict[str, Any]) -> None:
             raise SweepError(f"--sizes: {cfg.max_size} is too large (at most {MAX_SIZE})")
         claims = claims_for(exp, v["claim"], metric=v["metric"], tolerance=v["tolerance"])
         if exp.name not in EXPERIMENTS:
+            cfg = prepare(exp, cfg)  # (checked once, here: measure_and_render takes it as it is)
             with muted():
                 preflight(exp, cfg)
     except SweepError as err:

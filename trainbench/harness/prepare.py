@@ -11,7 +11,7 @@ import math
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -112,8 +112,25 @@ def with_defaults(exp: Experiment, cfg: SweepConfig) -> SweepConfig:
     return replace(cfg, options=dict(exp.defaults) | dict(cfg.options))
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A configuration checked once and completed with the experiment's defaults, with the
+    device and dtype it runs on: what :func:`trainbench.harness.runner.run_sweep` runs."""
+
+    cfg: SweepConfig
+    device: torch.device
+    dtype: torch.dtype
+
+
 def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dtype]:
     """Check a configuration before anything runs; SweepError says what is wrong."""
+    prepared = prepare(exp, cfg)
+    return prepared.device, prepared.dtype
+
+
+def prepare(exp: Experiment, cfg: SweepConfig) -> Prepared:
+    """The one check of a configuration before anything runs (SweepError says what is
+    wrong), and the configuration completed with the experiment's defaults."""
     cfg = with_defaults(exp, cfg)
     if cfg.dtype not in DTYPES:
         raise SweepError(f"--dtype: unknown dtype {cfg.dtype!r} (choose float32 or float64)")
@@ -144,7 +161,7 @@ def validate(exp: Experiment, cfg: SweepConfig) -> tuple[torch.device, torch.dty
     device = resolve_device(cfg.device)
     dtype = DTYPES[cfg.dtype]
     check_memory(exp, cfg, device, dtype)
-    return device, dtype
+    return Prepared(cfg, device, dtype)
 
 
 def plan(exp: Experiment, cfg: SweepConfig) -> list[tuple[str, int]]:

@@ -40,7 +40,7 @@ from trainbench.experiments.builtin import Experiment
 from trainbench.harness.counting import count
 from trainbench.harness.instruments import Instruments
 from trainbench.harness.passes import Passes, watched_metrics
-from trainbench.harness.prepare import available_bytes, plan, plan_notes, validate, with_defaults
+from trainbench.harness.prepare import Prepared, available_bytes, plan, plan_notes, prepare
 from trainbench.harness.resume import read_earlier
 from trainbench.harness.state import Progress, RunResult
 from trainbench.harness.sweep import Sweep
@@ -53,7 +53,7 @@ from trainbench.results.files import keep_earlier_run
 @keeps_torch_threads
 def run_sweep(
     exp: Experiment,
-    cfg: SweepConfig,
+    cfg: SweepConfig | Prepared,
     out_dir: Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     claims: Sequence[Claim] | None = None,
@@ -62,6 +62,9 @@ def run_sweep(
     instruments: Instruments | None = None,
 ) -> RunResult:
     """Count every point, then time all of them in ``cfg.repeats`` interleaved rounds.
+
+    ``cfg``: a configuration, checked here, or one :func:`trainbench.harness.prepare.prepare`
+    checked already (then it is not checked again).
 
     The counting pass visits the points in increasing size (variants interleaved;
     counts are exact, so the order does not bias them). Each timing round visits
@@ -98,8 +101,8 @@ def run_sweep(
     """
     instruments = instruments if instruments is not None else Instruments()
     started = instruments.now()
-    cfg = with_defaults(exp, cfg)
-    device, dtype = validate(exp, cfg)
+    ready = cfg if isinstance(cfg, Prepared) else prepare(exp, cfg)
+    cfg, device, dtype = ready.cfg, ready.device, ready.dtype
     if cfg.max_memory is None:
         cfg = replace(cfg, max_memory=available_bytes(device) // 2)
     threads = cfg.threads if cfg.threads > 0 else default_threads(device)

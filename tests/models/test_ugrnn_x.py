@@ -136,7 +136,7 @@ def test_the_memory_estimate_covers_what_the_scan_saves() -> None:
 
 
 def _bench() -> Any:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scan_vs_loop.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "scan_vs_loop.py"
     spec = importlib.util.spec_from_file_location("scan_vs_loop", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import targets_for_tests as T
 from cli_helpers import assert_one_line_error, invoke
 
@@ -19,6 +20,8 @@ from trainbench.results.compare import (
     exponent_status,
     value_status,
 )
+
+pytestmark = pytest.mark.slow  # real sweeps or real processes
 
 SIZES = [4, 8, 16, 32, 64]
 RUNS = {"repeats": 3, "max_passes": 3, "min_time": 0.002, "reference": "64", "threads": 1}

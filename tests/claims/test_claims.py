@@ -73,7 +73,7 @@ def test_default_claims_is_the_shipped_file() -> None:
     assert DEFAULT_CLAIMS.is_file()
     assert claim_set.path is not None and claim_set.path.resolve() == DEFAULT_CLAIMS.resolve()
     # the package's file is the source tree's seeds/claims.toml (a link), not a copy
-    seeds = Path(__file__).resolve().parents[1] / "seeds" / "claims.toml"
+    seeds = Path(__file__).resolve().parents[2] / "seeds" / "claims.toml"
     assert DEFAULT_CLAIMS.resolve() == seeds.resolve()
 
 

@@ -16,6 +16,8 @@ import pytest
 import targets_for_tests as T
 from cli_helpers import ctrl_c_heard, invoke
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 QUICK = ["--repeats", "2", "--min-time", "0.001", "--max-passes", "2"]
 
 

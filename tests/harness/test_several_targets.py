@@ -12,6 +12,8 @@ from cli_helpers import assert_one_line_error, invoke
 import trainbench
 from trainbench.report.reproduce import reproduce_command
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 SIZES = [8, 16, 32, 64, 128]
 FAST = {"repeats": 2, "max_passes": 2, "min_time": 0.002, "reference": "64", "threads": 1}
 

@@ -18,6 +18,8 @@ from trainbench.harness.analysis import _disagreement, undercounted
 from trainbench.measure.point import count_point, undercounted_text
 from trainbench.stats.fit import fit_order
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 aten = torch.ops.aten
 FAST = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}
 SIZES = [8, 16, 32, 64, 128]

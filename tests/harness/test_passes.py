@@ -17,6 +17,8 @@ from torch import Tensor
 import trainbench
 from trainbench.measure import timing as measure
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 SIZES = [2, 4, 8]
 
 

@@ -23,6 +23,8 @@ from trainbench.core.lock import lock_path
 from trainbench.results.reading import read_run
 from trainbench.results.schema import ResultsError
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 SIZES = [1, 2, 4, 8, 16, 32]
 COMMON = {"repeats": 2, "max_passes": 2, "min_time": 0.002, "threads": 1, "reference": "64"}
 WRITES = 3  # files per save: measurements.csv, samples.csv, summary.json

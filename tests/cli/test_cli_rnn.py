@@ -31,6 +31,8 @@ from trainbench.experiments.builtin import EXPERIMENTS
 from trainbench.harness.runner import SweepConfig
 from trainbench.models import rnn_lm
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 VOCAB, HIDDEN, BATCH, MAX_LEN = 11, 8, 2, 16
 MODEL = ["--vocab", str(VOCAB), "--hidden", str(HIDDEN), "--batch", str(BATCH)]
 TIMING = ["--repeats", "1", "--max-passes", "1", "--min-time", "0", "--threads", "1"]

@@ -44,6 +44,8 @@ from trainbench.verify.run import (
     widen,
 )
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 MAX_SIZE = 16
 SIZES = [1, 2, 3, 4, 6, 8, 11, 16]
 CONTROL_SIZES = [2, 4, 8, 16]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 TARGETS = Path(__file__).resolve().parents[1] / "targets_for_tests.py"
 QUICK = ["--sizes", "1:16", "--repeats", "2", "--min-time", "0.001", "--max-passes", "2"]
 

@@ -51,6 +51,8 @@ from trainbench.trainability.run import run_trainability, units
 from trainbench.trainability.tasks import build
 from trainbench.trainability.training import train
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 F64 = torch.float64
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTS = tuple(f for f in FILES if f.endswith(".png"))

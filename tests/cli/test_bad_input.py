@@ -33,6 +33,8 @@ import trainbench.trainability.run
 from trainbench.results.files import write_run
 from trainbench.results.schema import FORMAT_VERSION
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 USAGE = 2
 COMMANDS = ("mlp-heads", "rnn-lm", "ugcnn", "trainability", "report", "verify")
 

@@ -17,6 +17,8 @@ from trainbench.harness.runner import SweepConfig, SweepError, run_sweep
 from trainbench.models import mlp_heads
 from trainbench.results.schema import FORMAT_VERSION, POINT_COLUMNS
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 EXP = EXPERIMENTS["mlp-heads"]
 TINY = {"width": 8, "batch": 4, "in_dim": 3, "activation": "sigmoid", "impl": "einsum"}
 

@@ -31,6 +31,8 @@ from trainbench.experiments.builtin import EXPERIMENTS
 from trainbench.harness.runner import SweepConfig
 from trainbench.models.mlp_heads import flops_backward, flops_backward_per_head, flops_forward
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 WIDTH, BATCH, IN_DIM, MAX_DEPTH = 8, 4, 3, 8
 TINY = [
     "--max-depth", str(MAX_DEPTH),

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from cli_helpers import ctrl_c_heard, invoke
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 REPEATS = 3
 SWEEP = ["mlp-heads", "--max-depth", "32", "--width", "64", "--batch", "16", "--threads", "1",
          "--repeats", str(REPEATS), "--max-passes", str(REPEATS),

@@ -26,6 +26,8 @@ import trainbench.trainability.run
 from trainbench.models import ugcnn
 from trainbench.trainability.config import TrainabilityConfig
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 VARIANTS = ["plain", "heads", "residual", "cnn", "rescnn", "ugcnn"]
 DEPTHS = [2, 4]
 STEPS = 5

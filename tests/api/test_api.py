@@ -30,6 +30,8 @@ from trainbench.results.reading import read_run
 from trainbench.results.schema import POINT_COLUMNS
 from trainbench.stats.fit import fit_order
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 SIZES = [4, 8, 16, 32, 64]
 FAST = {"repeats": 1, "max_passes": 1, "min_time": 0.002, "reference": "64", "threads": 1}
 COUNTS = ["fwd_flops", "bwd_flops", "graph_nodes", "graph_depth", "saved_bytes"]

@@ -14,6 +14,8 @@ from fake_instruments import measure_with
 
 import trainbench.results.reading
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 FAST = (
     "--repeats", "1", "--max-passes", "1", "--min-time", "0.002", "--reference", "64",
     "--threads", "1",

@@ -15,6 +15,8 @@ import pytest
 
 from trainbench.core.lock import LockError, busy, hold, lock_path, owner
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 TARGETS = Path(__file__).resolve().parents[1] / "targets_for_tests.py"
 
 

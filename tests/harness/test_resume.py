@@ -13,6 +13,8 @@ from fake_clock import FakeClock
 import trainbench
 from trainbench.core.settings import SweepError
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 SIZES = [2, 4, 8, 16, 32, 64]
 COMMON = {"repeats": 2, "max_passes": 3, "min_time": 0.001, "threads": 1}
 

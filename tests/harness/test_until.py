@@ -21,6 +21,8 @@ from trainbench.measure.timing import Timing
 from trainbench.stats.noise import Trial, Workload, run_trial
 from trainbench.verify.run import plan_runs, trainability_config
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 SIZES = [2, 4, 8, 16, 32, 64]
 FAST = {"repeats": 6, "max_passes": 10, "min_time": 0.001, "threads": 1, "reference": "64"}
 

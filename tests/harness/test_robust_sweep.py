@@ -29,6 +29,8 @@ from trainbench.results.files import keep_earlier_run, write_run
 from trainbench.results.reading import read_run, read_summary
 from trainbench.results.schema import FORMAT_VERSION, ResultsError
 
+pytestmark = pytest.mark.slow  # real sweeps or real processes
+
 EXP = EXPERIMENTS["mlp-heads"]
 RNN = EXPERIMENTS["rnn-lm"]
 TINY = {"width": 8, "batch": 4, "in_dim": 3}

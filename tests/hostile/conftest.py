@@ -1,8 +1,0 @@
-"""The hostile tests share the helpers and tiny targets of the tests one folder up."""
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
