@@ -50,6 +50,7 @@ class FakeSweep:
     def __call__(self, exp: Any, cfg: SweepConfig, out_dir: Path | None = None,
                  on_progress: Any = None, claims: Any = None, *,
                  resume: bool = False) -> RunResult:  # fmt: skip
+        cfg = getattr(cfg, "cfg", cfg)  # (a configuration the API prepared: the config itself)
         self.calls.append({"exp": exp, "cfg": cfg, "out_dir": out_dir, "resume": resume})
         # one point, as a run that measured something has (a run with none exits 1)
         point = {"variant": exp.variants[0].name, "size": cfg.min_size}
