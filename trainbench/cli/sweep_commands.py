@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -20,10 +20,9 @@ from trainbench.cli.errors import exits, fail
 from trainbench.cli.output import check_writable, progress_bar
 from trainbench.cli.params import command
 from trainbench.core.options import CONFIG, CONTROL, MODEL, SWEEP_OPTIONS, OptionSpec
-from trainbench.core.settings import BOUNDS, SweepError, bytes_of
-
-if TYPE_CHECKING:
-    from trainbench.experiments.specs import Declared
+from trainbench.core.settings import BOUNDS, SweepConfig, SweepError, bytes_of, first_line
+from trainbench.core.streams import stdout_to_stderr
+from trainbench.experiments.specs import Declared
 
 MAX_SIZE = int(BOUNDS["max_size"][1])  # larger sweeps are refused up front
 MAX_MIN_TIME = BOUNDS["min_time"][1]
@@ -65,7 +64,6 @@ def check_min_time(min_time: float) -> None:
 
 def run_builtin(name: str, values: dict[str, Any]) -> None:
     """``trainbench mlp-heads ...``: the values of its flags to one sweep, rendered."""
-    from trainbench.core.settings import SweepConfig
     from trainbench.experiments.builtin import EXPERIMENTS
 
     exp = EXPERIMENTS[name]
@@ -91,8 +89,6 @@ def _failed(folder: Path) -> Callable[[BaseException], str]:
         if full:
             return (f"cannot write the run's files in {folder} ({err.strerror}): what is there "
                     "is what was saved before (`--resume` goes on from it once there is room)")
-        from trainbench.core.settings import first_line
-
         return f"measurement failed: {first_line(err)}; points measured so far are in {folder}"
 
     return why
@@ -105,7 +101,6 @@ def measure_and_render(
     """Run a sweep of ``exp`` (an Experiment) with ``cfg`` into ``out`` and print it;
     return the verdict of the user's claim (``--claim``), where there is one."""
     from trainbench.api import Prepared, measure, prepare
-    from trainbench.core.streams import stdout_to_stderr
     from trainbench.results.files import to_json
 
     try:  # (the one check of the configuration; a TARGET's was checked before its preflight)

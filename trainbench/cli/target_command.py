@@ -30,6 +30,7 @@ from trainbench.core.options import (
     OptionSpec,
 )
 from trainbench.core.settings import SweepError, first_line
+from trainbench.core.streams import stdout_to_stderr
 
 _OWN = (
     OptionSpec("target", list, REQUIRED, "package.module:function or path/to/file.py:function "
@@ -100,7 +101,6 @@ def run_target(v: dict[str, Any]) -> None:
     if v["strict"] and v["claim"] is None:
         raise fail("--strict needs --claim")
     from trainbench.api import claims_for, make_config, preflight, prepare, resolve
-    from trainbench.core.streams import stdout_to_stderr
     from trainbench.experiments.builtin import EXPERIMENTS
 
     options = model_options(v["option"])

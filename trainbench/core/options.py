@@ -72,8 +72,11 @@ class OptionSpec:
         return None
 
 
+_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
+
+
 def _default(name: str) -> Any:
-    return {f.name: f.default for f in dataclasses.fields(SweepConfig)}[name]
+    return _CONFIG_DEFAULTS[name]
 
 
 def _bounded(name: str, kind: type, help: str, **kw: Any) -> OptionSpec:
